@@ -1,0 +1,484 @@
+// Package redisstore keeps supportbridge's state in Redis. Every key of a
+// ticket carries the hash tag {t:<id>} so that the Lua scripts that change a
+// ticket touch one slot, and the same code runs on a Redis Cluster.
+package redisstore
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"supportbridge/bridge"
+)
+
+// Options tune the store.
+type Options struct {
+	Prefix              string        // key prefix, e.g. "sb:"
+	StructureDedupeTTL  time.Duration // how long a structure event id is remembered
+	AttachmentRetention time.Duration // how long attachment bytes are kept
+}
+
+// Store is the Redis implementation of bridge.Store.
+type Store struct {
+	rdb  redis.UniversalClient
+	opts Options
+}
+
+var _ bridge.Store = (*Store)(nil)
+
+// New returns a store over rdb.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	if opts.StructureDedupeTTL <= 0 {
+		opts.StructureDedupeTTL = 7 * 24 * time.Hour
+	}
+	if opts.AttachmentRetention <= 0 {
+		opts.AttachmentRetention = 365 * 24 * time.Hour
+	}
+	return &Store{rdb: rdb, opts: opts}
+}
+
+// Client returns the Redis client (for adapters sharing it).
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// Prefix returns the key prefix.
+func (s *Store) Prefix() string { return s.opts.Prefix }
+
+// keys of a ticket, all in the slot of {t:<id>}.
+type ticketKeys struct{ doc, ver, seen, ex, exids, ev, outbox string }
+
+func (s *Store) ticketKeys(id string) ticketKeys {
+	base := s.opts.Prefix + "{t:" + id + "}:"
+	return ticketKeys{doc: base + "doc", ver: base + "ver", seen: base + "seen", ex: base + "ex",
+		exids: base + "exids", ev: base + "ev", outbox: base + "outbox"}
+}
+
+func (s *Store) structureKey(id string) string { return s.opts.Prefix + "{s:" + id + "}:doc" }
+func (s *Store) structureSeenKey(id, eventID string) string {
+	return s.opts.Prefix + "{s:" + id + "}:wh:" + eventID
+}
+func (s *Store) structuresKey() string          { return s.opts.Prefix + "structures" }
+func (s *Store) attachmentKey(id string) string { return s.opts.Prefix + "{a:" + id + "}" }
+func (s *Store) allIndexKey() string            { return s.opts.Prefix + "idx:tickets" }
+func (s *Store) structureIndexKey(id string) string {
+	return s.opts.Prefix + "idx:s:" + id
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// Structure returns a structure.
+func (s *Store) Structure(ctx context.Context, id string) (bridge.Structure, error) {
+	var st bridge.Structure
+	raw, err := s.rdb.Get(ctx, s.structureKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return st, bridge.ErrNotFound
+	}
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, fmt.Errorf("structure %s: %w", id, err)
+	}
+	return st, nil
+}
+
+var upsertStructureScript = redis.NewScript(`
+if ARGV[2] ~= '' then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 'dup' end
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 'ok'`)
+
+// UpsertStructure stores a structure, idempotent by eventID.
+func (s *Store) UpsertStructure(ctx context.Context, eventID string, st bridge.Structure) (bool, error) {
+	doc, err := json.Marshal(st)
+	if err != nil {
+		return false, err
+	}
+	seenKey := s.structureSeenKey(st.ID, eventID)
+	res, err := upsertStructureScript.Run(ctx, s.rdb, []string{s.structureKey(st.ID), seenKey},
+		doc, eventID, s.opts.StructureDedupeTTL.Milliseconds()).Text()
+	if err != nil {
+		return false, err
+	}
+	// The set of structures is in another slot: added after the script,
+	// and again on a duplicate so that a crash in between heals.
+	if err := s.rdb.SAdd(ctx, s.structuresKey(), st.ID).Err(); err != nil {
+		return false, err
+	}
+	return res == "dup", nil
+}
+
+// Structures returns every known structure.
+func (s *Store) Structures(ctx context.Context) ([]bridge.Structure, error) {
+	ids, err := s.rdb.SMembers(ctx, s.structuresKey()).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bridge.Structure, 0, len(ids))
+	for _, id := range ids {
+		st, err := s.Structure(ctx, id)
+		if errors.Is(err, bridge.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// LoadTicket returns a ticket and whether eventID was applied to it.
+func (s *Store) LoadTicket(ctx context.Context, id, eventID string) (bridge.Ticket, bool, error) {
+	k := s.ticketKeys(id)
+	var t bridge.Ticket
+	pipe := s.rdb.Pipeline()
+	doc := pipe.Get(ctx, k.doc)
+	var seen *redis.BoolCmd
+	if eventID != "" {
+		seen = pipe.HExists(ctx, k.seen, eventID)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return t, false, err
+	}
+	wasSeen := seen != nil && seen.Val()
+	raw, err := doc.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return t, wasSeen, bridge.ErrNotFound
+	}
+	if err != nil {
+		return t, false, err
+	}
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return t, false, fmt.Errorf("ticket %s: %w", id, err)
+	}
+	return t, wasSeen, nil
+}
+
+// TicketView returns a ticket with its exchanges and events.
+func (s *Store) TicketView(ctx context.Context, id string) (bridge.TicketView, error) {
+	k := s.ticketKeys(id)
+	var v bridge.TicketView
+	pipe := s.rdb.Pipeline()
+	doc := pipe.Get(ctx, k.doc)
+	exs := pipe.LRange(ctx, k.ex, 0, -1)
+	evs := pipe.LRange(ctx, k.ev, 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return v, err
+	}
+	raw, err := doc.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return v, bridge.ErrNotFound
+	}
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(raw, &v.Ticket); err != nil {
+		return v, fmt.Errorf("ticket %s: %w", id, err)
+	}
+	v.Exchanges = make([]bridge.Exchange, 0, len(exs.Val()))
+	for _, r := range exs.Val() {
+		var e bridge.Exchange
+		if err := json.Unmarshal([]byte(r), &e); err != nil {
+			return v, fmt.Errorf("ticket %s exchange: %w", id, err)
+		}
+		v.Exchanges = append(v.Exchanges, e)
+	}
+	v.Events = make([]bridge.TimelineEvent, 0, len(evs.Val()))
+	for _, r := range evs.Val() {
+		var e bridge.TimelineEvent
+		if err := json.Unmarshal([]byte(r), &e); err != nil {
+			return v, fmt.Errorf("ticket %s event: %w", id, err)
+		}
+		v.Events = append(v.Events, e)
+	}
+	return v, nil
+}
+
+// commitScript applies one change to a ticket: checks come first so that a
+// refused commit writes nothing.
+//
+// KEYS: doc ver seen ex exids ev outbox
+// ARGV: eventID expectVersion doc nowMillis nEx [exID exJSON]... nEv [evJSON]... nEff [effID effJSON]...
+var commitScript = redis.NewScript(`
+if ARGV[1] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 'dup' end
+local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+if cur ~= tonumber(ARGV[2]) then return 'conflict' end
+local i = 5
+local nEx = tonumber(ARGV[i]); i = i + 1
+for j = 0, nEx - 1 do
+  if redis.call('HEXISTS', KEYS[5], ARGV[i + 2*j]) == 1 then return 'dup' end
+end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], cur + 1)
+for j = 1, nEx do
+  redis.call('HSET', KEYS[5], ARGV[i], ARGV[4])
+  redis.call('RPUSH', KEYS[4], ARGV[i + 1])
+  i = i + 2
+end
+local nEv = tonumber(ARGV[i]); i = i + 1
+for j = 1, nEv do
+  redis.call('RPUSH', KEYS[6], ARGV[i]); i = i + 1
+end
+local nEff = tonumber(ARGV[i]); i = i + 1
+for j = 1, nEff do
+  redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1]); i = i + 2
+end
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end
+return 'ok'`)
+
+// Commit applies a change atomically.
+func (s *Store) Commit(ctx context.Context, c bridge.Commit) (bool, error) {
+	k := s.ticketKeys(c.Ticket.ID)
+	doc, err := json.Marshal(c.Ticket)
+	if err != nil {
+		return false, err
+	}
+	args := []any{c.EventID, c.Ticket.Version - 1, doc, time.Now().UnixMilli(), len(c.Exchanges)}
+	for _, e := range c.Exchanges {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return false, err
+		}
+		args = append(args, e.ID, b)
+	}
+	args = append(args, len(c.Events))
+	for _, e := range c.Events {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return false, err
+		}
+		args = append(args, b)
+	}
+	args = append(args, len(c.Effects))
+	for _, e := range c.Effects {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return false, err
+		}
+		args = append(args, e.ID, b)
+	}
+	res, err := commitScript.Run(ctx, s.rdb,
+		[]string{k.doc, k.ver, k.seen, k.ex, k.exids, k.ev, k.outbox}, args...).Text()
+	if err != nil {
+		return false, err
+	}
+	switch res {
+	case "ok":
+		return false, nil
+	case "dup":
+		return true, nil
+	case "conflict":
+		return false, bridge.ErrVersionConflict
+	}
+	return false, fmt.Errorf("commit: unexpected answer %q", res)
+}
+
+// IndexTicket adds a ticket to the listings (idempotent).
+func (s *Store) IndexTicket(ctx context.Context, t bridge.Ticket) error {
+	score := float64(t.CreatedAt.UnixMilli())
+	pipe := s.rdb.Pipeline()
+	pipe.ZAdd(ctx, s.allIndexKey(), redis.Z{Score: score, Member: t.ID})
+	if t.StructureID != "" {
+		pipe.ZAdd(ctx, s.structureIndexKey(t.StructureID), redis.Z{Score: score, Member: t.ID})
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+type cursor struct {
+	Score float64
+	ID    string
+}
+
+func encodeCursor(c cursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatFloat(c.Score, 'f', -1, 64) + "|" + c.ID))
+}
+
+func decodeCursor(s string) (cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return cursor{}, err
+	}
+	score, id, ok := strings.Cut(string(raw), "|")
+	if !ok {
+		return cursor{}, errors.New("no separator")
+	}
+	f, err := strconv.ParseFloat(score, 64)
+	if err != nil {
+		return cursor{}, err
+	}
+	return cursor{Score: f, ID: id}, nil
+}
+
+// ListTickets returns a page of tickets, newest first. The status filter is
+// applied to the tickets themselves, so it is never stale.
+func (s *Store) ListTickets(ctx context.Context, q bridge.ListQuery) (bridge.TicketPage, error) {
+	page := bridge.TicketPage{Tickets: []bridge.Ticket{}}
+	key := s.allIndexKey()
+	if q.StructureID != "" {
+		key = s.structureIndexKey(q.StructureID)
+	}
+	max := "+inf"
+	var after *cursor
+	if q.Cursor != "" {
+		c, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return page, &bridge.Error{Code: bridge.CodeInvalid, Message: "invalid cursor", Fields: []string{"cursor"}}
+		}
+		after = &c
+		max = strconv.FormatFloat(c.Score, 'f', -1, 64)
+	}
+	batch := int64(q.Limit * 2)
+	if batch < 50 {
+		batch = 50
+	}
+	var offset int64
+	for len(page.Tickets) < q.Limit {
+		zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{
+			Max: max, Min: "-inf", Offset: offset, Count: batch}).Result()
+		if err != nil {
+			return page, err
+		}
+		if len(zs) == 0 {
+			return page, nil
+		}
+		offset += int64(len(zs))
+		var ids []string
+		var scores []float64
+		for _, z := range zs {
+			id, _ := z.Member.(string)
+			// Members sharing the cursor's score come in reverse order
+			// of their id: skip those already shown.
+			if after != nil && z.Score == after.Score && id >= after.ID {
+				continue
+			}
+			ids = append(ids, id)
+			scores = append(scores, z.Score)
+		}
+		tickets, err := s.loadTickets(ctx, ids)
+		if err != nil {
+			return page, err
+		}
+		for i, t := range tickets {
+			if t == nil || (q.Status != "" && t.Status != q.Status) {
+				continue
+			}
+			page.Tickets = append(page.Tickets, *t)
+			if len(page.Tickets) == q.Limit {
+				page.NextCursor = encodeCursor(cursor{Score: scores[i], ID: ids[i]})
+				return page, nil
+			}
+		}
+		if int64(len(zs)) < batch {
+			return page, nil
+		}
+	}
+	return page, nil
+}
+
+// loadTickets reads several tickets with one pipeline (one GET a ticket, so
+// that it works across slots on a cluster). A missing ticket is nil.
+func (s *Store) loadTickets(ctx context.Context, ids []string) ([]*bridge.Ticket, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.Get(ctx, s.ticketKeys(id).doc)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([]*bridge.Ticket, len(ids))
+	for i, c := range cmds {
+		raw, err := c.Bytes()
+		if err != nil {
+			continue
+		}
+		var t bridge.Ticket
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return nil, fmt.Errorf("ticket %s: %w", ids[i], err)
+		}
+		out[i] = &t
+	}
+	return out, nil
+}
+
+var putAttachmentScript = redis.NewScript(`
+local owner = redis.call('HGET', KEYS[1], 't')
+if owner and owner ~= ARGV[1] then return 'taken' end
+redis.call('HSET', KEYS[1], 't', ARGV[1], 'f', ARGV[2], 'c', ARGV[3], 'd', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 'ok'`)
+
+// PutAttachments stores attachment bytes (idempotent per ticket).
+func (s *Store) PutAttachments(ctx context.Context, ticketID string, atts []bridge.AttachmentData) error {
+	for i, a := range atts {
+		res, err := putAttachmentScript.Run(ctx, s.rdb, []string{s.attachmentKey(a.ID)},
+			ticketID, a.Filename, a.ContentType, a.Content, s.opts.AttachmentRetention.Milliseconds()).Text()
+		if err != nil {
+			return fmt.Errorf("attachment %s: %w", a.ID, err)
+		}
+		if res == "taken" {
+			return &bridge.Error{Code: bridge.CodeInvalid,
+				Message: fmt.Sprintf("attachment id %s already belongs to another ticket", a.ID),
+				Fields:  []string{fmt.Sprintf("attachments[%d].id", i)}}
+		}
+	}
+	return nil
+}
+
+// Attachment returns an attachment with its bytes.
+func (s *Store) Attachment(ctx context.Context, id string) (bridge.AttachmentData, error) {
+	var a bridge.AttachmentData
+	vals, err := s.rdb.HMGet(ctx, s.attachmentKey(id), "f", "c", "d").Result()
+	if err != nil {
+		return a, err
+	}
+	if vals[2] == nil {
+		return a, bridge.ErrNotFound
+	}
+	a.ID = id
+	a.Filename, _ = vals[0].(string)
+	a.ContentType, _ = vals[1].(string)
+	data, _ := vals[2].(string)
+	a.Content = []byte(data)
+	a.Size = int64(len(a.Content))
+	return a, nil
+}
+
+// Outbox lists a ticket's pending effects.
+func (s *Store) Outbox(ctx context.Context, ticketID string) ([]bridge.Effect, error) {
+	vals, err := s.rdb.HVals(ctx, s.ticketKeys(ticketID).outbox).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bridge.Effect, 0, len(vals))
+	for _, v := range vals {
+		var e bridge.Effect
+		if err := json.Unmarshal([]byte(v), &e); err != nil {
+			return nil, fmt.Errorf("outbox of %s: %w", ticketID, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// AckEffects removes dispatched effects from a ticket's outbox.
+func (s *Store) AckEffects(ctx context.Context, ticketID string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.rdb.HDel(ctx, s.ticketKeys(ticketID).outbox, ids...).Err()
+}

@@ -1,0 +1,99 @@
+package bridge
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps tickets, structures and attachments. The Redis implementation
+// lives in bridge/redisstore; every method that changes state is atomic and
+// idempotent by the key it is given.
+type Store interface {
+	Ping(ctx context.Context) error
+
+	Structure(ctx context.Context, id string) (Structure, error) // ErrNotFound
+	// UpsertStructure stores st unless eventID was already applied
+	// (dup = true). An empty eventID always applies.
+	UpsertStructure(ctx context.Context, eventID string, st Structure) (dup bool, err error)
+	Structures(ctx context.Context) ([]Structure, error)
+
+	// LoadTicket returns the ticket and whether eventID was already applied
+	// to it. A missing ticket is ErrNotFound (seen is still reported).
+	LoadTicket(ctx context.Context, id, eventID string) (t Ticket, seen bool, err error)
+	TicketView(ctx context.Context, id string) (TicketView, error)
+	// Commit applies c atomically: dup = true when c.EventID or one of the
+	// exchange ids was already applied (nothing is written then);
+	// ErrVersionConflict when the ticket's version is no longer
+	// c.Ticket.Version-1.
+	Commit(ctx context.Context, c Commit) (dup bool, err error)
+	// IndexTicket makes t visible in listings; idempotent.
+	IndexTicket(ctx context.Context, t Ticket) error
+	ListTickets(ctx context.Context, q ListQuery) (TicketPage, error)
+
+	// PutAttachments stores attachment bytes for a ticket before the commit
+	// that references them; an id already used by another ticket is an
+	// invalid_payload error.
+	PutAttachments(ctx context.Context, ticketID string, atts []AttachmentData) error
+	Attachment(ctx context.Context, id string) (AttachmentData, error) // ErrNotFound
+
+	// Outbox lists the effects committed for a ticket and not yet handed to
+	// the dispatcher; AckEffects removes them once they are.
+	Outbox(ctx context.Context, ticketID string) ([]Effect, error)
+	AckEffects(ctx context.Context, ticketID string, ids []string) error
+}
+
+// Commit is one atomic change to a ticket.
+type Commit struct {
+	EventID   string // idempotency key; empty for none
+	Ticket    Ticket // the new state; Version is the previous version + 1 (1 creates)
+	Exchanges []Exchange
+	Events    []TimelineEvent
+	Effects   []Effect
+}
+
+// ListQuery selects tickets, newest first.
+type ListQuery struct {
+	StructureID string
+	Status      Status
+	Limit       int
+	Cursor      string // from a previous page's NextCursor
+}
+
+// TicketPage is one page of a listing.
+type TicketPage struct {
+	Tickets    []Ticket `json:"tickets"`
+	NextCursor string   `json:"next_cursor,omitempty"`
+}
+
+// EffectKind names a side effect that must follow a committed change.
+type EffectKind string
+
+// The kinds of effects.
+const (
+	// EffectEscalate sends the escalation mail to the desk.
+	EffectEscalate EffectKind = "escalate"
+	// EffectForwardComment forwards an ENT comment to the desk, threaded.
+	EffectForwardComment EffectKind = "forward_comment"
+	// EffectForwardNote forwards a short note (edit, status change) to the desk.
+	EffectForwardNote EffectKind = "forward_note"
+)
+
+// Effect is a side effect recorded in the same atomic step as the change
+// that causes it (an outbox), then handed to a durable dispatcher. Its ID is
+// deterministic so that handing it over twice does nothing twice.
+type Effect struct {
+	ID         string     `json:"id"`
+	Kind       EffectKind `json:"kind"`
+	TicketID   string     `json:"ticket_id"`
+	EventID    string     `json:"event_id,omitempty"`
+	ExchangeID string     `json:"exchange_id,omitempty"`
+	Attempt    int        `json:"attempt,omitempty"`
+	Note       string     `json:"note,omitempty"`
+	At         time.Time  `json:"at"`
+}
+
+// Dispatcher hands effects to durable workers (a job queue). Dispatch must
+// be idempotent by Effect.ID and return only once the effects are durable.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, effects []Effect) error
+}
