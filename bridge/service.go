@@ -100,15 +100,41 @@ func (s *Service) applyTicket(ctx context.Context, ticketID string, ev Event) (O
 			return "", err
 		}
 	}
+	return s.mutate(ctx, ticketID, ev.ID, ev.Type == EventTicketCreated, func(current *Ticket) (Commit, error) {
+		var st *Structure
+		if ev.Type == EventEscalationRequested {
+			got, err := s.store.Structure(ctx, current.StructureID)
+			switch {
+			case err == nil:
+				st = &got
+			case !errors.Is(err, ErrNotFound):
+				return Commit{}, fmt.Errorf("load structure %s: %w", current.StructureID, err)
+			}
+		}
+		return decide(s.now().UTC(), current, st, ev)
+	})
+}
+
+// errNoChange, returned by a mutation, ends it without a commit.
+var errNoChange = errors.New("no change")
+
+// mutate is the optimistic loop every ticket change goes through: load the
+// ticket, decide the commit from its current state, commit if the version
+// is unchanged, else start again. create says the ticket must not exist
+// yet (its creation is idempotent by ticket id); otherwise a missing ticket
+// is unknown_ticket.
+func (s *Service) mutate(ctx context.Context, ticketID, eventID string, create bool,
+	change func(current *Ticket) (Commit, error)) (Outcome, error) {
 	for attempt := 0; attempt < maxCommitAttempts; attempt++ {
-		t, seen, err := s.store.LoadTicket(ctx, ticketID, ev.ID)
+		t, seen, err := s.store.LoadTicket(ctx, ticketID, eventID)
 		found := err == nil
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return "", fmt.Errorf("load ticket %s: %w", ticketID, err)
 		}
-		if seen {
-			// Applied before: finish what may have been left undone
-			// after that commit (indexes, outbox), then say so.
+		if seen || (create && found) {
+			// Applied before (or created under another event id):
+			// finish what may have been left undone after that commit
+			// (indexes, outbox), then say so.
 			if found {
 				if err := s.afterCommit(ctx, t); err != nil {
 					return "", err
@@ -117,49 +143,32 @@ func (s *Service) applyTicket(ctx context.Context, ticketID string, ev Event) (O
 			return Duplicate, nil
 		}
 		var current *Ticket
-		if ev.Type == EventTicketCreated {
-			if found {
-				// The ticket exists under another event id: the ENT
-				// sent its creation twice. Creation is idempotent by
-				// ticket id.
-				if err := s.afterCommit(ctx, t); err != nil {
-					return "", err
-				}
-				return Duplicate, nil
-			}
-		} else {
+		if !create {
 			if !found {
 				return "", Errorf(CodeUnknownTicket, "ticket %s is not known (yet)", ticketID)
 			}
 			current = &t
 		}
-		var st *Structure
-		if ev.Type == EventEscalationRequested {
-			got, err := s.store.Structure(ctx, t.StructureID)
-			switch {
-			case err == nil:
-				st = &got
-			case !errors.Is(err, ErrNotFound):
-				return "", fmt.Errorf("load structure %s: %w", t.StructureID, err)
-			}
+		commit, err := change(current)
+		if errors.Is(err, errNoChange) {
+			return Duplicate, nil
 		}
-		commit, err := decide(s.now().UTC(), current, st, ev)
 		if err != nil {
 			return "", err
 		}
+		commit.EventID = eventID
 		dup, err := s.store.Commit(ctx, commit)
 		if errors.Is(err, ErrVersionConflict) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("commit %s on ticket %s: %w", ev.Type, ticketID, err)
+			return "", fmt.Errorf("commit %s on ticket %s: %w", eventID, ticketID, err)
 		}
 		if dup {
 			return Duplicate, nil
 		}
-		s.log.LogAttrs(ctx, slog.LevelInfo, "event applied", slog.String("event", ev.ID),
-			slog.String("type", string(ev.Type)), slog.String("ticket", ticketID),
-			slog.Int64("version", commit.Ticket.Version))
+		s.log.LogAttrs(ctx, slog.LevelInfo, "ticket changed", slog.String("event", eventID),
+			slog.String("ticket", ticketID), slog.Int64("version", commit.Ticket.Version))
 		if err := s.afterCommit(ctx, commit.Ticket); err != nil {
 			return "", err
 		}

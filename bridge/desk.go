@@ -1,0 +1,351 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+)
+
+// OutgoingMail is a composed mail: its envelope and its bytes.
+type OutgoingMail struct {
+	MessageID string
+	From      string
+	To        []string
+	Raw       []byte
+}
+
+// EscalationMail is what the escalation mail is made of.
+type EscalationMail struct {
+	MessageID   string
+	Ticket      TicketView
+	Structure   Structure
+	EscalatedBy Person
+	Attachments []AttachmentData
+}
+
+// FollowUpMail is what a follow-up (a forwarded comment or a short note) is
+// made of.
+type FollowUpMail struct {
+	MessageID   string
+	Ticket      Ticket
+	Structure   Structure
+	Exchange    *Exchange // a forwarded ENT comment, or nil for a note
+	Note        string
+	Attachments []AttachmentData
+	References  []string // Message-IDs of the thread, root first
+}
+
+// DeskMailer composes and sends mail to the desk.
+type DeskMailer interface {
+	NewMessageID(ticketID, kind string) string
+	ComposeEscalation(EscalationMail) (OutgoingMail, error)
+	ComposeFollowUp(FollowUpMail) (OutgoingMail, error)
+	// Send returns nil once the server accepted the mail; an error
+	// wrapped with Permanent when retrying cannot help.
+	Send(ctx context.Context, m OutgoingMail) error
+}
+
+// MailRecord is the ledger's entry for one mail sent (or to send) for an
+// effect: its Message-ID is chosen once, so every retry sends the same
+// mail, and once the server accepted it, it is never sent again.
+type MailRecord struct {
+	EffectID   string     `json:"effect_id"`
+	Kind       string     `json:"kind"`
+	MessageID  string     `json:"message_id"`
+	PreparedAt time.Time  `json:"prepared_at"`
+	AcceptedAt *time.Time `json:"accepted_at,omitempty"`
+}
+
+// Ledger records the mails sent to the desk.
+type Ledger interface {
+	// PrepareMail records rec unless the effect has a record already, and
+	// returns the record that holds.
+	PrepareMail(ctx context.Context, ticketID string, rec MailRecord) (MailRecord, error)
+	// MarkAccepted records that the server accepted the effect's mail and
+	// appends its Message-ID to the ticket's thread (once).
+	MarkAccepted(ctx context.Context, ticketID, effectID string, at time.Time) error
+	// Thread returns the accepted Message-IDs of a ticket, oldest first.
+	Thread(ctx context.Context, ticketID string) ([]string, error)
+	// TicketByMessageID finds the ticket a sent Message-ID belongs to.
+	TicketByMessageID(ctx context.Context, messageID string) (string, error) // ErrNotFound
+}
+
+// PermanentError marks a failure that retrying cannot fix (an SMTP 5xx).
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err as a permanent failure.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// IsPermanent reports whether err is a permanent failure.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// EscalationAccepted records that the desk's server accepted the escalation
+// mail of the given attempt.
+func (s *Service) EscalationAccepted(ctx context.Context, ticketID string, attempt int, messageID string) error {
+	eventID := "escalated:" + strconv.Itoa(attempt)
+	_, err := s.mutate(ctx, ticketID, eventID, false, func(t *Ticket) (Commit, error) {
+		if t.Escalation.Attempt != attempt || t.Escalation.Status != EscalationInProgress {
+			return Commit{}, errNoChange
+		}
+		now := s.now().UTC()
+		nt := next(*t, now)
+		nt.Escalation.Status = EscalationSuccessful
+		nt.Escalation.LastError = ""
+		if nt.Escalation.RootMessageID == "" {
+			nt.Escalation.RootMessageID = messageID
+		}
+		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: "escalated", At: now,
+			Detail: "the desk's mail server accepted the mail"}}}, nil
+	})
+	return err
+}
+
+// EscalationFailed records that the escalation of the given attempt could
+// not be delivered, and why.
+func (s *Service) EscalationFailed(ctx context.Context, ticketID string, attempt int, reason string) error {
+	eventID := "escalation_failed:" + strconv.Itoa(attempt)
+	_, err := s.mutate(ctx, ticketID, eventID, false, func(t *Ticket) (Commit, error) {
+		if t.Escalation.Attempt != attempt || t.Escalation.Status == EscalationFailed ||
+			t.Escalation.Status == EscalationNotDone {
+			return Commit{}, errNoChange
+		}
+		now := s.now().UTC()
+		nt := next(*t, now)
+		nt.Escalation.Status = EscalationFailed
+		nt.Escalation.LastError = reason
+		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: "escalation_failed", At: now, Detail: reason}}}, nil
+	})
+	return err
+}
+
+// recordForwardFailure notes in the history that a follow-up could not
+// reach the desk.
+func (s *Service) recordForwardFailure(ctx context.Context, eff Effect, reason string) error {
+	_, err := s.mutate(ctx, eff.TicketID, "forward_failed:"+eff.ID, false, func(t *Ticket) (Commit, error) {
+		now := s.now().UTC()
+		return Commit{Ticket: next(*t, now), Events: []TimelineEvent{{Type: "desk_forward_failed", At: now,
+			Detail: reason}}}, nil
+	})
+	return err
+}
+
+// Worker carries out effects: it is what the job queue runs.
+type Worker struct {
+	svc      *Service
+	store    Store
+	ledger   Ledger
+	mailer   DeskMailer
+	lifetime time.Duration
+	log      *slog.Logger
+}
+
+// NewWorker returns a worker. lifetime is how long a mail may keep failing
+// temporarily before it is given up (Postfix: 5 days).
+func NewWorker(svc *Service, store Store, ledger Ledger, mailer DeskMailer, lifetime time.Duration) *Worker {
+	if lifetime <= 0 {
+		lifetime = 5 * 24 * time.Hour
+	}
+	return &Worker{svc: svc, store: store, ledger: ledger, mailer: mailer, lifetime: lifetime, log: svc.log}
+}
+
+// ErrGiveUp wraps the error of an effect that must not be retried: the
+// queue moves it to its dead letters.
+var ErrGiveUp = errors.New("given up")
+
+// Handle carries out one effect. It is idempotent: the ledger makes sure a
+// mail the server accepted is never sent again. A nil error means done; an
+// error wrapping ErrGiveUp must not be retried; any other error is retried.
+func (w *Worker) Handle(ctx context.Context, eff Effect) error {
+	switch eff.Kind {
+	case EffectEscalate:
+		return w.escalate(ctx, eff)
+	case EffectForwardComment, EffectForwardNote:
+		return w.forward(ctx, eff)
+	}
+	return fmt.Errorf("%w: unknown effect kind %q", ErrGiveUp, eff.Kind)
+}
+
+func (w *Worker) structureOf(ctx context.Context, t Ticket) (Structure, error) {
+	st, err := w.store.Structure(ctx, t.StructureID)
+	if errors.Is(err, ErrNotFound) {
+		return Structure{ID: t.StructureID}, nil
+	}
+	return st, err
+}
+
+// attachmentBytes loads the bytes of attachments; those past their
+// retention are left out (the mail says so by their absence).
+func (w *Worker) attachmentBytes(ctx context.Context, refs []Attachment) ([]AttachmentData, error) {
+	out := make([]AttachmentData, 0, len(refs))
+	for _, r := range refs {
+		a, err := w.store.Attachment(ctx, r.ID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		a.Attachment = r
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// send sends a prepared mail once: it returns the ledger record, with
+// AcceptedAt set when the server accepted it now or before.
+func (w *Worker) send(ctx context.Context, eff Effect, kind string, compose func(msgID string) (OutgoingMail, error)) (MailRecord, error) {
+	rec, err := w.ledger.PrepareMail(ctx, eff.TicketID, MailRecord{EffectID: eff.ID, Kind: kind,
+		MessageID: w.mailer.NewMessageID(eff.TicketID, kind), PreparedAt: w.svc.now().UTC()})
+	if err != nil {
+		return rec, fmt.Errorf("ledger: %w", err)
+	}
+	if rec.AcceptedAt != nil {
+		return rec, nil
+	}
+	msg, err := compose(rec.MessageID)
+	if err != nil {
+		return rec, fmt.Errorf("%w: compose: %v", ErrGiveUp, err)
+	}
+	if err := w.mailer.Send(ctx, msg); err != nil {
+		return rec, err
+	}
+	// Recorded before the job is acknowledged: a crash from here on
+	// finds the mail accepted and does not send it again.
+	now := w.svc.now().UTC()
+	if err := w.ledger.MarkAccepted(ctx, eff.TicketID, eff.ID, now); err != nil {
+		return rec, fmt.Errorf("ledger: %w", err)
+	}
+	rec.AcceptedAt = &now
+	w.log.LogAttrs(ctx, slog.LevelInfo, "mail accepted by the desk's server", slog.String("ticket", eff.TicketID),
+		slog.String("effect", eff.ID), slog.String("message_id", rec.MessageID))
+	return rec, nil
+}
+
+// expired reports whether a temporary failure has lasted past the lifetime.
+func (w *Worker) expired(eff Effect) bool {
+	return !eff.At.IsZero() && w.svc.now().Sub(eff.At) > w.lifetime
+}
+
+func (w *Worker) escalate(ctx context.Context, eff Effect) error {
+	view, err := w.store.TicketView(ctx, eff.TicketID)
+	if err != nil {
+		return fmt.Errorf("load ticket %s: %w", eff.TicketID, err)
+	}
+	if view.Escalation.Attempt != eff.Attempt {
+		return nil // a later attempt supersedes this one
+	}
+	if view.Escalation.Status != EscalationInProgress {
+		return nil // already accepted or failed
+	}
+	st, err := w.structureOf(ctx, view.Ticket)
+	if err != nil {
+		return err
+	}
+	refs := append([]Attachment{}, view.Attachments...)
+	for _, ex := range view.Exchanges {
+		refs = append(refs, ex.Attachments...)
+	}
+	atts, err := w.attachmentBytes(ctx, refs)
+	if err != nil {
+		return err
+	}
+	by := Person{}
+	if view.Escalation.EscalatedBy != nil {
+		by = *view.Escalation.EscalatedBy
+	}
+	rec, err := w.send(ctx, eff, "esc", func(msgID string) (OutgoingMail, error) {
+		return w.mailer.ComposeEscalation(EscalationMail{MessageID: msgID, Ticket: view, Structure: st,
+			EscalatedBy: by, Attachments: atts})
+	})
+	if err != nil {
+		if errors.Is(err, ErrGiveUp) || IsPermanent(err) || w.expired(eff) {
+			reason := err.Error()
+			if !IsPermanent(err) && !errors.Is(err, ErrGiveUp) {
+				reason = "gave up after " + w.lifetime.String() + ": " + reason
+			}
+			if ferr := w.svc.EscalationFailed(ctx, eff.TicketID, eff.Attempt, reason); ferr != nil {
+				return ferr
+			}
+			return fmt.Errorf("%w: %v", ErrGiveUp, err)
+		}
+		return err
+	}
+	return w.svc.EscalationAccepted(ctx, eff.TicketID, eff.Attempt, rec.MessageID)
+}
+
+// errNotYetEscalated delays a follow-up until the escalation mail it
+// threads on has been accepted.
+var errNotYetEscalated = errors.New("the escalation mail is not accepted yet")
+
+func (w *Worker) forward(ctx context.Context, eff Effect) error {
+	view, err := w.store.TicketView(ctx, eff.TicketID)
+	if err != nil {
+		return fmt.Errorf("load ticket %s: %w", eff.TicketID, err)
+	}
+	switch view.Escalation.Status {
+	case EscalationNotDone, EscalationFailed:
+		// The desk does not know the ticket: a later escalation carries
+		// the whole history anyway.
+		return nil
+	case EscalationInProgress:
+		if view.Escalation.RootMessageID == "" {
+			if w.expired(eff) {
+				return fmt.Errorf("%w: %v", ErrGiveUp, errNotYetEscalated)
+			}
+			return errNotYetEscalated
+		}
+	}
+	st, err := w.structureOf(ctx, view.Ticket)
+	if err != nil {
+		return err
+	}
+	in := FollowUpMail{Ticket: view.Ticket, Structure: st, Note: eff.Note}
+	if eff.Kind == EffectForwardComment {
+		for i := range view.Exchanges {
+			if view.Exchanges[i].ID == eff.ExchangeID {
+				ex := view.Exchanges[i]
+				in.Exchange = &ex
+			}
+		}
+		if in.Exchange == nil {
+			return fmt.Errorf("%w: exchange %s not found", ErrGiveUp, eff.ExchangeID)
+		}
+		if in.Attachments, err = w.attachmentBytes(ctx, in.Exchange.Attachments); err != nil {
+			return err
+		}
+	}
+	if in.References, err = w.ledger.Thread(ctx, eff.TicketID); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	if len(in.References) == 0 && view.Escalation.RootMessageID != "" {
+		in.References = []string{view.Escalation.RootMessageID}
+	}
+	_, err = w.send(ctx, eff, "fu", func(msgID string) (OutgoingMail, error) {
+		in.MessageID = msgID
+		return w.mailer.ComposeFollowUp(in)
+	})
+	if err != nil {
+		if errors.Is(err, ErrGiveUp) || IsPermanent(err) || w.expired(eff) {
+			if ferr := w.svc.recordForwardFailure(ctx, eff, err.Error()); ferr != nil {
+				return ferr
+			}
+			return fmt.Errorf("%w: %v", ErrGiveUp, err)
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,16 @@
+//go:build !unix
+
+package redistest
+
+import (
+	"os"
+	"syscall"
+)
+
+// Without process groups, only the leader is signalled: enough for
+// redis-server, which the non-Unix builds are kept compiling for.
+var termSignal = os.Kill
+
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+func killGroup(p *os.Process) { _ = p.Kill() }

@@ -1,0 +1,25 @@
+//go:build unix
+
+package redistest
+
+import (
+	"os"
+	"syscall"
+)
+
+const termSignal = syscall.SIGTERM
+
+// sysProcAttr puts the server in its own process group, so that killGroup
+// reaches the children it forks and nothing else.
+func sysProcAttr() *syscall.SysProcAttr {
+	attr := &syscall.SysProcAttr{Setpgid: true}
+	setParentDeathSignal(attr)
+	return attr
+}
+
+// killGroup sends SIGKILL to the process group led by p. The leader is ours
+// and not yet reaped (or its group still has members), so the group id
+// cannot belong to anybody else. ESRCH (already gone) is not an error here.
+func killGroup(p *os.Process) {
+	_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
+}
