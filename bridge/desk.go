@@ -109,7 +109,8 @@ func (s *Service) EscalationAccepted(ctx context.Context, ticketID string, attem
 			nt.Escalation.RootMessageID = messageID
 		}
 		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: "escalated", At: now,
-			Detail: "the desk's mail server accepted the mail"}}}, nil
+			Detail: "the desk's mail server accepted the mail"}},
+			Effects: []Effect{callbackEffect(eventID, t.ID, CallbackEscalated, escalatedPayload(nt), now)}}, nil
 	})
 	return err
 }
@@ -127,9 +128,19 @@ func (s *Service) EscalationFailed(ctx context.Context, ticketID string, attempt
 		nt := next(*t, now)
 		nt.Escalation.Status = EscalationFailed
 		nt.Escalation.LastError = reason
-		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: "escalation_failed", At: now, Detail: reason}}}, nil
+		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: "escalation_failed", At: now, Detail: reason}},
+			Effects: []Effect{
+				notifyEffect(eventID, t.ID, NotifyEscalationFailed, nil, now),
+				callbackEffect(eventID, t.ID, CallbackEscalationFailed,
+					map[string]any{"ticket_id": t.ID, "reason": reason}, now),
+			}}, nil
 	})
 	return err
+}
+
+func escalatedPayload(t Ticket) map[string]any {
+	return map[string]any{"ticket_id": t.ID, "desk_reference": t.Escalation.DeskReference,
+		"escalated_at": t.Escalation.EscalatedAt}
 }
 
 // recordForwardFailure notes in the history that a follow-up could not
@@ -145,21 +156,43 @@ func (s *Service) recordForwardFailure(ctx context.Context, eff Effect, reason s
 
 // Worker carries out effects: it is what the job queue runs.
 type Worker struct {
-	svc      *Service
-	store    Store
-	ledger   Ledger
-	mailer   DeskMailer
-	lifetime time.Duration
-	log      *slog.Logger
+	svc           *Service
+	store         Store
+	ledger        Ledger
+	mailer        DeskMailer
+	feed          Feed
+	callbacks     CallbackSender
+	dispatcher    Dispatcher
+	lifetime      time.Duration
+	defaultLocale string
+	log           *slog.Logger
 }
 
-// NewWorker returns a worker. lifetime is how long a mail may keep failing
-// temporarily before it is given up (Postfix: 5 days).
-func NewWorker(svc *Service, store Store, ledger Ledger, mailer DeskMailer, lifetime time.Duration) *Worker {
-	if lifetime <= 0 {
-		lifetime = 5 * 24 * time.Hour
+// WorkerOptions give a worker its adapters; a nil one turns its effects
+// off (no desk mailer: escalations fail with a reason; no callback sender:
+// no callbacks).
+type WorkerOptions struct {
+	Ledger     Ledger
+	Mailer     DeskMailer
+	Feed       Feed
+	Callbacks  CallbackSender
+	Dispatcher Dispatcher // for the effects the worker itself causes
+	// Lifetime is how long a mail may keep failing temporarily before it
+	// is given up (Postfix: 5 days).
+	Lifetime      time.Duration
+	DefaultLocale string
+}
+
+// NewWorker returns a worker.
+func NewWorker(svc *Service, store Store, o WorkerOptions) *Worker {
+	if o.Lifetime <= 0 {
+		o.Lifetime = 5 * 24 * time.Hour
 	}
-	return &Worker{svc: svc, store: store, ledger: ledger, mailer: mailer, lifetime: lifetime, log: svc.log}
+	if o.DefaultLocale == "" {
+		o.DefaultLocale = "fr"
+	}
+	return &Worker{svc: svc, store: store, ledger: o.Ledger, mailer: o.Mailer, feed: o.Feed, callbacks: o.Callbacks,
+		dispatcher: o.Dispatcher, lifetime: o.Lifetime, defaultLocale: o.DefaultLocale, log: svc.log}
 }
 
 // ErrGiveUp wraps the error of an effect that must not be retried: the
@@ -175,6 +208,10 @@ func (w *Worker) Handle(ctx context.Context, eff Effect) error {
 		return w.escalate(ctx, eff)
 	case EffectForwardComment, EffectForwardNote:
 		return w.forward(ctx, eff)
+	case EffectNotify:
+		return w.notify(ctx, eff)
+	case EffectCallback:
+		return w.callback(ctx, eff)
 	}
 	return fmt.Errorf("%w: unknown effect kind %q", ErrGiveUp, eff.Kind)
 }
@@ -251,6 +288,12 @@ func (w *Worker) escalate(ctx context.Context, eff Effect) error {
 	if view.Escalation.Status != EscalationInProgress {
 		return nil // already accepted or failed
 	}
+	if w.mailer == nil || w.ledger == nil {
+		if err := w.svc.EscalationFailed(ctx, eff.TicketID, eff.Attempt, "no support desk is configured"); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: no support desk is configured", ErrGiveUp)
+	}
 	st, err := w.structureOf(ctx, view.Ticket)
 	if err != nil {
 		return err
@@ -292,6 +335,9 @@ func (w *Worker) escalate(ctx context.Context, eff Effect) error {
 var errNotYetEscalated = errors.New("the escalation mail is not accepted yet")
 
 func (w *Worker) forward(ctx context.Context, eff Effect) error {
+	if w.mailer == nil || w.ledger == nil {
+		return nil
+	}
 	view, err := w.store.TicketView(ctx, eff.TicketID)
 	if err != nil {
 		return fmt.Errorf("load ticket %s: %w", eff.TicketID, err)

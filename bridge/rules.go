@@ -97,6 +97,7 @@ func decideCreated(now time.Time, ev Event) (Commit, error) {
 		EventID: ev.ID,
 		Ticket:  t,
 		Events:  []TimelineEvent{{Type: "created", At: now, Actor: actorRef(n.Owner), Detail: n.Subject}},
+		Effects: []Effect{notifyEffect(ev.ID, t.ID, NotifyTicketCreated, actorRef(n.Owner), now)},
 	}, nil
 }
 
@@ -136,9 +137,10 @@ func decideUpdated(now time.Time, t Ticket, ev Event) (Commit, error) {
 	}
 	detail := strings.Join(changed, ", ")
 	commit.Events = []TimelineEvent{{Type: "updated", At: now, Actor: actorRef(ev.Actor), Detail: detail}}
+	commit.Effects = []Effect{notifyEffect(ev.ID, t.ID, NotifyTicketUpdated, actorRef(ev.Actor), now)}
 	if t.Escalated() {
-		commit.Effects = []Effect{{ID: ev.ID + ":note", Kind: EffectForwardNote, TicketID: t.ID,
-			EventID: ev.ID, Note: "updated: " + detail, At: now}}
+		commit.Effects = append(commit.Effects, Effect{ID: ev.ID + ":note", Kind: EffectForwardNote, TicketID: t.ID,
+			EventID: ev.ID, Note: "updated: " + detail, At: now})
 	}
 	return commit, nil
 }
@@ -169,10 +171,11 @@ func decideCommented(now time.Time, t Ticket, ev Event) (Commit, error) {
 		events = append(events, TimelineEvent{Type: "status_changed", At: now, Actor: actorRef(cm.Author),
 			Detail: fmt.Sprintf("%s → %s (answered)", t.Status, StatusOpened)})
 	}
-	commit := Commit{EventID: ev.ID, Ticket: nt, Exchanges: []Exchange{ex}, Events: events}
+	commit := Commit{EventID: ev.ID, Ticket: nt, Exchanges: []Exchange{ex}, Events: events,
+		Effects: []Effect{notifyEffect(ev.ID, t.ID, NotifyTicketUpdated, actorRef(cm.Author), now)}}
 	if t.Escalated() {
-		commit.Effects = []Effect{{ID: ev.ID + ":comment", Kind: EffectForwardComment, TicketID: t.ID,
-			EventID: ev.ID, ExchangeID: ex.ID, At: now}}
+		commit.Effects = append(commit.Effects, Effect{ID: ev.ID + ":comment", Kind: EffectForwardComment, TicketID: t.ID,
+			EventID: ev.ID, ExchangeID: ex.ID, At: now})
 	}
 	return commit, nil
 }
@@ -193,10 +196,11 @@ func decideStatus(now time.Time, t Ticket, ev Event) (Commit, error) {
 	nt.Status = ev.Status
 	detail := fmt.Sprintf("%s → %s", t.Status, ev.Status)
 	commit := Commit{EventID: ev.ID, Ticket: nt,
-		Events: []TimelineEvent{{Type: "status_changed", At: now, Actor: actorRef(ev.Actor), Detail: detail}}}
+		Events:  []TimelineEvent{{Type: "status_changed", At: now, Actor: actorRef(ev.Actor), Detail: detail}},
+		Effects: []Effect{notifyEffect(ev.ID, t.ID, NotifyTicketUpdated, actorRef(ev.Actor), now)}}
 	if t.Escalated() {
-		commit.Effects = []Effect{{ID: ev.ID + ":note", Kind: EffectForwardNote, TicketID: t.ID,
-			EventID: ev.ID, Note: "status: " + detail, At: now}}
+		commit.Effects = append(commit.Effects, Effect{ID: ev.ID + ":note", Kind: EffectForwardNote, TicketID: t.ID,
+			EventID: ev.ID, Note: "status: " + detail, At: now})
 	}
 	return commit, nil
 }

@@ -136,7 +136,7 @@ func (s *Service) mutate(ctx context.Context, ticketID, eventID string, create b
 			// finish what may have been left undone after that commit
 			// (indexes, outbox), then say so.
 			if found {
-				if err := s.afterCommit(ctx, t); err != nil {
+				if err := s.afterCommit(ctx, t, true, true); err != nil {
 					return "", err
 				}
 			}
@@ -169,7 +169,7 @@ func (s *Service) mutate(ctx context.Context, ticketID, eventID string, create b
 		}
 		s.log.LogAttrs(ctx, slog.LevelInfo, "ticket changed", slog.String("event", eventID),
 			slog.String("ticket", ticketID), slog.Int64("version", commit.Ticket.Version))
-		if err := s.afterCommit(ctx, commit.Ticket); err != nil {
+		if err := s.afterCommit(ctx, commit.Ticket, create, len(commit.Effects) > 0); err != nil {
 			return "", err
 		}
 		return Applied, nil
@@ -181,9 +181,18 @@ func (s *Service) mutate(ctx context.Context, ticketID, eventID string, create b
 // indexes and handing the outbox to the dispatcher. They run again when the
 // same event is delivered again, so a crash between the commit and these
 // steps heals on the sender's retry.
-func (s *Service) afterCommit(ctx context.Context, t Ticket) error {
-	if err := s.store.IndexTicket(ctx, t); err != nil {
-		return fmt.Errorf("index ticket %s: %w", t.ID, err)
+//
+// Only a creation changes the indexes (they hold creation times and
+// structures, which never change), and a commit that added no effect leaves
+// nothing in the outbox this commit must wait for.
+func (s *Service) afterCommit(ctx context.Context, t Ticket, index, flush bool) error {
+	if index {
+		if err := s.store.IndexTicket(ctx, t); err != nil {
+			return fmt.Errorf("index ticket %s: %w", t.ID, err)
+		}
+	}
+	if !flush {
+		return nil
 	}
 	return s.FlushOutbox(ctx, t.ID)
 }

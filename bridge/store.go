@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -76,6 +77,10 @@ const (
 	EffectForwardComment EffectKind = "forward_comment"
 	// EffectForwardNote forwards a short note (edit, status change) to the desk.
 	EffectForwardNote EffectKind = "forward_note"
+	// EffectNotify writes feed notifications for the people concerned.
+	EffectNotify EffectKind = "notify"
+	// EffectCallback tells the ENT, by a signed callback.
+	EffectCallback EffectKind = "callback"
 )
 
 // Effect is a side effect recorded in the same atomic step as the change
@@ -90,6 +95,15 @@ type Effect struct {
 	Attempt    int        `json:"attempt,omitempty"`
 	Note       string     `json:"note,omitempty"`
 	At         time.Time  `json:"at"`
+
+	// Notify is the notification type of an EffectNotify; Actor who
+	// caused it (never notified of their own action).
+	Notify NotificationType `json:"notify,omitempty"`
+	Actor  *Person          `json:"actor,omitempty"`
+	// Callback is the callback type of an EffectCallback; Payload its data
+	// when known at commit time (else built when it is sent).
+	Callback string          `json:"callback,omitempty"`
+	Payload  json.RawMessage `json:"payload,omitempty"`
 }
 
 // Dispatcher hands effects to durable workers (a job queue). Dispatch must

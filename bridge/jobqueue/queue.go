@@ -39,6 +39,16 @@ type Options struct {
 	PollInterval    time.Duration
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// Schedules gives some kinds of effects a fixed retry schedule instead
+	// of the doubling delay: the n-th retry waits Schedules[kind][n], and
+	// after the last one the job is dead (callbacks: 5s, 5m, 30m, 2h, 5h,
+	// 10h, 10h as Standard Webhooks has it).
+	Schedules map[bridge.EffectKind][]time.Duration
+	// OnDead is told of every job given up (alerts, metrics).
+	OnDead func(job Job, err error)
+	// OnDone is told of every job's outcome (metrics): err is nil on
+	// success.
+	OnDone func(kind bridge.EffectKind, err error)
 }
 
 func (o *Options) defaults() {
@@ -98,8 +108,12 @@ func (q *Queue) Dispatch(ctx context.Context, effects []bridge.Effect) error {
 			return err
 		}
 		task := asynq.NewTask(taskPrefix+string(e.Kind), payload)
+		maxRetry := q.opts.MaxRetry
+		if sched, ok := q.opts.Schedules[e.Kind]; ok {
+			maxRetry = len(sched)
+		}
 		_, err = q.client.EnqueueContext(ctx, task, asynq.TaskID(e.ID), asynq.Queue(q.opts.Queue),
-			asynq.MaxRetry(q.opts.MaxRetry), asynq.Retention(q.opts.Retention), asynq.Timeout(10*time.Minute))
+			asynq.MaxRetry(maxRetry), asynq.Retention(q.opts.Retention), asynq.Timeout(10*time.Minute))
 		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 			return fmt.Errorf("enqueue %s: %w", e.ID, err)
 		}
@@ -128,7 +142,10 @@ func (q *Queue) Run(ctx context.Context, handle Handler) error {
 	srv := asynq.NewServerFromRedisClient(q.rdb, asynq.Config{
 		Concurrency: q.opts.Concurrency,
 		Queues:      map[string]int{q.opts.Queue: 1},
-		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
+		RetryDelayFunc: func(n int, _ error, t *asynq.Task) time.Duration {
+			if sched := q.opts.Schedules[bridge.EffectKind(strings.TrimPrefix(t.Type(), taskPrefix))]; len(sched) > 0 {
+				return sched[min(n, len(sched)-1)]
+			}
 			return RetryDelay(n, q.opts.RetryInitial, q.opts.RetryMax)
 		},
 		TaskCheckInterval:        q.opts.PollInterval,
@@ -139,8 +156,24 @@ func (q *Queue) Run(ctx context.Context, handle Handler) error {
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, task *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
 			n, _ := asynq.GetRetryCount(ctx)
-			log.LogAttrs(ctx, slog.LevelWarn, "job failed", slog.String("job", id),
-				slog.String("type", task.Type()), slog.Int("retried", n), slog.String("error", err.Error()))
+			maxRetry, _ := asynq.GetMaxRetry(ctx)
+			dead := n >= maxRetry || errors.Is(err, asynq.SkipRetry)
+			level := slog.LevelWarn
+			if dead {
+				level = slog.LevelError
+			}
+			log.LogAttrs(ctx, level, "job failed", slog.String("job", id),
+				slog.String("type", task.Type()), slog.Int("retried", n), slog.Bool("dead", dead),
+				slog.String("error", err.Error()))
+			if dead && q.opts.OnDead != nil {
+				j := Job{ID: id, Kind: strings.TrimPrefix(task.Type(), taskPrefix), State: "archived",
+					Retried: n, LastError: err.Error(), FailedAt: time.Now()}
+				var e bridge.Effect
+				if json.Unmarshal(task.Payload(), &e) == nil {
+					j.TicketID = e.TicketID
+				}
+				q.opts.OnDead(j, err)
+			}
 		}),
 	})
 	mux := asynq.NewServeMux()
@@ -150,6 +183,9 @@ func (q *Queue) Run(ctx context.Context, handle Handler) error {
 			return fmt.Errorf("%w: bad payload: %v", asynq.SkipRetry, err)
 		}
 		err := handle(ctx, e)
+		if q.opts.OnDone != nil {
+			q.opts.OnDone(e.Kind, err)
+		}
 		if errors.Is(err, bridge.ErrGiveUp) {
 			return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 		}
@@ -252,8 +288,18 @@ func (q *Queue) Depths() (Depths, error) {
 // asynqLogger sends asynq's own log lines to slog.
 type asynqLogger struct{ l *slog.Logger }
 
-func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), slog.String("component", "asynq")) }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), slog.String("component", "asynq")) }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), slog.String("component", "asynq")) }
-func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), slog.String("component", "asynq")) }
-func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), slog.String("component", "asynq")) }
+func (a asynqLogger) Debug(args ...any) {
+	a.l.Debug(fmt.Sprint(args...), slog.String("component", "asynq"))
+}
+func (a asynqLogger) Info(args ...any) {
+	a.l.Info(fmt.Sprint(args...), slog.String("component", "asynq"))
+}
+func (a asynqLogger) Warn(args ...any) {
+	a.l.Warn(fmt.Sprint(args...), slog.String("component", "asynq"))
+}
+func (a asynqLogger) Error(args ...any) {
+	a.l.Error(fmt.Sprint(args...), slog.String("component", "asynq"))
+}
+func (a asynqLogger) Fatal(args ...any) {
+	a.l.Error(fmt.Sprint(args...), slog.String("component", "asynq"))
+}

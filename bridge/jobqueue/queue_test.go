@@ -76,7 +76,7 @@ func newHarness(t *testing.T, rdb redis.UniversalClient, mailer *fakeMailer, lif
 	q := jobqueue.New(rdb, jobqueue.Options{Queue: "jq-test", RetryInitial: 50 * time.Millisecond,
 		RetryMax: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond})
 	svc := bridge.NewService(store, bridge.WithDispatcher(q))
-	w := bridge.NewWorker(svc, store, store, mailer, lifetime)
+	w := bridge.NewWorker(svc, store, bridge.WorkerOptions{Ledger: store, Mailer: mailer, Lifetime: lifetime})
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{svc: svc, store: store, queue: q, mailer: mailer, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- q.Run(ctx, w.Handle) }()
@@ -224,13 +224,19 @@ func TestAcceptedNotResent(t *testing.T) {
 		store := redisstore.New(rdb, redisstore.Options{Prefix: "jq:"})
 		svc := bridge.NewService(store)
 		seed(t, svc, "45")
-		w := bridge.NewWorker(svc, store, store, m, time.Hour)
+		w := bridge.NewWorker(svc, store, bridge.WorkerOptions{Ledger: store, Mailer: m, Lifetime: time.Hour})
 		effs, _ := store.Outbox(context.Background(), "45")
-		if len(effs) != 1 {
+		var esc *bridge.Effect
+		for i := range effs {
+			if effs[i].Kind == bridge.EffectEscalate {
+				esc = &effs[i]
+			}
+		}
+		if esc == nil {
 			t.Fatalf("outbox %v", effs)
 		}
 		for range 3 {
-			if err := w.Handle(context.Background(), effs[0]); err != nil {
+			if err := w.Handle(context.Background(), *esc); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -14,8 +14,10 @@ import (
 
 var _ bridge.Ledger = (*Store)(nil)
 
-func (s *Store) mailKey(ticketID string) string   { return s.opts.Prefix + "{t:" + ticketID + "}:mail" }
-func (s *Store) threadKey(ticketID string) string { return s.opts.Prefix + "{t:" + ticketID + "}:thread" }
+func (s *Store) mailKey(ticketID string) string { return s.opts.Prefix + "{t:" + ticketID + "}:mail" }
+func (s *Store) threadKey(ticketID string) string {
+	return s.opts.Prefix + "{t:" + ticketID + "}:thread"
+}
 func (s *Store) messageIDKey(id string) string {
 	return s.opts.Prefix + "msgid:" + strings.ToLower(strings.Trim(id, "<> "))
 }

@@ -123,7 +123,8 @@ func TestLifecycle(t *testing.T) {
 		if len(v.Events) < 4 {
 			t.Errorf("events %+v", v.Events)
 		}
-		if d.got["wh-esc:escalate"] != 1 || len(d.got) != 1 {
+		if d.got["wh-esc:escalate"] != 1 || d.got["wh-created-42:notify:ticket.created"] != 1 ||
+			d.got["wh-c1:notify:ticket.updated"] != 1 || len(d.got) != 3 {
 			t.Errorf("dispatched %v", d.got)
 		}
 		a, err := svc.Attachment(ctx, "att-42")
@@ -203,7 +204,7 @@ func TestConcurrentEscalations(t *testing.T) {
 			t.Fatalf("%d successes and %d conflicts, want 1 and %d", ok, conflicts, n-1)
 		}
 		v, _ := svc.Ticket(context.Background(), "7")
-		if v.Escalation.Attempt != 1 || len(d.got) != 1 {
+		if v.Escalation.Attempt != 1 || len(d.got) != 2 {
 			t.Fatalf("attempt %d, dispatched %v", v.Escalation.Attempt, d.got)
 		}
 	})

@@ -8,9 +8,10 @@ import (
 )
 
 // Without process groups, only the leader is signalled: enough for
-// redis-server, which the non-Unix builds are kept compiling for.
+// redis-server, which the non-Unix builds are kept compiling for. There
+// are no credentials to switch to either.
 var termSignal = os.Kill
 
-func sysProcAttr() *syscall.SysProcAttr { return nil }
+func sysProcAttr(*Credential) *syscall.SysProcAttr { return nil }
 
 func killGroup(p *os.Process) { _ = p.Kill() }

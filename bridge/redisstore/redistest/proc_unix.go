@@ -10,9 +10,12 @@ import (
 const termSignal = syscall.SIGTERM
 
 // sysProcAttr puts the server in its own process group, so that killGroup
-// reaches the children it forks and nothing else.
-func sysProcAttr() *syscall.SysProcAttr {
+// reaches the children it forks and nothing else, and runs it as cred.
+func sysProcAttr(cred *Credential) *syscall.SysProcAttr {
 	attr := &syscall.SysProcAttr{Setpgid: true}
+	if cred != nil {
+		attr.Credential = &syscall.Credential{Uid: cred.UID, Gid: cred.GID}
+	}
 	setParentDeathSignal(attr)
 	return attr
 }

@@ -93,6 +93,19 @@ type Process struct {
 // StartProcess runs name with args and appends its stdout and stderr to
 // logPath. The caller must eventually call Kill or Terminate.
 func StartProcess(logPath, name string, args ...string) (*Process, error) {
+	return StartProcessAs(nil, logPath, name, args...)
+}
+
+// Credential is a user and group to run a process as.
+type Credential struct {
+	UID, GID uint32
+}
+
+// StartProcessAs is StartProcess with the process running as cred (when not
+// nil; changing users needs root). Prefer it to a server's own option to drop
+// privileges: the process then keeps its parent-death signal, which Linux
+// clears when a process changes its own credentials.
+func StartProcessAs(cred *Credential, logPath, name string, args ...string) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
@@ -103,7 +116,7 @@ func StartProcess(logPath, name string, args ...string) (*Process, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = sysProcAttr(cred)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

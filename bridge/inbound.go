@@ -1,0 +1,119 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DeskReply is an answer of the desk, matched to a ticket and stripped of
+// its quotes by the mail adapter.
+type DeskReply struct {
+	// Key makes the reply idempotent: the mail's Message-ID, or a hash of
+	// the raw mail when it has none.
+	Key         string
+	TicketID    string
+	Author      Person
+	Body        string
+	ReceivedAt  time.Time
+	Attachments []AttachmentData // ids chosen by the caller, deterministic from Key
+	// Status is the status the desk asked for (resolved, closed, waiting),
+	// or empty.
+	Status Status
+	// DeskReference is the desk's own ticket number when the mail taught
+	// it, or empty.
+	DeskReference string
+}
+
+// ApplyDeskReply adds a desk reply to its ticket, once per Key, with the
+// status it asks for.
+func (s *Service) ApplyDeskReply(ctx context.Context, r DeskReply) (Outcome, error) {
+	if r.Key == "" || r.TicketID == "" {
+		return "", Errorf(CodeInvalid, "a desk reply needs a key and a ticket")
+	}
+	if err := s.store.PutAttachments(ctx, r.TicketID, r.Attachments); err != nil {
+		return "", err
+	}
+	exID := "desk-" + r.Key
+	return s.mutate(ctx, r.TicketID, "reply:"+r.Key, false, func(t *Ticket) (Commit, error) {
+		now := s.now().UTC()
+		at := r.ReceivedAt
+		if at.IsZero() {
+			at = now
+		}
+		nt := next(*t, now)
+		author := r.Author
+		ex := Exchange{ID: exID, Origin: OriginDesk, Author: author, Body: r.Body, CreatedAt: at,
+			Attachments: attachmentRefs(r.Attachments)}
+		events := []TimelineEvent{{Type: "desk_replied", At: now, Actor: actorRef(author)}}
+		if r.DeskReference != "" && nt.Escalation.DeskReference == "" {
+			nt.Escalation.DeskReference = r.DeskReference
+			events = append(events, TimelineEvent{Type: "desk_reference", At: now, Detail: r.DeskReference})
+		}
+		// A reply proves the desk has the mail, whatever the queue has
+		// recorded so far.
+		if nt.Escalation.Status == EscalationInProgress {
+			nt.Escalation.Status = EscalationSuccessful
+		}
+		if r.Status != "" && r.Status != t.Status {
+			if CanTransition(t.Status, r.Status) {
+				nt.Status = r.Status
+				events = append(events, TimelineEvent{Type: "status_changed", At: now, Actor: actorRef(author),
+					Detail: fmt.Sprintf("%s → %s (by the desk)", t.Status, r.Status)})
+			} else {
+				events = append(events, TimelineEvent{Type: "status_ignored", At: now, Actor: actorRef(author),
+					Detail: fmt.Sprintf("the desk asked for %s, not allowed from %s", r.Status, t.Status)})
+			}
+		}
+		eventID := "reply:" + r.Key
+		effects := []Effect{notifyEffect(eventID, t.ID, NotifyDeskReplied, actorRef(author), now)}
+		switch {
+		case nt.Status == t.Status:
+		case nt.Status == StatusResolved:
+			effects = append(effects, notifyEffect(eventID, t.ID, NotifyTicketResolved, actorRef(author), now))
+		case nt.Status == StatusClosed:
+			effects = append(effects, notifyEffect(eventID, t.ID, NotifyTicketClosed, actorRef(author), now))
+		}
+		cb := callbackEffect(eventID, t.ID, CallbackDeskReplied, nil, now)
+		cb.ExchangeID = ex.ID
+		if nt.Status != t.Status {
+			cb.Note = string(nt.Status)
+		}
+		effects = append(effects, cb)
+		return Commit{Ticket: nt, Exchanges: []Exchange{ex}, Events: events, Effects: effects}, nil
+	})
+}
+
+// LearnDeskReference records the desk's own ticket number, taught by an
+// acknowledgement; no exchange is added.
+func (s *Service) LearnDeskReference(ctx context.Context, ticketID, ref string) error {
+	ref = strings.TrimSpace(ref)
+	if ref == "" {
+		return nil
+	}
+	_, err := s.mutate(ctx, ticketID, "desk_reference:"+ref, false, func(t *Ticket) (Commit, error) {
+		if t.Escalation.DeskReference != "" {
+			return Commit{}, errNoChange
+		}
+		now := s.now().UTC()
+		nt := next(*t, now)
+		nt.Escalation.DeskReference = ref
+		if nt.Escalation.Status == EscalationInProgress {
+			nt.Escalation.Status = EscalationSuccessful
+		}
+		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: "desk_reference", At: now, Detail: ref}},
+			Effects: []Effect{callbackEffect("desk_reference:"+ref, t.ID, CallbackEscalated, escalatedPayload(nt), now)}}, nil
+	})
+	return err
+}
+
+// EscalationBounced fails the ticket's current escalation: a mail to the
+// desk came back undelivered.
+func (s *Service) EscalationBounced(ctx context.Context, ticketID, reason string) error {
+	t, _, err := s.store.LoadTicket(ctx, ticketID, "")
+	if err != nil {
+		return err
+	}
+	return s.EscalationFailed(ctx, ticketID, t.Escalation.Attempt, "bounced: "+reason)
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"supportbridge/bridge/redisstore/redistest"
+	"supportbridge/config"
+	"supportbridge/webhook"
+)
+
+// redisBenchmarkSET runs redis-benchmark's SET test against addr with the
+// same number of clients, and returns its requests per second: the
+// baseline the ingest rate is compared with.
+func redisBenchmarkSET(b *testing.B, host, port string, clients int) float64 {
+	bin := redistest.NeedBinary(b, "redis-benchmark")
+	out, err := exec.Command(bin, "-h", host, "-p", port, "-c", strconv.Itoa(clients), "-n", "200000",
+		"-t", "set", "-q").CombinedOutput()
+	if err != nil {
+		b.Fatalf("redis-benchmark: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`SET: ([0-9.]+) requests per second`).FindSubmatch(out)
+	if m == nil {
+		b.Fatalf("redis-benchmark output not understood:\n%s", out)
+	}
+	rps, _ := strconv.ParseFloat(string(m[1]), 64)
+	return rps
+}
+
+// BenchmarkWebhookIngest measures signed webhooks per second and their p99
+// latency through the real HTTP handler against a real redis-server, with
+// the same concurrency as the redis-benchmark baseline run right after.
+// Reports: webhooks/s, p50-ms, p99-ms, redis-SET/s and ratio.
+func BenchmarkWebhookIngest(b *testing.B) {
+	const clients = 32
+	srv := redistest.Start(b)
+	cfg := config.Default()
+	cfg.Redis.Addrs = []string{srv.Addr}
+	cfg.Redis.KeyPrefix = "bench:"
+	cfg.ENT.WebhookSecrets = []config.Secret{testSecret}
+	cfg.ENT.APITokens = []config.Secret{testToken}
+	d, err := newDaemon(&cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.close()
+	ts := httptest.NewServer(d.handler)
+	defer ts.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	key, _ := webhook.ParseSecret(testSecret)
+
+	post := func(id string, body []byte) (time.Duration, error) {
+		req, _ := http.NewRequest("POST", ts.URL+"/v1/webhooks/ent", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		webhook.SignHeaders(req.Header, key, id, time.Now(), body)
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 202 {
+			return 0, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return time.Since(start), nil
+	}
+	// Tickets to comment on, made before the clock runs.
+	const tickets = 500
+	run := time.Now().UnixNano()
+	for i := range tickets {
+		if _, err := post(fmt.Sprintf("pre-%d-%d", run, i), []byte(ticketCreated(fmt.Sprintf("b%d-%d", run, i), "s1"))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Bodies are built before the clock runs: the load generator shares the
+	// two cores with the daemon and Redis, and should cost as little as it can.
+	bodies := make([][]byte, b.N)
+	for i := range b.N {
+		if i%4 == 0 {
+			bodies[i] = []byte(ticketCreated(fmt.Sprintf("n%d-%d", run, i), "s1"))
+		} else {
+			bodies[i] = []byte(comment(fmt.Sprintf("b%d-%d", run, i%tickets), fmt.Sprintf("c%d-%d", run, i), "u-ref1"))
+		}
+	}
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				d, err := post(fmt.Sprintf("w-%d-%d", run, i), bodies[i])
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				lat[i] = d
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d webhooks failed", failed.Load())
+	}
+	slices.Sort(lat)
+	rps := float64(b.N) / elapsed.Seconds()
+	pct := func(p float64) float64 { return float64(lat[int(float64(len(lat)-1)*p)].Microseconds()) / 1000 }
+	b.ReportMetric(rps, "webhooks/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	if b.N >= 1000 {
+		host, port := srv.Addr[:len(srv.Addr)-len(strconv.Itoa(srv.Port))-1], strconv.Itoa(srv.Port)
+		base := redisBenchmarkSET(b, host, port, clients)
+		b.ReportMetric(base, "redis-SET/s")
+		b.ReportMetric(rps/base, "ratio")
+	}
+}

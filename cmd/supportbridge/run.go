@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"supportbridge/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+// exitError carries an exit status; its message has already been printed.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+const usage = `usage: supportbridge <command> [flags]
+
+commands:
+  serve --config FILE          run the daemon
+  check-config --config FILE   validate a configuration file
+  version                      print the version
+`
+
+// run is the whole program: main only calls it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return exitError{2}
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, getenv, stdout, stderr)
+	case "check-config":
+		return cmdCheckConfig(rest, getenv, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "supportbridge", versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "supportbridge: unknown command %q\n%s", cmd, usage)
+	return exitError{2}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// newFlags returns a flag set that reports to stderr and never exits.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// loadConfig parses the --config flag and loads the file; problems are
+// printed one a line.
+func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (*config.Config, *flag.FlagSet, error) {
+	fs := newFlags(name, stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, exitError{2}
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "supportbridge %s: --config FILE is required\n", name)
+		return nil, nil, exitError{2}
+	}
+	cfg, err := config.Load(*path, getenv)
+	if err != nil {
+		printConfigError(stderr, err)
+		return nil, nil, exitError{1}
+	}
+	return cfg, fs, nil
+}
+
+func printConfigError(w io.Writer, err error) {
+	var ve *config.ValidationError
+	if errors.As(err, &ve) {
+		for _, p := range ve.Problems {
+			fmt.Fprintln(w, p)
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}
+
+func cmdCheckConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if _, _, err := loadConfig("check-config", args, getenv, stderr); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "configuration is valid")
+	return nil
+}

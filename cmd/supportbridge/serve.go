@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"supportbridge/bridge"
+	"supportbridge/bridge/redisstore"
+	"supportbridge/config"
+	"supportbridge/webhook"
+)
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// newRedis returns a universal client: one address is a standalone server,
+// several a Cluster, a master name a Sentinel group.
+func newRedis(c config.Redis) (redis.UniversalClient, error) {
+	opts := &redis.UniversalOptions{
+		Addrs:                 c.Addrs,
+		MasterName:            c.MasterName,
+		Username:              c.Username,
+		Password:              c.Password.Reveal(),
+		DB:                    c.DB,
+		DialTimeout:           c.DialTimeout,
+		ReadTimeout:           c.ReadTimeout,
+		WriteTimeout:          c.WriteTimeout,
+		ContextTimeoutEnabled: true,
+	}
+	if len(c.Addrs) > 1 && c.MasterName == "" {
+		// A Cluster: commands must not be routed to a db other than 0.
+		opts.DB = 0
+	}
+	if c.TLS {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.CAFile != "" {
+			pem, err := os.ReadFile(c.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("redis ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, errors.New("redis ca_file: no certificate found")
+			}
+			tc.RootCAs = pool
+		}
+		opts.TLSConfig = tc
+	}
+	return redis.NewUniversalClient(opts), nil
+}
+
+// daemon is everything serve runs, wired.
+type daemon struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	rdb     redis.UniversalClient
+	store   *redisstore.Store
+	svc     *bridge.Service
+	handler http.Handler
+}
+
+func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
+	rdb, err := newRedis(cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := cfg.WebhookKeys()
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	store := redisstore.New(rdb, redisstore.Options{
+		Prefix:              cfg.Redis.KeyPrefix,
+		StructureDedupeTTL:  cfg.ENT.DedupeTTL,
+		AttachmentRetention: cfg.Attachments.Retention,
+	})
+	svc := bridge.NewService(store, bridge.WithLogger(log))
+	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, svc: svc}
+	tokens := make([]string, 0, len(cfg.ENT.APITokens))
+	for _, t := range cfg.ENT.APITokens {
+		tokens = append(tokens, t.Reveal())
+	}
+	d.handler = webhook.NewServer(svc, webhook.Options{
+		Verifier:  &webhook.Verifier{Keys: keys, Tolerance: cfg.ENT.WebhookTolerance, Now: time.Now},
+		Limits:    webhook.DecodeLimits{MaxAttachmentBytes: int64(cfg.Attachments.MaxBytes), MaxAttachments: cfg.Attachments.MaxCount},
+		MaxBody:   int64(cfg.ENT.WebhookMaxBody),
+		APITokens: tokens,
+		Logger:    log,
+		Ready:     d.ready,
+	})
+	return d, nil
+}
+
+func (d *daemon) ready(ctx context.Context) error {
+	if err := d.rdb.Ping(ctx).Err(); err != nil {
+		return errors.New("redis unreachable")
+	}
+	return nil
+}
+
+func (d *daemon) close() { d.rdb.Close() }
+
+// seedStructures stores the structures of the configuration file, retrying
+// while Redis is unreachable so that the daemon can start before Redis.
+func (d *daemon) seedStructures(ctx context.Context) {
+	if len(d.cfg.Structures) == 0 {
+		return
+	}
+	sts := make([]bridge.Structure, 0, len(d.cfg.Structures))
+	for _, s := range d.cfg.Structures {
+		st := bridge.Structure{ID: s.ID, Name: s.Name, UAI: s.UAI, ParentID: s.ParentID, EscalationEnabled: s.EscalationEnabled}
+		for _, r := range s.Referents {
+			dg := bridge.Digest(r.Digest)
+			if dg == "" {
+				dg = bridge.DigestDaily
+			}
+			st.Referents = append(st.Referents, bridge.Referent{ID: r.ID, DisplayName: r.DisplayName,
+				Email: r.Email, Digest: dg, Locale: r.Locale})
+		}
+		sts = append(sts, st)
+	}
+	delay := 500 * time.Millisecond
+	for {
+		err := d.svc.SeedStructures(ctx, sts)
+		if err == nil {
+			d.log.Info("structures from the configuration stored", slog.Int("count", len(sts)))
+			return
+		}
+		d.log.Warn("cannot store the configured structures yet", slog.String("error", err.Error()))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, _, err := loadConfig("serve", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	d, err := newDaemon(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	return d.serve(ctx, stdout)
+}
+
+// serve runs the HTTP server and the background loops until ctx ends, then
+// lets in-flight requests finish.
+func (d *daemon) serve(ctx context.Context, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", d.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           d.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	bg, cancelBG := context.WithCancel(context.Background())
+	defer cancelBG()
+	go d.seedStructures(bg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	d.log.Info("listening", slog.String("addr", addr), slog.String("version", versionString()))
+	fmt.Fprintf(stdout, "supportbridge listening on http://%s\n", addr)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	d.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	cancelBG()
+	d.log.Info("stopped")
+	return nil
+}

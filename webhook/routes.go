@@ -1,0 +1,26 @@
+package webhook
+
+import "net/http"
+
+// routes lists every route of the daemon's HTTP API.
+func (s *Server) routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/webhooks/ent", s.handleWebhook)
+
+	mux.Handle("GET /v1/tickets/{id}", s.requireToken(http.HandlerFunc(s.handleTicket)))
+	mux.Handle("GET /v1/tickets", s.requireToken(http.HandlerFunc(s.handleTickets)))
+	mux.Handle("GET /v1/attachments/{id}", s.requireToken(http.HandlerFunc(s.handleAttachment)))
+
+	if s.opts.Feed != nil {
+		mux.Handle("GET /v1/users/{id}/notifications", s.requireToken(http.HandlerFunc(s.handleNotifications)))
+		mux.Handle("POST /v1/users/{id}/notifications/read", s.requireToken(http.HandlerFunc(s.handleMarkRead)))
+	}
+
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	if s.opts.Metrics != nil {
+		mux.Handle("GET /metrics", s.opts.Metrics)
+	}
+	if s.opts.Mount != nil {
+		s.opts.Mount(mux, s.requireToken)
+	}
+}
