@@ -10,14 +10,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	netmail "net/mail"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"supportbridge/bridge"
+	"supportbridge/bridge/jobqueue"
 	"supportbridge/bridge/redisstore"
 	"supportbridge/config"
+	"supportbridge/mail"
 	"supportbridge/webhook"
 )
 
@@ -71,8 +75,63 @@ type daemon struct {
 	log     *slog.Logger
 	rdb     redis.UniversalClient
 	store   *redisstore.Store
+	queue   *jobqueue.Queue
 	svc     *bridge.Service
+	worker  *bridge.Worker
 	handler http.Handler
+	// afterJob, when set, runs after each job (tests: crash points).
+	afterJob func(bridge.Effect, error)
+}
+
+func loadCAs(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no certificate found", file)
+	}
+	return pool, nil
+}
+
+// newDeskMailer wires the composer and the SMTP sender, or returns nil
+// when no desk is configured.
+func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
+	if !cfg.Desk.MailEnabled() {
+		return nil, nil
+	}
+	from, err := netmail.ParseAddress(cfg.Desk.From)
+	if err != nil {
+		return nil, fmt.Errorf("desk.from: %w", err)
+	}
+	replyTo, err := netmail.ParseAddress(cfg.Desk.ReplyTo)
+	if err != nil {
+		return nil, fmt.Errorf("desk.reply_to: %w", err)
+	}
+	desk, err := netmail.ParseAddress(cfg.Desk.Address)
+	if err != nil {
+		return nil, fmt.Errorf("desk.address: %w", err)
+	}
+	cas, err := loadCAs(cfg.SMTP.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("smtp.ca_file: %w", err)
+	}
+	_, domain, _ := strings.Cut(replyTo.Address, "@")
+	return &mail.DeskMailer{
+		Composer: &mail.Composer{
+			From: from, ReplyTo: replyTo, DeskAddress: desk,
+			SubjectTag: cfg.Desk.SubjectTag, Identity: cfg.Desk.Identity,
+			Signer:             mail.Signer{Key: []byte(cfg.Desk.SigningKey.Reveal()), Domain: domain},
+			PlusToken:          cfg.Desk.PlusToken,
+			MaxAttachmentBytes: int64(cfg.Desk.MaxAttachmentBytes),
+		},
+		Sender: &mail.Sender{Addr: cfg.SMTP.Addr, TLS: string(cfg.SMTP.TLS), Username: cfg.SMTP.Username,
+			Password: cfg.SMTP.Password.Reveal(), RootCAs: cas, Timeout: cfg.SMTP.Timeout, HeloName: cfg.SMTP.HELO},
+	}, nil
 }
 
 func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
@@ -90,8 +149,34 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 		StructureDedupeTTL:  cfg.ENT.DedupeTTL,
 		AttachmentRetention: cfg.Attachments.Retention,
 	})
-	svc := bridge.NewService(store, bridge.WithLogger(log))
-	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, svc: svc}
+	queue := jobqueue.New(rdb, jobqueue.Options{
+		Queue:        strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + "-jobs",
+		RetryInitial: cfg.SMTP.RetryInitial,
+		RetryMax:     cfg.SMTP.RetryMax,
+		Schedules:    map[bridge.EffectKind][]time.Duration{bridge.EffectCallback: cfg.ENT.CallbackRetrySchedule},
+		Logger:       log,
+	})
+	svc := bridge.NewService(store, bridge.WithLogger(log), bridge.WithDispatcher(queue))
+	mailer, err := newDeskMailer(cfg)
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	wo := bridge.WorkerOptions{Ledger: store, Feed: store, Dispatcher: queue, Lifetime: cfg.SMTP.Lifetime,
+		DefaultLocale: cfg.Digest.DefaultLocale}
+	if mailer != nil {
+		wo.Mailer = mailer
+	}
+	if cfg.ENT.CallbackURL != "" {
+		key, err := cfg.CallbackKey()
+		if err != nil {
+			rdb.Close()
+			return nil, err
+		}
+		wo.Callbacks = webhook.NewCallbackClient(cfg.ENT.CallbackURL, key, cfg.ENT.CallbackTimeout)
+	}
+	worker := bridge.NewWorker(svc, store, wo)
+	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker}
 	tokens := make([]string, 0, len(cfg.ENT.APITokens))
 	for _, t := range cfg.ENT.APITokens {
 		tokens = append(tokens, t.Reveal())
@@ -103,6 +188,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 		APITokens: tokens,
 		Logger:    log,
 		Ready:     d.ready,
+		Feed:      store,
 	})
 	return d, nil
 }
@@ -114,7 +200,21 @@ func (d *daemon) ready(ctx context.Context) error {
 	return nil
 }
 
-func (d *daemon) close() { d.rdb.Close() }
+func (d *daemon) close() {
+	d.queue.Close()
+	d.rdb.Close()
+}
+
+// runJobs works the job queue until ctx ends.
+func (d *daemon) runJobs(ctx context.Context) error {
+	return d.queue.Run(ctx, func(ctx context.Context, e bridge.Effect) error {
+		err := d.worker.Handle(ctx, e)
+		if d.afterJob != nil {
+			d.afterJob(e, err)
+		}
+		return err
+	})
+}
 
 // seedStructures stores the structures of the configuration file, retrying
 // while Redis is unreachable so that the daemon can start before Redis.
@@ -184,6 +284,8 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer) error {
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 	go d.seedStructures(bg)
+	jobsDone := make(chan error, 1)
+	go func() { jobsDone <- d.runJobs(bg) }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -203,6 +305,9 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	cancelBG()
+	if err := <-jobsDone; err != nil {
+		d.log.Error("job queue", slog.String("error", err.Error()))
+	}
 	d.log.Info("stopped")
 	return nil
 }
