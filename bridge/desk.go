@@ -165,6 +165,7 @@ type Worker struct {
 	dispatcher    Dispatcher
 	lifetime      time.Duration
 	defaultLocale string
+	onAccepted    func(Effect, MailRecord)
 	log           *slog.Logger
 }
 
@@ -181,6 +182,9 @@ type WorkerOptions struct {
 	// is given up (Postfix: 5 days).
 	Lifetime      time.Duration
 	DefaultLocale string
+	// OnAccepted is told of every mail the desk's server accepted, once it
+	// is in the ledger (metrics; crash tests).
+	OnAccepted func(eff Effect, rec MailRecord)
 }
 
 // NewWorker returns a worker.
@@ -192,7 +196,8 @@ func NewWorker(svc *Service, store Store, o WorkerOptions) *Worker {
 		o.DefaultLocale = "fr"
 	}
 	return &Worker{svc: svc, store: store, ledger: o.Ledger, mailer: o.Mailer, feed: o.Feed, callbacks: o.Callbacks,
-		dispatcher: o.Dispatcher, lifetime: o.Lifetime, defaultLocale: o.DefaultLocale, log: svc.log}
+		dispatcher: o.Dispatcher, lifetime: o.Lifetime, defaultLocale: o.DefaultLocale, onAccepted: o.OnAccepted,
+		log: svc.log}
 }
 
 // ErrGiveUp wraps the error of an effect that must not be retried: the
@@ -267,6 +272,9 @@ func (w *Worker) send(ctx context.Context, eff Effect, kind string, compose func
 		return rec, fmt.Errorf("ledger: %w", err)
 	}
 	rec.AcceptedAt = &now
+	if w.onAccepted != nil {
+		w.onAccepted(eff, rec)
+	}
 	w.log.LogAttrs(ctx, slog.LevelInfo, "mail accepted by the desk's server", slog.String("ticket", eff.TicketID),
 		slog.String("effect", eff.ID), slog.String("message_id", rec.MessageID))
 	return rec, nil

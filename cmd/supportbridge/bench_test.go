@@ -51,7 +51,7 @@ func BenchmarkWebhookIngest(b *testing.B) {
 	cfg.Redis.KeyPrefix = "bench:"
 	cfg.ENT.WebhookSecrets = []config.Secret{testSecret}
 	cfg.ENT.APITokens = []config.Secret{testToken}
-	d, err := newDaemon(&cfg, slog.New(slog.DiscardHandler))
+	d, err := newDaemon(&cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	netmail "net/mail"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -134,7 +135,16 @@ func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
 	}, nil
 }
 
-func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
+// failpoints stop the process at chosen points, for the crash tests: the
+// environment variable SUPPORTBRIDGE_FAILPOINT names one.
+const (
+	failpointEnv         = "SUPPORTBRIDGE_FAILPOINT"
+	failpointAfterAccept = "kill-after-accept" // SIGKILL once a mail is accepted and recorded
+)
+
+func killSelf() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+
+func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string) (*daemon, error) {
 	rdb, err := newRedis(cfg.Redis)
 	if err != nil {
 		return nil, err
@@ -164,6 +174,9 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (*daemon, error) {
 	}
 	wo := bridge.WorkerOptions{Ledger: store, Feed: store, Dispatcher: queue, Lifetime: cfg.SMTP.Lifetime,
 		DefaultLocale: cfg.Digest.DefaultLocale}
+	if getenv(failpointEnv) == failpointAfterAccept {
+		wo.OnAccepted = func(bridge.Effect, bridge.MailRecord) { killSelf() }
+	}
 	if mailer != nil {
 		wo.Mailer = mailer
 	}
@@ -258,7 +271,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	d, err := newDaemon(cfg, log)
+	d, err := newDaemon(cfg, log, getenv)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ package redistest
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -197,11 +196,6 @@ func Client(t testing.TB, addr string) redis.UniversalClient {
 	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
-}
-
-// waitCtx returns a context bounded by the readiness timeout.
-func waitCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), readyTimeout)
 }
 
 // mkdir creates dir (and its parents) or fails the test.

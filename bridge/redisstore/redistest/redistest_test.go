@@ -215,6 +215,17 @@ func TestCluster(t *testing.T) {
 	if err := rc.MSet(ctx, "{t:1}:a", 1, "{t:1}:b", 2).Err(); err != nil {
 		t.Fatalf("MSET same hash tag: %v", err)
 	}
+
+	// A node that crashes and comes back rejoins with its slots.
+	c.Nodes[1].Kill()
+	c.Nodes[1].Restart(t)
+	c.WaitOK(t)
+	for i := 0; i < n; i++ {
+		key := fmt.Sprintf("key:%d", i)
+		if err := rc.Set(ctx, key, -i, 0).Err(); err != nil {
+			t.Fatalf("SET %s after a node restart: %v", key, err)
+		}
+	}
 }
 
 func TestStartClusterNeedsThreeMasters(t *testing.T) {
