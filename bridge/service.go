@@ -28,6 +28,7 @@ type Service struct {
 	dispatcher Dispatcher
 	now        func() time.Time
 	log        *slog.Logger
+	callbacks  bool
 }
 
 // ServiceOption configures a Service.
@@ -39,6 +40,10 @@ func WithClock(now func() time.Time) ServiceOption { return func(s *Service) { s
 // WithDispatcher sets where committed effects go. Without one, effects stay
 // in their ticket's outbox until a dispatcher flushes them.
 func WithDispatcher(d Dispatcher) ServiceOption { return func(s *Service) { s.dispatcher = d } }
+
+// WithCallbacks says whether the ENT takes callbacks: without, no callback
+// effect is recorded at all.
+func WithCallbacks(enabled bool) ServiceOption { return func(s *Service) { s.callbacks = enabled } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) ServiceOption { return func(s *Service) { s.log = l } }
@@ -157,6 +162,9 @@ func (s *Service) mutate(ctx context.Context, ticketID, eventID string, create b
 			return "", err
 		}
 		commit.EventID = eventID
+		if !s.callbacks {
+			commit.Effects = withoutCallbacks(commit.Effects)
+		}
 		dup, err := s.store.Commit(ctx, commit)
 		if errors.Is(err, ErrVersionConflict) {
 			continue
@@ -175,6 +183,16 @@ func (s *Service) mutate(ctx context.Context, ticketID, eventID string, create b
 		return Applied, nil
 	}
 	return "", fmt.Errorf("ticket %s: too much contention, %d attempts", ticketID, maxCommitAttempts)
+}
+
+func withoutCallbacks(effects []Effect) []Effect {
+	out := effects[:0:0]
+	for _, e := range effects {
+		if e.Kind != EffectCallback {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // afterCommit runs the idempotent steps that follow a commit: listing

@@ -35,6 +35,7 @@ type Config struct {
 	IMAP          IMAP          `yaml:"imap"`
 	Attachments   Attachments   `yaml:"attachments"`
 	Notifications Notifications `yaml:"notifications"`
+	Jobs          Jobs          `yaml:"jobs"`
 	Digest        Digest        `yaml:"digest"`
 	Operators     Operators     `yaml:"operators"`
 	Structures    []Structure   `yaml:"structures"`
@@ -151,6 +152,17 @@ type Attachments struct {
 	Retention time.Duration `yaml:"retention"`
 }
 
+// Jobs tunes the durable job queue (mails, notifications, callbacks).
+type Jobs struct {
+	// Concurrency is how many jobs one replica runs at once.
+	Concurrency int `yaml:"concurrency"`
+	// PollInterval is how often an idle replica looks for due jobs.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// Retention keeps finished jobs (and their ids, so an effect handed
+	// over twice runs once) for that long.
+	Retention time.Duration `yaml:"retention"`
+}
+
 // Notifications configures the users' feeds.
 type Notifications struct {
 	Retention time.Duration `yaml:"retention"`
@@ -247,6 +259,7 @@ func Default() Config {
 		},
 		Attachments:   Attachments{MaxBytes: 10 * MiB, MaxCount: 20, Retention: 8760 * time.Hour},
 		Notifications: Notifications{Retention: 2160 * time.Hour},
+		Jobs:          Jobs{Concurrency: 8, PollInterval: 200 * time.Millisecond, Retention: 168 * time.Hour},
 		Digest: Digest{
 			Daily:         "CRON_TZ=Europe/Paris 0 8 * * 1-5",
 			Weekly:        "CRON_TZ=Europe/Paris 0 8 * * 1",

@@ -120,6 +120,9 @@ func TestDefault(t *testing.T) {
 		{"attachments.max_count", d.Attachments.MaxCount, 20},
 		{"attachments.retention", d.Attachments.Retention, 8760 * time.Hour},
 		{"notifications.retention", d.Notifications.Retention, 2160 * time.Hour},
+		{"jobs.concurrency", d.Jobs.Concurrency, 8},
+		{"jobs.poll_interval", d.Jobs.PollInterval, 200 * time.Millisecond},
+		{"jobs.retention", d.Jobs.Retention, 168 * time.Hour},
 		{"digest.daily", d.Digest.Daily, "CRON_TZ=Europe/Paris 0 8 * * 1-5"},
 		{"digest.weekly", d.Digest.Weekly, "CRON_TZ=Europe/Paris 0 8 * * 1"},
 		{"digest.default_locale", d.Digest.DefaultLocale, "fr"},
@@ -365,5 +368,55 @@ func TestValidationErrorJoinsLines(t *testing.T) {
 	buf.WriteString(e.Error())
 	if strings.Count(buf.String(), "\n") != 1 {
 		t.Error("want one problem a line")
+	}
+}
+
+func TestInstanceID(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		t.Skip("no hostname on this machine")
+	}
+	for _, tc := range []struct {
+		extra string
+		want  string
+		prob  string
+	}{
+		{extra: "", want: host},
+		{extra: "instance_id: ''\n", want: host},
+		{extra: "instance_id: '  replica-2 '\n", want: "replica-2"},
+		{extra: "instance_id: 'replica 2'\n", prob: "instance_id: must not hold spaces or control characters (line 4)"},
+	} {
+		c, err := Parse([]byte(minimal(tc.extra)), nil)
+		if tc.prob != "" {
+			if got := problemsOf(t, err); !slices.Equal(got, []string{tc.prob}) {
+				t.Errorf("%q: problems %q", tc.extra, got)
+			}
+			continue
+		}
+		if err != nil || c.InstanceID != tc.want {
+			t.Errorf("%q: instance_id %q, %v; want %q", tc.extra, c.InstanceID, err, tc.want)
+		}
+	}
+}
+
+func TestFullExampleWithoutEnvironment(t *testing.T) {
+	_, err := Load("testdata/full.yaml", nil)
+	got := problemsOf(t, err)
+	var vars []string
+	for _, p := range got {
+		_, rest, ok := strings.Cut(p, ": environment variable ")
+		if !ok {
+			t.Errorf("unexpected problem: %s", p)
+			continue
+		}
+		name, _, _ := strings.Cut(rest, " ")
+		vars = append(vars, name)
+	}
+	want := []string{"SB_REDIS_PASSWORD", "SB_WEBHOOK_SECRET", "SB_WEBHOOK_SECRET_OLD", "SB_API_TOKEN",
+		"SB_CALLBACK_SECRET", "SB_SIGNING_KEY", "SB_SMTP_PASSWORD", "SB_IMAP_PASSWORD"}
+	slices.Sort(vars)
+	slices.Sort(want)
+	if !slices.Equal(vars, want) {
+		t.Errorf("missing variables reported: %q, want %q", vars, want)
 	}
 }

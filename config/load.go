@@ -139,7 +139,12 @@ func (p *problems) at(path string, format string, args ...any) {
 			return
 		}
 	}
-	p.add(path, p.lines[path], format, args...)
+	// A key left out is cited at the nearest enclosing key of the file.
+	line := 0
+	for q := path; q != "" && line == 0; q = parentPath(q) {
+		line = p.lines[q]
+	}
+	p.add(path, line, format, args...)
 }
 
 func (p *problems) err() error {
@@ -165,10 +170,12 @@ func joinPath(path, key string) string {
 	return path + "." + key
 }
 
-// decoder fills a Config from a YAML node tree. It stands in for yaml's own
-// struct decoding because that one stops at the first bad value of a custom
-// type, cannot say which key path a problem is about, and (for a node tree,
-// which the expansion needs) does not check for unknown keys.
+// decoder fills a Config from a YAML node tree, reading the same yaml struct
+// tags as yaml.v3 and letting yaml.v3 decode each scalar. It stands in for
+// yaml's struct decoding because expansion has to run on the node tree, and
+// yaml's Node.Decode ignores KnownFields (only Decoder has it, on text,
+// before expansion); besides, yaml stops at the first bad value of a custom
+// type and its messages name a Go type rather than the key path.
 type decoder struct {
 	getenv   func(string) string
 	p        *problems

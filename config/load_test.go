@@ -2,10 +2,13 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestEnvExpansion(t *testing.T) {
@@ -278,6 +281,38 @@ func TestExpandVars(t *testing.T) {
 		}
 		if err != nil || got != tc.want || !slices.Equal(missing, tc.missing) || sub != tc.substituted {
 			t.Errorf("expandVars(%q) = %q, %q, %v, %v; want %q, %q, %v", tc.in, got, missing, sub, err, tc.want, tc.missing, tc.substituted)
+		}
+	}
+}
+
+// The decoder must agree with yaml.v3's own strict decoding on which keys
+// exist: the full example passes Decoder.KnownFields(true), and a key that
+// yaml rejects is rejected here too.
+func TestKnownKeysAgreeWithYAML(t *testing.T) {
+	data, err := os.ReadFile("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict := func(doc string) error {
+		dec := yaml.NewDecoder(strings.NewReader(doc))
+		dec.KnownFields(true)
+		var c Config
+		return dec.Decode(&c)
+	}
+	if err := strict(string(data)); err != nil {
+		t.Fatalf("yaml's strict decoder rejects the full example: %v", err)
+	}
+	for _, doc := range []string{
+		"redis: {key_prefx: x}\n",
+		"desk: {status_markers: {reopened: [x]}}\n",
+		"structures: [{id: s, referents: [{mail: a@b.example}]}]\n",
+	} {
+		if strict(doc) == nil {
+			t.Fatalf("yaml accepts %q", doc)
+		}
+		_, err := Parse([]byte(minimal(doc)), nil)
+		if got := problemsOf(t, err); !strings.Contains(got[0], "unknown key") {
+			t.Errorf("%q: problems %q", doc, got)
 		}
 	}
 }

@@ -74,6 +74,11 @@ func validate(c *Config, p *problems) {
 	}
 	positive(p, "attachments.retention", c.Attachments.Retention)
 	positive(p, "notifications.retention", c.Notifications.Retention)
+	if c.Jobs.Concurrency <= 0 || c.Jobs.Concurrency > 1000 {
+		p.at("jobs.concurrency", "must be between 1 and 1000")
+	}
+	positive(p, "jobs.poll_interval", c.Jobs.PollInterval)
+	positive(p, "jobs.retention", c.Jobs.Retention)
 
 	for _, s := range []struct{ key, spec string }{{"digest.daily", c.Digest.Daily}, {"digest.weekly", c.Digest.Weekly}} {
 		if _, err := cron.ParseStandard(s.spec); err != nil {

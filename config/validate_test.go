@@ -34,10 +34,10 @@ func TestBadFileListsEveryProblem(t *testing.T) {
 		"ent.api_tokens[0]: must be at least 16 characters (line 13)",
 		"ent.api_tokens[1]: environment variable MISSING_TOKEN is not set (write ${MISSING_TOKEN:-} if it may be empty) (line 13)",
 		"ent.callback_url: must be an http or https URL (not \"ftp://ent.example/cb\") (line 14)",
-		"ent.callback_secret: required when ent.callback_url is set",
+		"ent.callback_secret: required when ent.callback_url is set (line 11)",
 		"ent.callback_retry_schedule: at least one delay is required (line 15)",
 		"ent.webhook_max_body: \"20 parsecs\" is not a size such as 4096, 512KiB, 20MiB or 10MB (line 16)",
-		"desk.from: required when desk.address is set",
+		"desk.from: required when desk.address is set (line 17)",
 		"desk.reply_to: not an email address: mail: no angle-addr (line 19)",
 		"desk.allowed_senders[0]: must be an address, \"*@domain\" or \"*@*.domain\" (not \"*@\") (line 20)",
 		"desk.allowed_senders[1]: must be an address, \"*@domain\" or \"*@*.domain\" (not \"*@*.desk..example\") (line 20)",
@@ -46,10 +46,10 @@ func TestBadFileListsEveryProblem(t *testing.T) {
 		"desk.reference_pattern: must have exactly one capture group (the desk's ticket number), not 0 (line 22)",
 		"desk.signing_key: must be at least 16 characters (line 23)",
 		"desk.status_markers.closed[0]: \"[done]\" is also a marker of desk.status_markers.resolved (line 24)",
-		"smtp.addr: required when desk.address is set",
+		"smtp.addr: required when desk.address is set (line 25)",
 		"smtp.tls: must be one of starttls, implicit, none (not \"ssl\") (line 25)",
 		"smtp.ca_file: cannot read: open missing-ca.pem: no such file or directory (line 25)",
-		"imap.username: required when imap.addr is set",
+		"imap.username: required when imap.addr is set (line 26)",
 		"imap.tls: must be one of starttls, implicit, none (not \"sometimes\") (line 26)",
 		"imap.processed_mailbox: must differ from imap.mailbox (line 26)",
 		"imap.quarantine_mailbox: must not be empty (line 26)",
@@ -99,10 +99,10 @@ desk: {address: support@desk.example, from: "A <a@ent.example>", reply_to: a@ent
 smtp: {addr: "smtp.example:587"}`, nil},
 		{"desk address alone", "", `
 desk: {address: support@desk.example}`, []string{
-			"desk.from: required when desk.address is set",
-			"desk.reply_to: required when desk.address is set",
+			"desk.from: required when desk.address is set (line 5)",
+			"desk.reply_to: required when desk.address is set (line 5)",
 			"smtp.addr: required when desk.address is set",
-			"desk.signing_key: required when desk.address is set",
+			"desk.signing_key: required when desk.address is set (line 5)",
 		}},
 		{"reply_to is the desk", "", `
 desk: {address: support@desk.example, from: a@ent.example, reply_to: "Desk <SUPPORT@desk.example>", signing_key: 0123456789abcdef}
@@ -154,12 +154,15 @@ smtp: {retry_initial: 1h, retry_max: 30m, lifetime: 10m}`, []string{
 		}},
 		{"zero and negative durations and sizes", "  callback_retry_schedule: [5s, 0s, -1m]\n", `
 imap: {lease_ttl: 0s, max_message_bytes: 0}
-attachments: {max_count: 0}`, []string{
+attachments: {max_count: 0}
+jobs: {concurrency: 1001, poll_interval: 0s}`, []string{
 			"ent.callback_retry_schedule[1]: must be a duration above 0 such as 30s, 5m or 120h (line 4)",
 			"ent.callback_retry_schedule[2]: must be a duration above 0 such as 30s, 5m or 120h (line 4)",
 			"imap.max_message_bytes: must be a size above 0 such as 512KiB or 20MiB (line 6)",
 			"imap.lease_ttl: must be a duration above 0 such as 30s, 5m or 120h (line 6)",
 			"attachments.max_count: must be more than 0 (line 7)",
+			"jobs.concurrency: must be between 1 and 1000 (line 8)",
+			"jobs.poll_interval: must be a duration above 0 such as 30s, 5m or 120h (line 8)",
 		}},
 		{"listen forms", "", `
 listen: ":0"`, nil},

@@ -11,6 +11,7 @@ import (
 	netmail "net/mail"
 	"sort"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"time"
 	"unicode"
@@ -458,24 +459,45 @@ func compWriteClose(w io.WriteCloser, b []byte) error {
 
 // compRender executes the text and HTML templates on the same data. The HTML
 // one is html/template: every value is escaped.
-func compRender(textSrc, htmlSrc string, data any) (text, html string, err error) {
+// compTemplates are parsed once per process: parsing costs more than
+// rendering.
+type compTemplates struct {
+	text *texttemplate.Template
+	html *htmltemplate.Template
+}
+
+var compParsed sync.Map // text source → *compTemplates
+
+func compParse(textSrc, htmlSrc string) (*compTemplates, error) {
+	if v, ok := compParsed.Load(textSrc); ok {
+		return v.(*compTemplates), nil
+	}
 	funcs := map[string]any{
 		"join": strings.Join,
 		"rule": func(s string) string { return strings.Repeat("-", utf8.RuneCountInString(s)) },
 	}
 	tt, err := texttemplate.New("text").Funcs(funcs).Parse(textSrc)
 	if err != nil {
-		return "", "", fmt.Errorf("parse text template: %w", err)
+		return nil, fmt.Errorf("parse text template: %w", err)
 	}
 	ht, err := htmltemplate.New("html").Funcs(funcs).Parse(htmlSrc)
 	if err != nil {
-		return "", "", fmt.Errorf("parse html template: %w", err)
+		return nil, fmt.Errorf("parse html template: %w", err)
+	}
+	v, _ := compParsed.LoadOrStore(textSrc, &compTemplates{text: tt, html: ht})
+	return v.(*compTemplates), nil
+}
+
+func compRender(textSrc, htmlSrc string, data any) (text, html string, err error) {
+	ts, err := compParse(textSrc, htmlSrc)
+	if err != nil {
+		return "", "", err
 	}
 	var tb, hb strings.Builder
-	if err := tt.Execute(&tb, data); err != nil {
+	if err := ts.text.Execute(&tb, data); err != nil {
 		return "", "", fmt.Errorf("render text: %w", err)
 	}
-	if err := ht.Execute(&hb, data); err != nil {
+	if err := ts.html.Execute(&hb, data); err != nil {
 		return "", "", fmt.Errorf("render html: %w", err)
 	}
 	return strings.TrimRight(tb.String(), "\n") + "\n", hb.String(), nil

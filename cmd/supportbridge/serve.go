@@ -164,9 +164,13 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		RetryInitial: cfg.SMTP.RetryInitial,
 		RetryMax:     cfg.SMTP.RetryMax,
 		Schedules:    map[bridge.EffectKind][]time.Duration{bridge.EffectCallback: cfg.ENT.CallbackRetrySchedule},
+		Concurrency:  cfg.Jobs.Concurrency,
+		PollInterval: cfg.Jobs.PollInterval,
+		Retention:    cfg.Jobs.Retention,
 		Logger:       log,
 	})
-	svc := bridge.NewService(store, bridge.WithLogger(log), bridge.WithDispatcher(queue))
+	svc := bridge.NewService(store, bridge.WithLogger(log), bridge.WithDispatcher(queue),
+		bridge.WithCallbacks(cfg.ENT.CallbackURL != ""))
 	mailer, err := newDeskMailer(cfg)
 	if err != nil {
 		rdb.Close()
