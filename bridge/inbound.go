@@ -117,3 +117,18 @@ func (s *Service) EscalationBounced(ctx context.Context, ticketID, reason string
 	}
 	return s.EscalationFailed(ctx, ticketID, t.Escalation.Attempt, "bounced: "+reason)
 }
+
+// QuarantinedMail is an inbound mail that could not be applied, kept for
+// an operator to assign to a ticket or discard.
+type QuarantinedMail struct {
+	Key       string    `json:"key"`     // the mail's idempotency key (see DeskReply.Key)
+	RawKey    string    `json:"raw_key"` // where the raw mail is kept
+	Mailbox   string    `json:"mailbox"`
+	UID       uint32    `json:"uid"`
+	From      string    `json:"from"`
+	Subject   string    `json:"subject"`
+	Reason    string    `json:"reason"`
+	At        time.Time `json:"at"`
+	Size      int64     `json:"size"`
+	MessageID string    `json:"message_id,omitempty"`
+}

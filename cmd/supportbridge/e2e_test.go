@@ -382,6 +382,21 @@ func TestContract(t *testing.T) {
 			t.Errorf("bad status filter: %d", a.Status)
 		}
 
+		// Metrics.
+		resp, err := http.Get(d.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metricsText, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{`supportbridge_webhooks_total{outcome="accepted",type="ticket.created"} 3`,
+			`supportbridge_webhooks_total{outcome="escalation_conflict",type="ticket.escalation_requested"} 1`,
+			`supportbridge_webhook_duration_seconds_count`, `supportbridge_queue_jobs{state="pending"}`} {
+			if !strings.Contains(string(metricsText), want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+
 		// Health.
 		for _, p := range []string{"/healthz", "/readyz"} {
 			resp, err := http.Get(d.base + p)

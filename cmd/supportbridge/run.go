@@ -24,6 +24,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 const usage = `usage: supportbridge <command> [flags]
 
 commands:
+  demo [--listen ADDR]         the whole loop in one process, nothing to install
   serve --config FILE          run the daemon
   check-config --config FILE   validate a configuration file
   version                      print the version
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		return cmdServe(ctx, rest, getenv, stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, rest, getenv, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":

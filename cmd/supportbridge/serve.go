@@ -80,6 +80,7 @@ type daemon struct {
 	svc     *bridge.Service
 	worker  *bridge.Worker
 	handler http.Handler
+	metrics *metrics
 	// afterJob, when set, runs after each job (tests: crash points).
 	afterJob func(bridge.Effect, error)
 }
@@ -159,6 +160,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		StructureDedupeTTL:  cfg.ENT.DedupeTTL,
 		AttachmentRetention: cfg.Attachments.Retention,
 	})
+	met := newMetrics()
 	queue := jobqueue.New(rdb, jobqueue.Options{
 		Queue:        strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + "-jobs",
 		RetryInitial: cfg.SMTP.RetryInitial,
@@ -168,7 +170,14 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		PollInterval: cfg.Jobs.PollInterval,
 		Retention:    cfg.Jobs.Retention,
 		Logger:       log,
+		OnDone:       met.jobDone,
+		OnDead: func(j jobqueue.Job, err error) {
+			met.deadLetters.WithLabelValues(j.Kind).Inc()
+			log.Error("job dead-lettered: an operator must look", slog.String("job", j.ID),
+				slog.String("kind", j.Kind), slog.String("ticket", j.TicketID), slog.String("error", err.Error()))
+		},
 	})
+	met.reg.MustRegister(newQueueCollector(queue))
 	svc := bridge.NewService(store, bridge.WithLogger(log), bridge.WithDispatcher(queue),
 		bridge.WithCallbacks(cfg.ENT.CallbackURL != ""))
 	mailer, err := newDeskMailer(cfg)
@@ -178,6 +187,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 	}
 	wo := bridge.WorkerOptions{Ledger: store, Feed: store, Dispatcher: queue, Lifetime: cfg.SMTP.Lifetime,
 		DefaultLocale: cfg.Digest.DefaultLocale}
+	wo.OnAccepted = func(_ bridge.Effect, rec bridge.MailRecord) { met.mailsAccepted.WithLabelValues(rec.Kind).Inc() }
 	if getenv(failpointEnv) == failpointAfterAccept {
 		wo.OnAccepted = func(bridge.Effect, bridge.MailRecord) { killSelf() }
 	}
@@ -193,7 +203,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		wo.Callbacks = webhook.NewCallbackClient(cfg.ENT.CallbackURL, key, cfg.ENT.CallbackTimeout)
 	}
 	worker := bridge.NewWorker(svc, store, wo)
-	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker}
+	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker, metrics: met}
 	tokens := make([]string, 0, len(cfg.ENT.APITokens))
 	for _, t := range cfg.ENT.APITokens {
 		tokens = append(tokens, t.Reveal())
@@ -206,6 +216,8 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		Logger:    log,
 		Ready:     d.ready,
 		Feed:      store,
+		Metrics:   met.handler(),
+		Observe:   met.observeWebhook,
 	})
 	return d, nil
 }
@@ -283,13 +295,18 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	return d.serve(ctx, stdout)
 }
 
-// serve runs the HTTP server and the background loops until ctx ends, then
-// lets in-flight requests finish.
+// serve listens on the configured address and serves until ctx ends.
 func (d *daemon) serve(ctx context.Context, stdout io.Writer) error {
 	ln, err := net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
 	}
+	return d.serveOn(ctx, ln, stdout)
+}
+
+// serveOn runs the HTTP server on ln and the background loops until ctx
+// ends, then lets in-flight requests finish.
+func (d *daemon) serveOn(ctx context.Context, ln net.Listener, stdout io.Writer) error {
 	srv := &http.Server{
 		Handler:           d.handler,
 		ReadHeaderTimeout: 10 * time.Second,

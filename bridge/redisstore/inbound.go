@@ -1,0 +1,96 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"supportbridge/bridge"
+)
+
+func (s *Store) deskRefKey(ref string) string {
+	return s.opts.Prefix + "deskref:" + strings.ToLower(strings.TrimSpace(ref))
+}
+func (s *Store) rawKey(key string) string { return s.opts.Prefix + "raw:" + key }
+func (s *Store) quarantineKey() string    { return s.opts.Prefix + "quarantine" }
+func (s *Store) quarantineIndex() string  { return s.opts.Prefix + "quarantine:idx" }
+
+// IndexDeskReference maps the desk's own ticket number to a ticket.
+func (s *Store) IndexDeskReference(ctx context.Context, ref, ticketID string) error {
+	return s.rdb.Set(ctx, s.deskRefKey(ref), ticketID, s.opts.AttachmentRetention).Err()
+}
+
+// TicketByDeskReference finds the ticket of a desk reference.
+func (s *Store) TicketByDeskReference(ctx context.Context, ref string) (string, error) {
+	id, err := s.rdb.Get(ctx, s.deskRefKey(ref)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", bridge.ErrNotFound
+	}
+	return id, err
+}
+
+// KeepRaw keeps a raw inbound mail for ttl (idempotent).
+func (s *Store) KeepRaw(ctx context.Context, key string, raw []byte, ttl time.Duration) error {
+	return s.rdb.SetNX(ctx, s.rawKey(key), raw, ttl).Err()
+}
+
+// Raw returns a kept raw mail.
+func (s *Store) Raw(ctx context.Context, key string) ([]byte, error) {
+	b, err := s.rdb.Get(ctx, s.rawKey(key)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, bridge.ErrNotFound
+	}
+	return b, err
+}
+
+// Quarantine records a mail that could not be applied (by its key, once).
+func (s *Store) Quarantine(ctx context.Context, q bridge.QuarantinedMail) error {
+	b, err := json.Marshal(q)
+	if err != nil {
+		return err
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.HSet(ctx, s.quarantineKey(), q.Key, b)
+	pipe.ZAdd(ctx, s.quarantineIndex(), redis.Z{Score: float64(q.At.UnixMilli()), Member: q.Key})
+	_, err = pipe.Exec(ctx)
+	return err
+}
+
+// Quarantined lists the quarantined mails, newest first.
+func (s *Store) Quarantined(ctx context.Context) ([]bridge.QuarantinedMail, error) {
+	keys, err := s.rdb.ZRevRange(ctx, s.quarantineIndex(), 0, -1).Result()
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	vals, err := s.rdb.HMGet(ctx, s.quarantineKey(), keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bridge.QuarantinedMail, 0, len(vals))
+	for _, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var q bridge.QuarantinedMail
+		if err := json.Unmarshal([]byte(str), &q); err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, nil
+}
+
+// Unquarantine removes a mail from the quarantine list (assigned or
+// discarded).
+func (s *Store) Unquarantine(ctx context.Context, key string) error {
+	pipe := s.rdb.TxPipeline()
+	pipe.HDel(ctx, s.quarantineKey(), key)
+	pipe.ZRem(ctx, s.quarantineIndex(), key)
+	_, err := pipe.Exec(ctx)
+	return err
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"supportbridge/bridge"
+	"supportbridge/bridge/jobqueue"
+)
+
+// metrics are the daemon's Prometheus metrics. Each daemon has its own
+// registry: no global state, and tests can run several daemons at once.
+type metrics struct {
+	reg            *prometheus.Registry
+	webhooks       *prometheus.CounterVec
+	ingest         prometheus.Histogram
+	jobs           *prometheus.CounterVec
+	mailsAccepted  *prometheus.CounterVec
+	deadLetters    *prometheus.CounterVec
+	inbound        *prometheus.CounterVec
+	digestRuns     *prometheus.CounterVec
+	imapLastOK     prometheus.Gauge
+	imapConnected  prometheus.Gauge
+	imapIdle       prometheus.Gauge
+	callbackResult *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_webhooks_total",
+		Help: "ENT webhooks received, by event type and outcome (accepted, duplicate, or the error code)."},
+		[]string{"type", "outcome"})
+	m.ingest = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "supportbridge_webhook_duration_seconds",
+		Help: "Time to verify, decode and durably apply a webhook.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
+	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_jobs_total",
+		Help: "Jobs run, by kind and result (done, retry, given_up)."}, []string{"kind", "result"})
+	m.mailsAccepted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_mails_sent_total",
+		Help: "Mails the desk's server accepted, by kind (esc, fu)."}, []string{"kind"})
+	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_dead_letters_total",
+		Help: "Jobs given up and moved to the dead letters, by kind."}, []string{"kind"})
+	m.inbound = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_imap_messages_total",
+		Help: "Inbound mails handled, by outcome (applied, duplicate, loop, auto_reply, bounce, quarantined)."},
+		[]string{"outcome"})
+	m.digestRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_digest_runs_total",
+		Help: "Digest runs, by period and result."}, []string{"period", "result"})
+	m.imapLastOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "supportbridge_imap_last_success_timestamp_seconds",
+		Help: "When the mailbox was last read successfully."})
+	m.imapConnected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "supportbridge_imap_connected",
+		Help: "1 while this replica holds the mailbox lease and is connected."})
+	m.imapIdle = prometheus.NewGauge(prometheus.GaugeOpts{Name: "supportbridge_imap_idle",
+		Help: "1 while the IMAP connection waits in IDLE."})
+	m.callbackResult = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_callbacks_total",
+		Help: "Callback attempts to the ENT, by result (delivered, failed)."}, []string{"result"})
+	m.reg.MustRegister(m.webhooks, m.ingest, m.jobs, m.mailsAccepted, m.deadLetters, m.inbound, m.digestRuns,
+		m.imapLastOK, m.imapConnected, m.imapIdle, m.callbackResult,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+func (m *metrics) observeWebhook(typ, outcome string, d time.Duration) {
+	m.webhooks.WithLabelValues(typ, outcome).Inc()
+	m.ingest.Observe(d.Seconds())
+}
+
+func (m *metrics) jobDone(kind bridge.EffectKind, err error) {
+	result := "done"
+	switch {
+	case errors.Is(err, bridge.ErrGiveUp):
+		result = "given_up"
+	case err != nil:
+		result = "retry"
+	}
+	m.jobs.WithLabelValues(string(kind), result).Inc()
+	if kind == bridge.EffectCallback {
+		if err == nil {
+			m.callbackResult.WithLabelValues("delivered").Inc()
+		} else {
+			m.callbackResult.WithLabelValues("failed").Inc()
+		}
+	}
+}
+
+// queueCollector reports the job queue's depths at each scrape.
+type queueCollector struct {
+	q    *jobqueue.Queue
+	desc *prometheus.Desc
+}
+
+func newQueueCollector(q *jobqueue.Queue) *queueCollector {
+	return &queueCollector{q: q, desc: prometheus.NewDesc("supportbridge_queue_jobs",
+		"Jobs in the durable queue, by state.", []string{"state"}, nil)}
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	d, err := c.q.Depths()
+	if err != nil {
+		return
+	}
+	for state, n := range map[string]int{"pending": d.Pending, "active": d.Active, "scheduled": d.Scheduled,
+		"retry": d.Retry, "dead": d.Dead, "completed": d.Completed} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)
+	}
+}
