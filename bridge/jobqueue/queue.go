@@ -39,6 +39,9 @@ type Options struct {
 	PollInterval    time.Duration
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// asynq keeps due times in whole seconds: delays under a second are
+	// rounded.
+	//
 	// Schedules gives some kinds of effects a fixed retry schedule instead
 	// of the doubling delay: the n-th retry waits Schedules[kind][n], and
 	// after the last one the job is dead (callbacks: 5s, 5m, 30m, 2h, 5h,

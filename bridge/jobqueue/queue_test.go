@@ -254,3 +254,83 @@ func TestRetryDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduleEndsInDeadLetters: a callback that keeps failing is tried once
+// and then at each delay of its schedule, lands in the dead letters (and is
+// reported), and a replay runs it again.
+func TestScheduleEndsInDeadLetters(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		var mu sync.Mutex
+		var tries []time.Time
+		var dead []jobqueue.Job
+		failing := true
+		q := jobqueue.New(rdb, jobqueue.Options{Queue: "jq-sched", PollInterval: 20 * time.Millisecond,
+			Schedules: map[bridge.EffectKind][]time.Duration{bridge.EffectCallback: {time.Second, 2 * time.Second}},
+			OnDead: func(j jobqueue.Job, _ error) {
+				mu.Lock()
+				dead = append(dead, j)
+				mu.Unlock()
+			}})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- q.Run(ctx, func(_ context.Context, e bridge.Effect) error {
+				mu.Lock()
+				defer mu.Unlock()
+				tries = append(tries, time.Now())
+				if failing {
+					return errors.New("ENT answered 503")
+				}
+				return nil
+			})
+		}()
+		defer func() { cancel(); <-done; q.Close() }()
+		if err := q.Dispatch(context.Background(), []bridge.Effect{{ID: "cb-1", Kind: bridge.EffectCallback, TicketID: "42"}}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "dead letter", func() bool {
+			d, _ := q.Dead()
+			return len(d) == 1
+		})
+		mu.Lock()
+		if len(tries) != 3 {
+			t.Fatalf("%d tries, want 1 + 2 retries", len(tries))
+		}
+		// asynq keeps due times in whole seconds: a delay d waits between
+		// d-1s and d+1s.
+		if gap := tries[1].Sub(tries[0]); gap < 10*time.Millisecond || gap > 2500*time.Millisecond {
+			t.Errorf("first retry after %v, want about 1s", gap)
+		}
+		if gap := tries[2].Sub(tries[1]); gap < time.Second || gap > 3500*time.Millisecond {
+			t.Errorf("second retry after %v, want about 2s", gap)
+		}
+		if len(dead) != 1 || dead[0].TicketID != "42" || dead[0].Kind != "callback" {
+			t.Errorf("reported dead %+v", dead)
+		}
+		failing = false
+		mu.Unlock()
+		d, _ := q.Dead()
+		if err := q.Replay(d[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "replayed", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(tries) == 4
+		})
+		waitFor(t, "dead letters empty", func() bool {
+			d, _ := q.Dead()
+			return len(d) == 0
+		})
+		// Handing the same effect over again does not run it again.
+		if err := q.Dispatch(context.Background(), []bridge.Effect{{ID: "cb-1", Kind: bridge.EffectCallback, TicketID: "42"}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(tries) != 4 {
+			t.Errorf("%d tries after a second dispatch", len(tries))
+		}
+	})
+}
