@@ -1,0 +1,473 @@
+package mail
+
+import (
+	"regexp"
+	"strings"
+	"unicode"
+)
+
+// ExtractReply returns the new text of a reply: what the sender wrote above
+// the quoted message, without the quote, its attribution line or header
+// block, and without the signature. text is the plain text body and html
+// the HTML body (either may be empty); both must already be decoded.
+//
+// The plain text the sender wrote is read first. When there is none (text
+// is empty, or is the HTML converted, as ParseMessage makes it for an
+// HTML-only mail), or it shows no quote boundary, or it is nothing but a
+// quote, the HTML is cut at the first quote mark its client left (Gmail,
+// Apple Mail, Thunderbird, Outlook, Zimbra, Yahoo) and converted. If
+// stripping leaves nothing, the whole text is returned, trimmed.
+func ExtractReply(text, html string) string {
+	return NewReplyExtractor().Extract(text, html)
+}
+
+// ReplyExtractor is ExtractReply with its patterns compiled once: build it
+// with NewReplyExtractor and reuse it. It is safe for concurrent use.
+type ReplyExtractor struct {
+	re *inbReplyRes
+}
+
+// NewReplyExtractor compiles the patterns of the reply extractor.
+func NewReplyExtractor() *ReplyExtractor {
+	return &ReplyExtractor{re: inbNewReplyRes()}
+}
+
+// Extract does what ExtractReply does. A nil or zero ReplyExtractor works,
+// compiling its patterns on each call.
+func (x *ReplyExtractor) Extract(text, html string) string {
+	var re *inbReplyRes
+	if x != nil {
+		re = x.re
+	}
+	if re == nil {
+		re = inbNewReplyRes()
+	}
+	t := inbNormalizeReply(text)
+	if strings.TrimSpace(html) != "" {
+		fromHTML := inbNormalizeReply(HTMLToText(html))
+		if strings.TrimSpace(t) == "" || strings.TrimSpace(t) == strings.TrimSpace(fromHTML) {
+			// No text of the sender's own (ParseMessage makes Text from
+			// the HTML then): the HTML's structure marks the quote better
+			// than its text does.
+			if h, ok := inbHTMLReplyText(html); ok {
+				if r, _ := inbStripReply(re, inbNormalizeReply(h)); r != "" {
+					return r
+				}
+			}
+			t = fromHTML
+		}
+	}
+	reply, found := inbStripReply(re, t)
+	if found && reply != "" {
+		return reply
+	}
+	if strings.TrimSpace(html) != "" {
+		if h, ok := inbHTMLReplyText(html); ok {
+			if r, _ := inbStripReply(re, inbNormalizeReply(h)); r != "" {
+				return r
+			}
+		}
+	}
+	if reply != "" {
+		return reply
+	}
+	return inbTrimLines(strings.Split(t, "\n"))
+}
+
+// inbNormalizeReply makes line ends LF and the invisible or non-breaking
+// spaces clients sprinkle ("a écrit\u00a0:") plain.
+func inbNormalizeReply(s string) string {
+	s = inbNormalizeNewlines(s)
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '\u00a0', '\u202f', '\u2007':
+			return ' '
+		case '\u200b', '\u200c', '\u200d', '\ufeff', '\u00ad':
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// inbReplyRes holds the compiled patterns of the reply extractor. They
+// are built per call: the package keeps no state.
+type inbReplyRes struct {
+	attribution *regexp.Regexp // "On … wrote:", "Le … a écrit :", …
+	wroteOnly   *regexp.Regexp // "… wrote:" with no opening word
+	separator   *regexp.Regexp // "-----Original Message-----", … (format=flowed may join the next line to it)
+	headerFrom  *regexp.Regexp // "From: …", "De : …" opening a header block
+	headerField *regexp.Regexp // "Sent:", "Objet :", …
+	headerKey   *regexp.Regexp // the fields that make a block a header block
+	oneLineHdr  *regexp.Regexp // "From: … Sent: … Subject: …" on one line
+	replyAbove  *regexp.Regexp // "reply above this line" and our own
+	mobileSig   *regexp.Regexp // "Envoyé de mon iPhone", …
+	rule        *regexp.Regexp // "_____" or "-----" lines before a header
+}
+
+func inbNewReplyRes() *inbReplyRes {
+	const verbs = `wrote|a\s+écrit|a\s+ecrit|escribió|escribio|ha\s+scritto|schreef|skrev`
+	return &inbReplyRes{
+		attribution: regexp.MustCompile(`(?i)^(?:on|le|am|el|il|op|den)\s.*(?:\b(?:` + verbs + `)\s*:|\bschrieb\b.*:)$`),
+		wroteOnly:   regexp.MustCompile(`(?i)^.{1,200}\s(?:` + verbs + `)\s*:$`),
+		separator: regexp.MustCompile(`(?i)^(?:-{2,}\s*(?:original message|message d'origine|message d’origine|message original|mail original|forwarded message|message transféré|message transmis|ursprüngliche nachricht|weitergeleitete nachricht|mensaje original|messaggio originale|oorspronkelijk bericht)\s*-{2,}(?:\s.*)?` +
+			`|begin forwarded message\s*:|début du message réexpédié\s*:|début du message transféré\s*:|anfang der weitergeleiteten nachricht\s*:)$`),
+		headerFrom:  regexp.MustCompile(`(?i)^\*{0,2}(?:from|de|von|van|da|od|fra|från)\s*\*{0,2}\s*:\s*\*{0,2}\s*\S`),
+		headerField: regexp.MustCompile(`(?i)^\*{0,2}(?:sent|envoyé|envoye|date|to|à|a|cc|cci|bcc|subject|objet|sujet|pour|copie à|gesendet|datum|an|betreff|enviado|para|asunto|inviato|oggetto|verzonden|aan|onderwerp|importance|priorité|reply-to|répondre à)\s*\*{0,2}\s*:`),
+		headerKey:   regexp.MustCompile(`(?i)^\*{0,2}(?:sent|envoyé|envoye|date|subject|objet|sujet|gesendet|datum|betreff|enviado|asunto|inviato|oggetto|verzonden|onderwerp)\s*\*{0,2}\s*:`),
+		oneLineHdr:  regexp.MustCompile(`(?i)^\*{0,2}(?:from|de)\s*\*{0,2}\s*:.+\s\*{0,2}(?:sent|envoyé|date)\s*\*{0,2}\s*:.+\s\*{0,2}(?:subject|objet)\s*\*{0,2}\s*:`),
+		replyAbove:  regexp.MustCompile(`(?i)(?:reply above this (?:line|message)|type your reply above|répond(?:re|ez) au-dessus de (?:cette ligne|ce message)|repond(?:re|ez) au-dessus de (?:cette ligne|ce message))`),
+		mobileSig: regexp.MustCompile(`(?i)^(?:envoy[ée] (?:de|depuis|à partir de|a partir de) (?:mon|ma|l'application|outlook|yahoo|gmail|un|une)\b.*` +
+			`|sent (?:from|with|via) (?:my|outlook|yahoo|gmail|mail for|samsung|the)\b.*` +
+			`|get outlook for (?:ios|android)|obtenir outlook pour (?:ios|android)|télécharger outlook pour (?:ios|android)` +
+			`|von meinem \S+ gesendet|gesendet von meinem \S+.*|enviado desde mi \S+.*|inviato da(?:l mio)? \S+.*)` +
+			// Outlook's text part appends the link: "…iOS<https://aka.ms/…>".
+			`(?:\s*<\S*>)?$`),
+		rule: regexp.MustCompile(`^(?:_{5,}|-{5,}|={5,}|\*{5,})$`),
+	}
+}
+
+// inbMarker is a kind of quote boundary.
+type inbMarker int
+
+const (
+	inbNoMarker   inbMarker = iota
+	inbQuoteMark            // a "> " line
+	inbAttribMark           // "On … wrote:" (a quote follows)
+	inbHardMark             // a separator or header block: all below is quoted
+)
+
+// inbStripReply removes the quote and signature from normalised text.
+// found reports whether a quote boundary was seen.
+func inbStripReply(re *inbReplyRes, t string) (reply string, found bool) {
+	if strings.TrimSpace(t) == "" {
+		return "", false
+	}
+	lines := strings.Split(t, "\n")
+	if len(lines) > 20000 {
+		// Beyond any human reply; bound the scan.
+		lines = lines[:20000]
+	}
+	drop := map[int]bool{}
+
+	cut, kind, span := len(lines), inbNoMarker, 0
+	for i := 0; i < len(lines); i++ {
+		trimmed := strings.TrimSpace(lines[i])
+		if trimmed == "" {
+			continue
+		}
+		if inbIsQuoteLine(lines[i]) {
+			cut, kind = i, inbQuoteMark
+			break
+		}
+		if n := inbAttributionAt(re, lines, i); n > 0 {
+			cut, kind, span = i, inbAttribMark, n
+			break
+		}
+		if inbIsSeparator(re, trimmed) || inbHeaderBlockAt(re, lines, i) {
+			cut, kind = i, inbHardMark
+			break
+		}
+		if inbIsReplyAbove(re, trimmed) {
+			if inbHasContent(lines[:i]) {
+				cut, kind = i, inbHardMark
+				break
+			}
+			// A desk notification opens with the mark, its new text
+			// below: drop the line, read on.
+			drop[i] = true
+		}
+	}
+	if kind == inbQuoteMark {
+		// A line just above a quote that ends with a colon and names an
+		// address or a time is an attribution in a language we do not
+		// list ("Em seg., … escreveu:").
+		if p := inbPrevContent(lines, cut, 1); p >= 0 && inbLooksLikeAttribution(lines[p]) {
+			cut, kind, span = p, inbAttribMark, 1
+		}
+	}
+	found = kind != inbNoMarker
+	bound := cut // the boundary line itself, before the walk back
+	if found {
+		// A rule line ("_____" in Outlook) just above the boundary belongs
+		// to it.
+		for cut > 0 && (strings.TrimSpace(lines[cut-1]) == "" || re.rule.MatchString(strings.TrimSpace(lines[cut-1]))) {
+			cut--
+		}
+	}
+
+	keep := make([]string, 0, len(lines))
+	for i := 0; i < cut; i++ {
+		if !drop[i] {
+			keep = append(keep, lines[i])
+		}
+	}
+	if (kind == inbQuoteMark || kind == inbAttribMark) && inbInterleaved(re, lines, bound+span) {
+		// Answers written between quoted lines: keep them, drop the quotes.
+		for i := bound + span; i < len(lines); i++ {
+			trimmed := strings.TrimSpace(lines[i])
+			if trimmed != "" && (inbIsSeparator(re, trimmed) || inbHeaderBlockAt(re, lines, i)) {
+				break
+			}
+			if inbIsQuoteLine(lines[i]) || (trimmed != "" && inbAttributionAt(re, lines, i) > 0) {
+				continue
+			}
+			if trimmed == "" && len(keep) > 0 && strings.TrimSpace(keep[len(keep)-1]) == "" {
+				continue // the quote between two blank lines is gone
+			}
+			keep = append(keep, lines[i])
+		}
+	}
+	keep = inbCutSignature(re, keep)
+	return inbTrimLines(keep), found
+}
+
+// inbPrevContent returns the index of the last non-blank line before i,
+// skipping at most maxBlank blank lines, or -1.
+func inbPrevContent(lines []string, i, maxBlank int) int {
+	blank := 0
+	for j := i - 1; j >= 0; j-- {
+		if strings.TrimSpace(lines[j]) != "" {
+			return j
+		}
+		if blank++; blank > maxBlank {
+			return -1
+		}
+	}
+	return -1
+}
+
+func inbLooksLikeAttribution(line string) bool {
+	l := strings.TrimSpace(line)
+	if len(l) > 300 || !strings.HasSuffix(l, ":") {
+		return false
+	}
+	if strings.Contains(l, "@") {
+		return true
+	}
+	for i := 0; i+3 < len(l); i++ {
+		// A time such as 10:02 or 10h02.
+		if inbDigit(l[i]) && (l[i+1] == ':' || l[i+1] == 'h') && inbDigit(l[i+2]) && inbDigit(l[i+3]) {
+			return true
+		}
+	}
+	return false
+}
+
+func inbDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// inbIsSeparator reports whether a trimmed line is a "-----Original
+// Message-----" style separator; the cheap test spares the pattern most
+// lines.
+func inbIsSeparator(re *inbReplyRes, trimmed string) bool {
+	if trimmed == "" || len(trimmed) > 1000 {
+		return false
+	}
+	switch trimmed[0] {
+	case '-', 'B', 'b', 'D', 'd', 'A', 'a':
+		return re.separator.MatchString(trimmed)
+	}
+	return false
+}
+
+// inbIsReplyAbove reports whether a trimmed line asks to reply above it.
+func inbIsReplyAbove(re *inbReplyRes, trimmed string) bool {
+	if len(trimmed) > 300 {
+		return false
+	}
+	l := strings.ToLower(trimmed)
+	if !strings.Contains(l, "above") && !strings.Contains(l, "dessus") {
+		return false
+	}
+	return re.replyAbove.MatchString(trimmed)
+}
+
+func inbIsQuoteLine(line string) bool {
+	return strings.HasPrefix(strings.TrimLeft(line, " \t"), ">")
+}
+
+func inbHasContent(lines []string) bool {
+	for _, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// inbAttributionAt returns how many lines (1 to 3) the attribution line
+// starting at i spans, or 0. Clients wrap long ones ("On …, Name <\n
+// addr> wrote:").
+func inbAttributionAt(re *inbReplyRes, lines []string, i int) int {
+	first := strings.TrimSpace(lines[i])
+	if len(first) > 400 || (!strings.HasSuffix(first, ":") && !inbOpensAttribution(first)) {
+		// Cheap test first: the patterns are costly on every line.
+		return 0
+	}
+	joined := ""
+	for k := 0; k < 3 && i+k < len(lines); k++ {
+		part := strings.TrimSpace(lines[i+k])
+		if part == "" {
+			return 0
+		}
+		if k == 0 {
+			joined = part
+		} else {
+			joined += " " + part
+		}
+		if len(joined) > 400 {
+			return 0
+		}
+		if re.attribution.MatchString(joined) {
+			return k + 1
+		}
+		if k == 0 && re.wroteOnly.MatchString(joined) && inbNextIsQuote(lines, i+1) {
+			return 1
+		}
+		if k == 0 && !re.attribution.MatchString(joined+" wrote:") {
+			// The first line does not open an attribution: no need to
+			// join the next ones.
+			return 0
+		}
+	}
+	return 0
+}
+
+// inbOpensAttribution reports whether a line starts with a word that opens
+// an attribution in a language we know ("On", "Le", "Am", …).
+func inbOpensAttribution(line string) bool {
+	word, _, ok := strings.Cut(line, " ")
+	if !ok || len(word) > 3 {
+		return false
+	}
+	switch strings.ToLower(word) {
+	case "on", "le", "am", "el", "il", "op", "den":
+		return true
+	}
+	return false
+}
+
+func inbNextIsQuote(lines []string, from int) bool {
+	for j := from; j < len(lines); j++ {
+		if strings.TrimSpace(lines[j]) == "" {
+			continue
+		}
+		return inbIsQuoteLine(lines[j])
+	}
+	return false
+}
+
+// inbHeaderBlockAt reports whether a quoted message's header block (as
+// Outlook writes it: From, Sent, To, Subject; in any order after From, in
+// several languages, with or without blank lines) starts at line i.
+func inbHeaderBlockAt(re *inbReplyRes, lines []string, i int) bool {
+	first := strings.TrimLeft(strings.TrimSpace(lines[i]), "*")
+	if first == "" || !strings.ContainsRune("FfDdVvOo", rune(first[0])) || !strings.Contains(first, ":") {
+		return false
+	}
+	first = strings.TrimSpace(lines[i])
+	if !re.headerFrom.MatchString(first) {
+		return false
+	}
+	if re.oneLineHdr.MatchString(first) {
+		return true
+	}
+	fields, keys := 0, 0
+	seen := 0
+	for j := i + 1; j < len(lines) && seen < 8; j++ {
+		l := strings.TrimSpace(lines[j])
+		if l == "" {
+			continue
+		}
+		seen++
+		if !re.headerField.MatchString(l) {
+			// A header value wrapped onto the next line is fine; a
+			// paragraph of prose is not.
+			if fields == 0 {
+				return false
+			}
+			continue
+		}
+		fields++
+		if re.headerKey.MatchString(l) {
+			keys++
+		}
+	}
+	return fields >= 2 && keys >= 1
+}
+
+// inbInterleaved reports whether, from line start on (just below the
+// boundary line or attribution), new text alternates with quoted lines (an
+// inline answer) rather than the quote running to the end.
+func inbInterleaved(re *inbReplyRes, lines []string, start int) bool {
+	sawOther := false
+	for i := start; i < len(lines); i++ {
+		trimmed := strings.TrimSpace(lines[i])
+		if trimmed == "" {
+			continue
+		}
+		if inbIsSeparator(re, trimmed) || inbHeaderBlockAt(re, lines, i) {
+			return false
+		}
+		if inbIsQuoteLine(lines[i]) {
+			if sawOther {
+				return true
+			}
+			continue
+		}
+		if inbAttributionAt(re, lines, i) == 0 && !re.mobileSig.MatchString(trimmed) && !inbIsSigDelimiter(lines[i]) {
+			sawOther = true
+		}
+		if inbIsSigDelimiter(lines[i]) {
+			return false
+		}
+	}
+	return false
+}
+
+func inbIsSigDelimiter(line string) bool {
+	// "-- " by the book; many clients trim the space.
+	return strings.TrimRight(line, " \t") == "--"
+}
+
+// inbCutSignature drops the signature: from a "-- " line, or from a
+// "Sent from my iPhone" style line near the end.
+func inbCutSignature(re *inbReplyRes, lines []string) []string {
+	for i, l := range lines {
+		if inbIsSigDelimiter(l) && inbHasContent(lines[:i]) {
+			return lines[:i]
+		}
+	}
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		if len(t) > 100 || !re.mobileSig.MatchString(t) {
+			continue
+		}
+		after := 0
+		for _, m := range lines[i+1:] {
+			if strings.TrimSpace(m) != "" {
+				after++
+			}
+		}
+		if after <= 4 {
+			return lines[:i]
+		}
+	}
+	return lines
+}
+
+// inbTrimLines trims trailing white space off every line and blank lines
+// off both ends.
+func inbTrimLines(lines []string) string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = strings.TrimRightFunc(l, unicode.IsSpace)
+	}
+	start, end := 0, len(out)
+	for start < end && out[start] == "" {
+		start++
+	}
+	for end > start && out[end-1] == "" {
+		end--
+	}
+	return strings.Join(out[start:end], "\n")
+}
