@@ -24,9 +24,6 @@ type metrics struct {
 	deadLetters    *prometheus.CounterVec
 	inbound        *prometheus.CounterVec
 	digestRuns     *prometheus.CounterVec
-	imapLastOK     prometheus.Gauge
-	imapConnected  prometheus.Gauge
-	imapIdle       prometheus.Gauge
 	callbackResult *prometheus.CounterVec
 }
 
@@ -48,16 +45,10 @@ func newMetrics() *metrics {
 		[]string{"outcome"})
 	m.digestRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_digest_runs_total",
 		Help: "Digest runs, by period and result."}, []string{"period", "result"})
-	m.imapLastOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "supportbridge_imap_last_success_timestamp_seconds",
-		Help: "When the mailbox was last read successfully."})
-	m.imapConnected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "supportbridge_imap_connected",
-		Help: "1 while this replica holds the mailbox lease and is connected."})
-	m.imapIdle = prometheus.NewGauge(prometheus.GaugeOpts{Name: "supportbridge_imap_idle",
-		Help: "1 while the IMAP connection waits in IDLE."})
 	m.callbackResult = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_callbacks_total",
 		Help: "Callback attempts to the ENT, by result (delivered, failed)."}, []string{"result"})
 	m.reg.MustRegister(m.webhooks, m.ingest, m.jobs, m.mailsAccepted, m.deadLetters, m.inbound, m.digestRuns,
-		m.imapLastOK, m.imapConnected, m.imapIdle, m.callbackResult,
+		m.callbackResult,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -27,6 +27,8 @@ commands:
   demo [--listen ADDR]         the whole loop in one process, nothing to install
   serve --config FILE          run the daemon
   check-config --config FILE   validate a configuration file
+  digest --config FILE [--period daily|weekly]
+                               send the digests of the last scheduled period now
   version                      print the version
 `
 
@@ -46,6 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdDemo(ctx, rest, getenv, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(rest, getenv, stdout, stderr)
+	case "digest":
+		return cmdDigest(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "supportbridge", versionString())
 		return nil

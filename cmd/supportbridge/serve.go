@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"supportbridge/bridge"
@@ -81,6 +82,8 @@ type daemon struct {
 	worker  *bridge.Worker
 	handler http.Handler
 	metrics *metrics
+	reader  *mail.IMAPReader // nil without imap.addr
+	started time.Time
 	// afterJob, when set, runs after each job (tests: crash points).
 	afterJob func(bridge.Effect, error)
 }
@@ -132,7 +135,7 @@ func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
 			MaxAttachmentBytes: int64(cfg.Desk.MaxAttachmentBytes),
 		},
 		Sender: &mail.Sender{Addr: cfg.SMTP.Addr, TLS: string(cfg.SMTP.TLS), Username: cfg.SMTP.Username,
-			Password: cfg.SMTP.Password.Reveal(), RootCAs: cas, Timeout: cfg.SMTP.Timeout, HeloName: cfg.SMTP.HELO},
+			Password: cfg.SMTP.Password.Reveal(), RootCAs: cas, Timeout: cfg.SMTP.Timeout, HeloName: cfg.SMTP.HELO, MaxIdle: cfg.Jobs.Concurrency},
 	}, nil
 }
 
@@ -203,7 +206,14 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		wo.Callbacks = webhook.NewCallbackClient(cfg.ENT.CallbackURL, key, cfg.ENT.CallbackTimeout)
 	}
 	worker := bridge.NewWorker(svc, store, wo)
-	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker, metrics: met}
+	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker, metrics: met,
+		started: time.Now()}
+	if cfg.IMAP.Enabled() {
+		if d.reader, err = newIMAPReader(cfg, log, svc, store, met); err != nil {
+			rdb.Close()
+			return nil, err
+		}
+	}
 	tokens := make([]string, 0, len(cfg.ENT.APITokens))
 	for _, t := range cfg.ENT.APITokens {
 		tokens = append(tokens, t.Reveal())
@@ -222,9 +232,85 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 	return d, nil
 }
 
+// newIMAPReader wires the mailbox reader to the inbound processor.
+func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics) (*mail.IMAPReader, error) {
+	cas, err := loadCAs(cfg.IMAP.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("imap.ca_file: %w", err)
+	}
+	ref, err := cfg.Desk.ReferenceRegexp()
+	if err != nil {
+		return nil, fmt.Errorf("desk.reference_pattern: %w", err)
+	}
+	replyTo := cfg.Desk.ReplyTo
+	if a, err := netmail.ParseAddress(replyTo); err == nil {
+		replyTo = a.Address
+	}
+	_, domain, _ := strings.Cut(replyTo, "@")
+	proc := mail.NewInboundProcessor(svc, store, mail.InboundOptions{
+		Signer:        mail.Signer{Key: []byte(cfg.Desk.SigningKey.Reveal()), Domain: domain},
+		ReplyTo:       replyTo,
+		SubjectTag:    cfg.Desk.SubjectTag,
+		SenderAllowed: cfg.Desk.SenderAllowed,
+		Classify: mail.ClassifyOptions{Identity: cfg.Desk.Identity, OwnDomains: []string{domain},
+			RefPattern: ref},
+		StatusMarkers: map[string][]string{"resolved": cfg.Desk.StatusMarkers.Resolved,
+			"closed": cfg.Desk.StatusMarkers.Closed, "waiting": cfg.Desk.StatusMarkers.Waiting},
+		Limits: mail.ParseLimits{MaxBytes: int64(cfg.IMAP.MaxMessageBytes),
+			MaxAttachmentBytes: int64(cfg.Attachments.MaxBytes), MaxAttachments: cfg.Attachments.MaxCount},
+		MaxAttachments: cfg.Attachments.MaxCount,
+		RawRetention:   cfg.IMAP.RawRetention,
+		Mailbox:        cfg.IMAP.Mailbox,
+		Logger:         log,
+		OnOutcome:      func(o string) { met.inbound.WithLabelValues(o).Inc() },
+	})
+	r := mail.NewIMAPReader(mail.IMAPConfig{
+		Addr: cfg.IMAP.Addr, TLS: string(cfg.IMAP.TLS), Username: cfg.IMAP.Username, Password: cfg.IMAP.Password.Reveal(),
+		Mailbox: cfg.IMAP.Mailbox, ProcessedMailbox: cfg.IMAP.ProcessedMailbox, QuarantineMailbox: cfg.IMAP.QuarantineMailbox,
+		RootCAs: cas, PollInterval: cfg.IMAP.PollInterval, IDLE: cfg.IMAP.IDLE,
+		MaxMessageBytes: int64(cfg.IMAP.MaxMessageBytes), LeaseTTL: cfg.IMAP.LeaseTTL,
+		Holder: cfg.InstanceID, Logger: log,
+	}, store, store, proc.Handle)
+	met.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "supportbridge_imap_connected",
+			Help: "1 while this replica holds the mailbox lease and is connected."}, func() float64 {
+			return boolGauge(r.State().Connected)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "supportbridge_imap_idle",
+			Help: "1 while the IMAP connection waits in IDLE."}, func() float64 { return boolGauge(r.State().Idle) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "supportbridge_imap_last_success_timestamp_seconds",
+			Help: "When the mailbox was last read through successfully."}, func() float64 {
+			if t := r.State().LastSuccess; !t.IsZero() {
+				return float64(t.Unix())
+			}
+			return 0
+		}))
+	return r, nil
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (d *daemon) ready(ctx context.Context) error {
 	if err := d.rdb.Ping(ctx).Err(); err != nil {
 		return errors.New("redis unreachable")
+	}
+	if d.reader != nil {
+		// Only the replica holding the mailbox lease reads it; the others
+		// are not to blame for a quiet mailbox.
+		st := d.reader.State()
+		limit := max(5*d.cfg.IMAP.PollInterval, 2*time.Minute)
+		since := st.LastSuccess
+		if since.IsZero() {
+			since = d.started
+		}
+		if st.LeaseHeld && time.Since(since) > limit {
+			return fmt.Errorf("mailbox not read successfully for %s", time.Since(since).Round(time.Second))
+		}
 	}
 	return nil
 }
@@ -320,6 +406,16 @@ func (d *daemon) serveOn(ctx context.Context, ln net.Listener, stdout io.Writer)
 	go d.seedStructures(bg)
 	jobsDone := make(chan error, 1)
 	go func() { jobsDone <- d.runJobs(bg) }()
+	digestsDone := d.startDigests(bg)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		if d.reader != nil {
+			if err := d.reader.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Error("imap reader stopped", slog.String("error", err.Error()))
+			}
+		}
+	}()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -339,6 +435,8 @@ func (d *daemon) serveOn(ctx context.Context, ln net.Listener, stdout io.Writer)
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	cancelBG()
+	<-readerDone
+	<-digestsDone
 	if err := <-jobsDone; err != nil {
 		d.log.Error("job queue", slog.String("error", err.Error()))
 	}

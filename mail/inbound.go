@@ -1,0 +1,349 @@
+package mail
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+
+	"supportbridge/bridge"
+)
+
+// ReplyApplier is what the inbound side needs from the domain.
+type ReplyApplier interface {
+	ApplyDeskReply(ctx context.Context, r bridge.DeskReply) (bridge.Outcome, error)
+	LearnDeskReference(ctx context.Context, ticketID, ref string) error
+	EscalationBounced(ctx context.Context, ticketID, reason string) error
+}
+
+// InboundStore is what the inbound side keeps and looks up.
+type InboundStore interface {
+	TicketByMessageID(ctx context.Context, messageID string) (string, error)
+	TicketByDeskReference(ctx context.Context, ref string) (string, error)
+	IndexDeskReference(ctx context.Context, ref, ticketID string) error
+	KeepRaw(ctx context.Context, key string, raw []byte, ttl time.Duration) error
+	Quarantine(ctx context.Context, q bridge.QuarantinedMail) error
+}
+
+// InboundOptions configure the inbound processor.
+type InboundOptions struct {
+	Signer Signer
+	// ReplyTo is the mailbox the desk answers to (plus-address tokens are
+	// looked for on it).
+	ReplyTo string
+	// SubjectTag is the word of the [<tag>-<id>] subject tag.
+	SubjectTag string
+	// SenderAllowed says whether an address may answer a ticket.
+	SenderAllowed  func(address string) bool
+	Classify       ClassifyOptions
+	StatusMarkers  map[string][]string
+	Limits         ParseLimits
+	RawRetention   time.Duration
+	Mailbox        string
+	Logger         *slog.Logger
+	Now            func() time.Time
+	OnOutcome      func(outcome string) // metrics: applied, duplicate, loop, auto_reply, bounce, quarantined
+	MaxAttachments int
+}
+
+// InboundProcessor turns a fetched mail into its effect on a ticket: a
+// desk reply, a learned desk reference, a failed escalation, or nothing
+// (our own mail, an auto-reply); what it cannot match goes to quarantine.
+type InboundProcessor struct {
+	apply ReplyApplier
+	store InboundStore
+	opt   InboundOptions
+}
+
+// NewInboundProcessor returns a processor.
+func NewInboundProcessor(apply ReplyApplier, store InboundStore, opt InboundOptions) *InboundProcessor {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.RawRetention <= 0 {
+		opt.RawRetention = 90 * 24 * time.Hour
+	}
+	if opt.SenderAllowed == nil {
+		opt.SenderAllowed = func(string) bool { return false }
+	}
+	return &InboundProcessor{apply: apply, store: store, opt: opt}
+}
+
+// mailKey is a mail's idempotency key: its Message-ID, or a hash of the raw
+// mail when it has none. It is hashed so that it is safe in keys and ids.
+func mailKey(messageID string, raw []byte) string {
+	var sum [32]byte
+	if messageID != "" {
+		sum = sha256.Sum256([]byte("mid:" + strings.ToLower(strings.Trim(messageID, "<> "))))
+	} else {
+		sum = sha256.Sum256(raw)
+	}
+	return hex.EncodeToString(sum[:16])
+}
+
+func (p *InboundProcessor) outcome(o string) {
+	if p.opt.OnOutcome != nil {
+		p.opt.OnOutcome(o)
+	}
+}
+
+// errTransient marks failures that must leave the mail for a later pass.
+var errTransient = errors.New("transient")
+
+// Handle is the IMAP reader's message handler.
+func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdict, error) {
+	log := p.opt.Logger.With(slog.Uint64("uid", uint64(m.UID)), slog.String("mailbox", p.opt.Mailbox))
+	q := bridge.QuarantinedMail{Mailbox: p.opt.Mailbox, UID: m.UID, Size: m.Size, At: p.opt.Now().UTC()}
+	if m.TooLarge || m.Raw == nil {
+		q.Key = fmt.Sprintf("large-%d-%d", m.UIDValidity, m.UID)
+		q.Reason = fmt.Sprintf("too large (%d bytes)", m.Size)
+		return p.quarantine(ctx, log, q)
+	}
+	in, perr := ParseMessage(m.Raw, p.opt.Limits)
+	msgID := ""
+	if in != nil {
+		msgID = in.MessageID
+	}
+	key := mailKey(msgID, m.Raw)
+	q.Key, q.RawKey, q.MessageID = key, key, msgID
+	if err := p.store.KeepRaw(ctx, key, m.Raw, p.opt.RawRetention); err != nil {
+		return Verdict{}, fmt.Errorf("keep raw mail: %w", err)
+	}
+	if perr != nil || in == nil {
+		q.Reason = "unparseable: " + errString(perr)
+		return p.quarantine(ctx, log, q)
+	}
+	if in.From != nil {
+		q.From = in.From.Address
+	}
+	q.Subject = in.Subject
+	log = log.With(slog.String("message_id", msgID))
+
+	cls := Classify(in, p.opt.Classify)
+	switch cls.Kind {
+	case KindLoop:
+		p.outcome("loop")
+		log.Info("our own mail came back: dropped", slog.String("reason", cls.Reason))
+		return Verdict{Disposition: DispositionProcessed, Reason: "loop"}, nil
+	case KindBounce:
+		return p.bounce(ctx, log, in, cls, q)
+	case KindAutoReply:
+		return p.autoReply(ctx, log, in, cls)
+	}
+
+	from := ""
+	if in.From != nil {
+		from = in.From.Address
+	}
+	if !p.opt.SenderAllowed(from) {
+		q.Reason = "sender not allowed"
+		return p.quarantine(ctx, log, q)
+	}
+	ticketID, how, err := p.thread(ctx, in, cls)
+	if err != nil {
+		return Verdict{}, err
+	}
+	if ticketID == "" {
+		q.Reason = "no ticket matched"
+		return p.quarantine(ctx, log, q)
+	}
+	text := ExtractReply(in.Text, in.HTML)
+	reply := bridge.DeskReply{
+		Key:           key,
+		TicketID:      ticketID,
+		Author:        bridge.Person{ID: strings.ToLower(from), DisplayName: displayName(in.From), Email: from},
+		Body:          text,
+		ReceivedAt:    in.Date.UTC(),
+		DeskReference: cls.DeskReference,
+	}
+	if reply.ReceivedAt.IsZero() || reply.ReceivedAt.After(p.opt.Now().Add(24*time.Hour)) {
+		reply.ReceivedAt = p.opt.Now().UTC()
+	}
+	if st, ok := DetectStatus(in.Subject, text, p.opt.StatusMarkers); ok {
+		reply.Status = bridge.Status(st)
+	}
+	for i, a := range in.Attachments {
+		if p.opt.MaxAttachments > 0 && i >= p.opt.MaxAttachments {
+			break
+		}
+		reply.Attachments = append(reply.Attachments, bridge.AttachmentData{
+			Attachment: bridge.Attachment{ID: fmt.Sprintf("%s-%d", key, i), Filename: a.Filename,
+				ContentType: a.ContentType, Size: int64(len(a.Content))},
+			Content: a.Content})
+	}
+	res, err := p.apply.ApplyDeskReply(ctx, reply)
+	if err != nil {
+		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
+			return Verdict{}, fmt.Errorf("%w: apply reply: %v", errTransient, err)
+		}
+		q.Reason = "not applied: " + err.Error()
+		return p.quarantine(ctx, log, q)
+	}
+	if cls.DeskReference != "" {
+		if err := p.store.IndexDeskReference(ctx, cls.DeskReference, ticketID); err != nil {
+			return Verdict{}, err
+		}
+	}
+	p.outcome(string(res))
+	log.Info("desk reply", slog.String("ticket", ticketID), slog.String("threaded_by", how),
+		slog.String("outcome", string(res)))
+	return Verdict{Disposition: DispositionProcessed, Reason: string(res)}, nil
+}
+
+func displayName(a *mail.Address) string {
+	if a == nil {
+		return ""
+	}
+	if a.Name != "" {
+		return a.Name
+	}
+	return a.Address
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no content"
+	}
+	return err.Error()
+}
+
+// thread finds the ticket a reply belongs to, in the order the best help
+// desks use: our Message-IDs in In-Reply-To/References (signed, or in the
+// ledger), the signed plus-address token, the subject tag (the caller has
+// checked the sender), the desk's own ticket number.
+func (p *InboundProcessor) thread(ctx context.Context, in *Inbound, cls Classification) (ticketID, how string, err error) {
+	ids := append(append([]string{}, in.InReplyTo...), reverse(in.References)...)
+	for _, id := range ids {
+		if t, _, ok := p.opt.Signer.ParseMessageID(id); ok {
+			return t, "message-id", nil
+		}
+		t, err := p.store.TicketByMessageID(ctx, id)
+		if err == nil {
+			return t, "ledger", nil
+		}
+		if !errors.Is(err, bridge.ErrNotFound) {
+			return "", "", fmt.Errorf("%w: ledger: %v", errTransient, err)
+		}
+	}
+	base := strings.ToLower(p.opt.ReplyTo)
+	var rcpts []string
+	for _, a := range append(append([]*mail.Address{}, in.To...), in.Cc...) {
+		rcpts = append(rcpts, a.Address)
+	}
+	rcpts = append(rcpts, in.Header.Values("Delivered-To")...)
+	rcpts = append(rcpts, in.Header.Values("X-Original-To")...)
+	for _, r := range rcpts {
+		b, tok := SplitPlusAddress(strings.Trim(strings.TrimSpace(r), "<>"))
+		if tok == "" || !strings.EqualFold(b, base) {
+			continue
+		}
+		if t, ok := p.opt.Signer.ParseReplyToken(tok); ok {
+			return t, "token", nil
+		}
+	}
+	if t, ok := SubjectTicketID(in.Subject, p.opt.SubjectTag); ok {
+		return t, "subject", nil
+	}
+	if cls.DeskReference != "" {
+		t, err := p.store.TicketByDeskReference(ctx, cls.DeskReference)
+		if err == nil {
+			return t, "desk-reference", nil
+		}
+		if !errors.Is(err, bridge.ErrNotFound) {
+			return "", "", fmt.Errorf("%w: desk reference: %v", errTransient, err)
+		}
+	}
+	return "", "", nil
+}
+
+func reverse(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[len(ss)-1-i] = s
+	}
+	return out
+}
+
+func (p *InboundProcessor) autoReply(ctx context.Context, log *slog.Logger, in *Inbound, cls Classification) (Verdict, error) {
+	p.outcome("auto_reply")
+	if cls.DeskReference == "" {
+		log.Info("auto-reply: nothing to learn", slog.String("reason", cls.Reason))
+		return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
+	}
+	from := ""
+	if in.From != nil {
+		from = in.From.Address
+	}
+	if !p.opt.SenderAllowed(from) {
+		log.Info("auto-reply from a sender not allowed: ignored")
+		return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
+	}
+	ticketID, _, err := p.thread(ctx, in, Classification{})
+	if err != nil {
+		return Verdict{}, err
+	}
+	if ticketID == "" {
+		log.Info("auto-reply for no known ticket", slog.String("reason", cls.Reason))
+		return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
+	}
+	if err := p.apply.LearnDeskReference(ctx, ticketID, cls.DeskReference); err != nil {
+		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
+			return Verdict{}, fmt.Errorf("%w: learn desk reference: %v", errTransient, err)
+		}
+		log.Warn("desk reference not recorded", slog.String("ticket", ticketID), slog.String("error", err.Error()))
+		return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
+	}
+	if err := p.store.IndexDeskReference(ctx, cls.DeskReference, ticketID); err != nil {
+		return Verdict{}, err
+	}
+	log.Info("desk reference learned", slog.String("ticket", ticketID), slog.String("desk_reference", cls.DeskReference))
+	return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
+}
+
+func (p *InboundProcessor) bounce(ctx context.Context, log *slog.Logger, in *Inbound, cls Classification, q bridge.QuarantinedMail) (Verdict, error) {
+	p.outcome("bounce")
+	ticketID := ""
+	if cls.OriginalMessageID != "" {
+		if t, _, ok := p.opt.Signer.ParseMessageID(cls.OriginalMessageID); ok {
+			ticketID = t
+		} else if t, err := p.store.TicketByMessageID(ctx, cls.OriginalMessageID); err == nil {
+			ticketID = t
+		} else if !errors.Is(err, bridge.ErrNotFound) {
+			return Verdict{}, fmt.Errorf("%w: ledger: %v", errTransient, err)
+		}
+	}
+	if ticketID == "" {
+		q.Reason = "bounce of an unknown mail"
+		return p.quarantine(ctx, log, q)
+	}
+	reason := cls.Reason
+	if in.Report != nil && in.Report.Diagnostic != "" {
+		reason = in.Report.Diagnostic
+	}
+	if err := p.apply.EscalationBounced(ctx, ticketID, reason); err != nil {
+		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
+			return Verdict{}, fmt.Errorf("%w: bounce: %v", errTransient, err)
+		}
+		q.Reason = "bounce not applied: " + err.Error()
+		return p.quarantine(ctx, log, q)
+	}
+	log.Warn("escalation mail bounced", slog.String("ticket", ticketID))
+	return Verdict{Disposition: DispositionProcessed, Reason: "bounce"}, nil
+}
+
+func (p *InboundProcessor) quarantine(ctx context.Context, log *slog.Logger, q bridge.QuarantinedMail) (Verdict, error) {
+	if err := p.store.Quarantine(ctx, q); err != nil {
+		return Verdict{}, fmt.Errorf("%w: quarantine: %v", errTransient, err)
+	}
+	p.outcome("quarantined")
+	log.Warn("mail quarantined", slog.String("reason", q.Reason))
+	return Verdict{Disposition: DispositionQuarantine, Reason: q.Reason}, nil
+}
