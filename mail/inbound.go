@@ -155,30 +155,7 @@ func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdic
 		q.Reason = "no ticket matched"
 		return p.quarantine(ctx, log, q)
 	}
-	text := ExtractReply(in.Text, in.HTML)
-	reply := bridge.DeskReply{
-		Key:           key,
-		TicketID:      ticketID,
-		Author:        bridge.Person{ID: strings.ToLower(from), DisplayName: displayName(in.From), Email: from},
-		Body:          text,
-		ReceivedAt:    in.Date.UTC(),
-		DeskReference: cls.DeskReference,
-	}
-	if reply.ReceivedAt.IsZero() || reply.ReceivedAt.After(p.opt.Now().Add(24*time.Hour)) {
-		reply.ReceivedAt = p.opt.Now().UTC()
-	}
-	if st, ok := DetectStatus(in.Subject, text, p.opt.StatusMarkers); ok {
-		reply.Status = bridge.Status(st)
-	}
-	for i, a := range in.Attachments {
-		if p.opt.MaxAttachments > 0 && i >= p.opt.MaxAttachments {
-			break
-		}
-		reply.Attachments = append(reply.Attachments, bridge.AttachmentData{
-			Attachment: bridge.Attachment{ID: fmt.Sprintf("%s-%d", key, i), Filename: a.Filename,
-				ContentType: a.ContentType, Size: int64(len(a.Content))},
-			Content: a.Content})
-	}
+	reply := p.deskReply(in, key, ticketID, cls.DeskReference)
 	res, err := p.apply.ApplyDeskReply(ctx, reply)
 	if err != nil {
 		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
@@ -196,6 +173,52 @@ func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdic
 	log.Info("desk reply", slog.String("ticket", ticketID), slog.String("threaded_by", how),
 		slog.String("outcome", string(res)))
 	return Verdict{Disposition: DispositionProcessed, Reason: string(res)}, nil
+}
+
+// deskReply builds the reply a parsed mail makes on a ticket: the new text
+// only, the status it asks for, its attachments with ids derived from key.
+func (p *InboundProcessor) deskReply(in *Inbound, key, ticketID, deskRef string) bridge.DeskReply {
+	from := ""
+	if in.From != nil {
+		from = in.From.Address
+	}
+	text := ExtractReply(in.Text, in.HTML)
+	reply := bridge.DeskReply{
+		Key:           key,
+		TicketID:      ticketID,
+		Author:        bridge.Person{ID: strings.ToLower(from), DisplayName: displayName(in.From), Email: from},
+		Body:          text,
+		ReceivedAt:    in.Date.UTC(),
+		DeskReference: deskRef,
+	}
+	if reply.ReceivedAt.IsZero() || reply.ReceivedAt.After(p.opt.Now().Add(24*time.Hour)) {
+		reply.ReceivedAt = p.opt.Now().UTC()
+	}
+	if st, ok := DetectStatus(in.Subject, text, p.opt.StatusMarkers); ok {
+		reply.Status = bridge.Status(st)
+	}
+	for i, a := range in.Attachments {
+		if p.opt.MaxAttachments > 0 && i >= p.opt.MaxAttachments {
+			break
+		}
+		reply.Attachments = append(reply.Attachments, bridge.AttachmentData{
+			Attachment: bridge.Attachment{ID: fmt.Sprintf("%s-%d", key, i), Filename: a.Filename,
+				ContentType: a.ContentType, Size: int64(len(a.Content))},
+			Content: a.Content})
+	}
+	return reply
+}
+
+// ApplyToTicket applies a quarantined mail to the ticket an operator chose:
+// the sender and threading checks are the operator's call; the reply is
+// idempotent by the mail's key like any other.
+func (p *InboundProcessor) ApplyToTicket(ctx context.Context, raw []byte, ticketID string) (bridge.Outcome, error) {
+	in, err := ParseMessage(raw, p.opt.Limits)
+	if err != nil {
+		return "", fmt.Errorf("parse: %w", err)
+	}
+	cls := Classify(in, p.opt.Classify)
+	return p.apply.ApplyDeskReply(ctx, p.deskReply(in, mailKey(in.MessageID, raw), ticketID, cls.DeskReference))
 }
 
 func displayName(a *mail.Address) string {

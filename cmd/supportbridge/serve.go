@@ -232,12 +232,8 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 	return d, nil
 }
 
-// newIMAPReader wires the mailbox reader to the inbound processor.
-func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics) (*mail.IMAPReader, error) {
-	cas, err := loadCAs(cfg.IMAP.CAFile)
-	if err != nil {
-		return nil, fmt.Errorf("imap.ca_file: %w", err)
-	}
+// newInboundProcessor wires what turns a desk mail into its effect.
+func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics) (*mail.InboundProcessor, error) {
 	ref, err := cfg.Desk.ReferenceRegexp()
 	if err != nil {
 		return nil, fmt.Errorf("desk.reference_pattern: %w", err)
@@ -247,7 +243,7 @@ func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, st
 		replyTo = a.Address
 	}
 	_, domain, _ := strings.Cut(replyTo, "@")
-	proc := mail.NewInboundProcessor(svc, store, mail.InboundOptions{
+	return mail.NewInboundProcessor(svc, store, mail.InboundOptions{
 		Signer:        mail.Signer{Key: []byte(cfg.Desk.SigningKey.Reveal()), Domain: domain},
 		ReplyTo:       replyTo,
 		SubjectTag:    cfg.Desk.SubjectTag,
@@ -263,7 +259,19 @@ func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, st
 		Mailbox:        cfg.IMAP.Mailbox,
 		Logger:         log,
 		OnOutcome:      func(o string) { met.inbound.WithLabelValues(o).Inc() },
-	})
+	}), nil
+}
+
+// newIMAPReader wires the mailbox reader to the inbound processor.
+func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics) (*mail.IMAPReader, error) {
+	cas, err := loadCAs(cfg.IMAP.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("imap.ca_file: %w", err)
+	}
+	proc, err := newInboundProcessor(cfg, log, svc, store, met)
+	if err != nil {
+		return nil, err
+	}
 	r := mail.NewIMAPReader(mail.IMAPConfig{
 		Addr: cfg.IMAP.Addr, TLS: string(cfg.IMAP.TLS), Username: cfg.IMAP.Username, Password: cfg.IMAP.Password.Reveal(),
 		Mailbox: cfg.IMAP.Mailbox, ProcessedMailbox: cfg.IMAP.ProcessedMailbox, QuarantineMailbox: cfg.IMAP.QuarantineMailbox,
