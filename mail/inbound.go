@@ -126,6 +126,12 @@ func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdic
 	}
 	q.Subject = in.Subject
 	log = log.With(slog.String("message_id", msgID))
+	if damage := damaged(in.Problems); damage != "" {
+		// Half a message posted on a ticket misleads more than it helps:
+		// an operator can still assign it after a look.
+		q.Reason = "damaged MIME: " + damage
+		return p.quarantine(ctx, log, q)
+	}
 
 	cls := Classify(in, p.opt.Classify)
 	switch cls.Kind {
@@ -219,6 +225,19 @@ func (p *InboundProcessor) ApplyToTicket(ctx context.Context, raw []byte, ticket
 	}
 	cls := Classify(in, p.opt.Classify)
 	return p.apply.ApplyDeskReply(ctx, p.deskReply(in, mailKey(in.MessageID, raw), ticketID, cls.DeskReference))
+}
+
+// damaged returns the parse problems that mean the content itself was
+// lost (truncated parts, damaged transfer encodings, broken boundaries), or
+// "" when the mail came through whole.
+func damaged(problems []string) string {
+	var out []string
+	for _, p := range problems {
+		if strings.Contains(p, "damaged") || strings.Contains(p, "truncated") || strings.Contains(p, "broken") {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func displayName(a *mail.Address) string {

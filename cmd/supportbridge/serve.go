@@ -144,6 +144,7 @@ func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
 const (
 	failpointEnv         = "SUPPORTBRIDGE_FAILPOINT"
 	failpointAfterAccept = "kill-after-accept" // SIGKILL once a mail is accepted and recorded
+	failpointAfterApply  = "kill-after-apply"  // SIGKILL once a desk reply is applied, before its mail is moved
 )
 
 func killSelf() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
@@ -209,7 +210,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker, metrics: met,
 		started: time.Now()}
 	if cfg.IMAP.Enabled() {
-		if d.reader, err = newIMAPReader(cfg, log, svc, store, met); err != nil {
+		if d.reader, err = newIMAPReader(cfg, log, svc, store, met, getenv(failpointEnv)); err != nil {
 			rdb.Close()
 			return nil, err
 		}
@@ -263,7 +264,7 @@ func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Servi
 }
 
 // newIMAPReader wires the mailbox reader to the inbound processor.
-func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics) (*mail.IMAPReader, error) {
+func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics, failpoint string) (*mail.IMAPReader, error) {
 	cas, err := loadCAs(cfg.IMAP.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("imap.ca_file: %w", err)
@@ -272,13 +273,23 @@ func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, st
 	if err != nil {
 		return nil, err
 	}
+	handle := proc.Handle
+	if failpoint == failpointAfterApply {
+		handle = func(ctx context.Context, m mail.FetchedMessage) (mail.Verdict, error) {
+			v, err := proc.Handle(ctx, m)
+			if err == nil && v.Reason == string(bridge.Applied) {
+				killSelf()
+			}
+			return v, err
+		}
+	}
 	r := mail.NewIMAPReader(mail.IMAPConfig{
 		Addr: cfg.IMAP.Addr, TLS: string(cfg.IMAP.TLS), Username: cfg.IMAP.Username, Password: cfg.IMAP.Password.Reveal(),
 		Mailbox: cfg.IMAP.Mailbox, ProcessedMailbox: cfg.IMAP.ProcessedMailbox, QuarantineMailbox: cfg.IMAP.QuarantineMailbox,
 		RootCAs: cas, PollInterval: cfg.IMAP.PollInterval, IDLE: cfg.IMAP.IDLE,
 		MaxMessageBytes: int64(cfg.IMAP.MaxMessageBytes), LeaseTTL: cfg.IMAP.LeaseTTL,
 		Holder: cfg.InstanceID, Logger: log,
-	}, store, store, proc.Handle)
+	}, store, store, handle)
 	met.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "supportbridge_imap_connected",
 			Help: "1 while this replica holds the mailbox lease and is connected."}, func() float64 {
