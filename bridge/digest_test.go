@@ -94,7 +94,7 @@ func TestSummarizeStructureRules(t *testing.T) {
 				return v
 			}(), wantRep: true, wantReplies: 1},
 		{name: "escalation failed in the window",
-			view: failed(digTicket("t1", -30, StatusWaiting, nil, digEv("escalation_failed", 6)), "550 no such user"),
+			view:  failed(digTicket("t1", -30, StatusWaiting, nil, digEv("escalation_failed", 6)), "550 no such user"),
 			wantF: true},
 		{name: "escalation failed before the window",
 			view: failed(digTicket("t1", -30, StatusWaiting, nil, digEv("escalation_failed", -6)), "550"),

@@ -853,7 +853,13 @@ func (r *IMAPReader) fetchBodiesOnce(c *imapclient.Client, chunk []imap.UID, out
 				body.raw = raw
 			}
 		}
-		if uid != 0 && got && slices.Contains(chunk, uid) {
+		if uid == 0 || !slices.Contains(chunk, uid) {
+			continue
+		}
+		// A response without the body (NIL) still says the message is
+		// there: recorded bodiless, it goes to quarantine rather than
+		// being taken for expunged and left behind.
+		if _, seen := out[uid]; got || !seen {
 			out[uid] = body
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/emersion/go-sasl"
 
 	"supportbridge/bridge"
 	"supportbridge/bridge/redisstore"
@@ -67,6 +68,7 @@ type imapMemOpts struct {
 	fetches  *[]string // records FETCH items asked for, when set
 	mu       *sync.Mutex
 	debug    io.Writer // gets the raw traffic
+	noSASL   bool      // offer no AUTH=… mechanism: LOGIN only
 }
 
 // imapTraffic collects a server's raw traffic.
@@ -104,11 +106,14 @@ func imapStartMem(t *testing.T, o imapMemOpts) *imapTestServer {
 	opts := &imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			sess := mem.NewSession()
-			if o.badUID != 0 || o.fetches != nil {
-				full, ok := sess.(imapserver.SessionIMAP4rev2)
-				if !ok {
-					return nil, nil, errors.New("memory session lacks IMAP4rev2")
-				}
+			full, ok := sess.(imapserver.SessionIMAP4rev2)
+			if !ok {
+				return nil, nil, errors.New("memory session lacks IMAP4rev2")
+			}
+			switch {
+			case o.noSASL:
+				return imapLoginOnlySession{full}, nil, nil
+			case o.badUID != 0 || o.fetches != nil:
 				return &imapFaultySession{SessionIMAP4rev2: full, o: o}, nil, nil
 			}
 			return sess, nil, nil
@@ -174,6 +179,15 @@ func (s *imapFaultySession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet,
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: "corrupted message"}
 	}
 	return s.SessionIMAP4rev2.Fetch(w, numSet, options)
+}
+
+// imapLoginOnlySession offers no SASL mechanism, like a server that only
+// knows LOGIN.
+type imapLoginOnlySession struct{ imapserver.SessionIMAP4rev2 }
+
+func (imapLoginOnlySession) AuthenticateMechanisms() []string { return nil }
+func (imapLoginOnlySession) Authenticate(string) (sasl.Server, error) {
+	return nil, errors.New("no SASL here")
 }
 
 // imapLogin opens a second client, for the test's own look at mailboxes.
@@ -452,6 +466,18 @@ func imapCheckpoint(t *testing.T, st *redisstore.Store, box string) redisstore.C
 	return cp
 }
 
+// imapWaitCheckpoint waits for the checkpoint to reach last: it is saved
+// just after the move that the counters show.
+func imapWaitCheckpoint(t *testing.T, st *redisstore.Store, box string, last uint32) redisstore.Checkpoint {
+	t.Helper()
+	var cp redisstore.Checkpoint
+	imapEventually(t, 5*time.Second, fmt.Sprintf("checkpoint of %s at %d", box, last), func() bool {
+		cp = imapCheckpoint(t, st, box)
+		return cp.LastUID == last
+	})
+	return cp
+}
+
 func imapDeliverAll(t *testing.T, srv *imapTestServer, mails ...[]byte) {
 	t.Helper()
 	for _, m := range mails {
@@ -493,9 +519,9 @@ func TestIMAPReaderHandlesInOrder(t *testing.T) {
 			}
 		}}
 		run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h.handle)
-		imapEventually(t, 10*time.Second, "4 messages handled and INBOX emptied", func() bool {
+		imapEventually(t, 10*time.Second, "4 messages handled and a pass over", func() bool {
 			s := run.r.State()
-			return s.Processed+s.Quarantined == 4
+			return s.Processed+s.Quarantined == 4 && !s.LastSuccess.IsZero()
 		})
 
 		if got, want := h.ids(), []string{"m1", "m2", "m3", "m4"}; !slices.Equal(got, want) {
@@ -530,8 +556,8 @@ func TestIMAPReaderHandlesInOrder(t *testing.T) {
 		imapNoSeen(t, "Processed", processed)
 		imapNoSeen(t, "Quarantine", quarantined)
 
-		cp := imapCheckpoint(t, st, "INBOX")
-		if cp.UIDValidity != uv || cp.LastUID != uint32(inbox[3].uid) || cp.Fence <= 0 {
+		cp := imapWaitCheckpoint(t, st, "INBOX", uint32(inbox[3].uid))
+		if cp.UIDValidity != uv || cp.Fence <= 0 {
 			t.Errorf("checkpoint %+v, want uidvalidity %d last %d", cp, uv, inbox[3].uid)
 		}
 		s := run.r.State()
@@ -709,9 +735,10 @@ func TestIMAPReaderUIDValidityChange(t *testing.T) {
 		h := &imapRecorder{}
 		run := imapStart(t, cfg, st, st, h.handle)
 		imapEventually(t, 10*time.Second, "the first two handled", func() bool { return run.r.State().Processed == 2 })
-		cp := imapCheckpoint(t, st, box)
-		if cp.UIDValidity != uv1 || cp.LastUID < 2 {
-			t.Fatalf("checkpoint %+v", cp)
+		first := h.got()
+		cp := imapWaitCheckpoint(t, st, box, first[1].UID)
+		if cp.UIDValidity != uv1 {
+			t.Fatalf("checkpoint %+v, want uidvalidity %d", cp, uv1)
 		}
 
 		// Recreated until its UIDVALIDITY really changes (a server may
@@ -741,8 +768,10 @@ func TestIMAPReaderUIDValidityChange(t *testing.T) {
 		}
 		imapAppend(t, side, box, imapMail("second1", ""))
 		imapAppend(t, side, box, imapMail("second2", ""))
+		// The point of the test: the new UIDs are not above the old
+		// checkpoint, so only the UIDVALIDITY tells them apart.
 		if msgs, _ := imapBox(t, side, box); len(msgs) != 2 || uint32(msgs[1].uid) > cp.LastUID {
-			t.Logf("new UIDs %v (checkpoint was %d)", msgs, cp.LastUID)
+			t.Fatalf("new messages %v, old checkpoint %d", msgs, cp.LastUID)
 		}
 
 		imapEventually(t, 15*time.Second, "the recreated mailbox read", func() bool { return run.r.State().Processed == 4 })
@@ -754,7 +783,7 @@ func TestIMAPReaderUIDValidityChange(t *testing.T) {
 				t.Errorf("uid %d handled under uidvalidity %d, want %d", m.UID, m.UIDValidity, uv2)
 			}
 		}
-		if cp := imapCheckpoint(t, st, box); cp.UIDValidity != uv2 {
+		if cp := imapWaitCheckpoint(t, st, box, h.got()[3].UID); cp.UIDValidity != uv2 {
 			t.Errorf("checkpoint %+v, want uidvalidity %d", cp, uv2)
 		}
 	})
@@ -1009,9 +1038,7 @@ func TestIMAPReaderUnfetchableMessage(t *testing.T) {
 	if !slices.Equal(imapIDs(q), []string{"broken", "big"}) {
 		t.Errorf("Quarantine holds %v", imapIDs(q))
 	}
-	if cp := imapCheckpoint(t, st, "INBOX"); cp.LastUID != 4 {
-		t.Errorf("checkpoint %+v", cp)
-	}
+	imapWaitCheckpoint(t, st, "INBOX", 4)
 	mu.Lock()
 	defer mu.Unlock()
 	for _, f := range fetches {
@@ -1107,6 +1134,42 @@ func TestIMAPReaderTLS(t *testing.T) {
 			})
 			if len(h.got()) != 0 || run.r.State().Connected {
 				t.Errorf("worked over a connection it should refuse: %+v", run.r.State())
+			}
+		})
+	}
+}
+
+// Without AUTH=PLAIN on offer, the reader logs in with LOGIN; with it,
+// AUTHENTICATE PLAIN.
+func TestIMAPReaderLoginMethods(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		noSASL bool
+		want   string // the client's command
+	}{
+		{"login", true, `(?m)^[A-Za-z0-9]+ LOGIN `},
+		{"authenticate plain", false, `(?m)^[A-Za-z0-9]+ AUTHENTICATE PLAIN`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			traffic := &imapTraffic{}
+			srv := imapStartMem(t, imapMemOpts{noSASL: tt.noSASL, debug: traffic})
+			srv.deliver(t, imapMail("m1", ""))
+			st, _ := imapRedis(t)
+			h := &imapRecorder{}
+			run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h.handle)
+			imapEventually(t, 10*time.Second, "m1 handled", func() bool { return run.r.State().Processed == 1 })
+			run.stop(t)
+			// The test's own clients use LOGIN: look at the reader's
+			// connection, the one that issued CREATE.
+			raw := traffic.String()
+			loc := regexp.MustCompile(` CREATE "?Processed`).FindStringIndex(raw)
+			if loc == nil {
+				t.Fatalf("no CREATE in the traffic:\n%s", raw)
+			}
+			i := loc[0]
+			start := max(strings.LastIndex(raw[:i], "* OK "), 0)
+			if !regexp.MustCompile(tt.want).MatchString(raw[start:i]) {
+				t.Errorf("the reader did not log in with %s:\n%s", tt.want, raw[start:i])
 			}
 		})
 	}

@@ -26,6 +26,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"supportbridge/mail/mailtest"
 )
 
 // smtpTestBackend is an in-process desk: it records what it receives and
@@ -43,6 +45,78 @@ type smtpTestBackend struct {
 	failData      error
 	dropAfterData bool
 	block         chan struct{} // Data waits on it when set
+	// onMail and onData, when set, run at each MAIL and DATA with its
+	// number across all sessions (from 1); a non-nil error is the answer.
+	onMail func(n int) error
+	onData func(n int, c *smtp.Conn) error
+
+	// Counted across connections, under mu. Connections are counted at
+	// the listener: go-smtp starts a new session after STARTTLS.
+	conns, closed, mailCmds, dataCmds int
+	live                              []net.Conn
+}
+
+type smtpTestCounts struct{ conns, closed, mailCmds, dataCmds int }
+
+func (be *smtpTestBackend) counts() smtpTestCounts {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	return smtpTestCounts{be.conns, be.closed, be.mailCmds, be.dataCmds}
+}
+
+// dropAll closes every connection without a word, as a server that drops
+// idle clients does.
+func (be *smtpTestBackend) dropAll() {
+	be.mu.Lock()
+	live := append([]net.Conn(nil), be.live...)
+	be.mu.Unlock()
+	for _, c := range live {
+		c.Close()
+	}
+}
+
+// waitClosed waits until n connections have been closed.
+func (be *smtpTestBackend) waitClosed(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); be.counts().closed < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections closed; want %d", be.counts().closed, n)
+		}
+	}
+}
+
+// smtpCountingListener counts the connections it accepts, and their close
+// by either side, into a backend.
+type smtpCountingListener struct {
+	net.Listener
+	be *smtpTestBackend
+}
+
+func (l smtpCountingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.be.mu.Lock()
+	defer l.be.mu.Unlock()
+	l.be.conns++
+	l.be.live = append(l.be.live, c)
+	return &smtpCountedConn{Conn: c, be: l.be}, nil
+}
+
+type smtpCountedConn struct {
+	net.Conn
+	be   *smtpTestBackend
+	once sync.Once
+}
+
+func (c *smtpCountedConn) Close() error {
+	c.once.Do(func() {
+		c.be.mu.Lock()
+		c.be.closed++
+		c.be.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 type smtpTestMail struct {
@@ -98,6 +172,15 @@ func (s *smtpTestSession) Mail(from string, _ *smtp.MailOptions) error {
 	if s.be.failMail != nil {
 		return s.be.failMail
 	}
+	s.be.mu.Lock()
+	s.be.mailCmds++
+	n := s.be.mailCmds
+	s.be.mu.Unlock()
+	if s.be.onMail != nil {
+		if err := s.be.onMail(n); err != nil {
+			return err
+		}
+	}
 	_, isTLS := s.conn.TLSConnectionState()
 	s.mail = smtpTestMail{from: from, user: s.user, tls: isTLS}
 	return nil
@@ -118,6 +201,15 @@ func (s *smtpTestSession) Data(r io.Reader) error {
 	}
 	if s.be.block != nil {
 		<-s.be.block
+	}
+	s.be.mu.Lock()
+	s.be.dataCmds++
+	n := s.be.dataCmds
+	s.be.mu.Unlock()
+	if s.be.onData != nil {
+		if err := s.be.onData(n, s.conn); err != nil {
+			return err
+		}
 	}
 	if s.be.dropAfterData {
 		s.conn.Conn().Close()
@@ -169,6 +261,7 @@ type smtpServerOpts struct {
 	insecureAuth bool
 	maxBytes     int64
 	utf8         bool
+	readTimeout  time.Duration // how long the server waits for a command; 0 means 10 s
 }
 
 func smtpStartServer(t *testing.T, be *smtpTestBackend, o smtpServerOpts) string {
@@ -177,6 +270,7 @@ func smtpStartServer(t *testing.T, be *smtpTestBackend, o smtpServerOpts) string
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln = smtpCountingListener{Listener: ln, be: be}
 	if o.implicitTLS != nil {
 		ln = tls.NewListener(ln, o.implicitTLS)
 	}
@@ -184,6 +278,9 @@ func smtpStartServer(t *testing.T, be *smtpTestBackend, o smtpServerOpts) string
 	srv.Domain = "desk.test"
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 	srv.ReadTimeout = 10 * time.Second
+	if o.readTimeout > 0 {
+		srv.ReadTimeout = o.readTimeout
+	}
 	srv.WriteTimeout = 10 * time.Second
 	srv.TLSConfig = o.tls
 	srv.AllowInsecureAuth = o.insecureAuth
@@ -429,14 +526,28 @@ func TestSendServerReplies(t *testing.T) {
 		{"dropped after DATA", &smtpTestBackend{dropAfterData: true}, true, 0, StageData},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			addr := smtpStartServer(t, tt.be, smtpServerOpts{})
-			err := (&Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second}).Send(context.Background(), smtpTestMessage(t))
-			smtpWantSendError(t, err, tt.temporary, tt.code, tt.stage)
-			if len(tt.be.mails()) != 0 {
-				t.Error("mail recorded as received")
-			}
-		})
+		// With the cache on, a new connection fails the same way, and is
+		// not kept.
+		for _, maxIdle := range []int{0, 1} {
+			t.Run(fmt.Sprintf("%s/max idle %d", tt.name, maxIdle), func(t *testing.T) {
+				be := &smtpTestBackend{failMail: tt.be.failMail, failRcpt: tt.be.failRcpt, failData: tt.be.failData,
+					dropAfterData: tt.be.dropAfterData}
+				addr := smtpStartServer(t, be, smtpServerOpts{})
+				s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: maxIdle}
+				defer s.Close()
+				err := s.Send(context.Background(), smtpTestMessage(t))
+				smtpWantSendError(t, err, tt.temporary, tt.code, tt.stage)
+				if len(be.mails()) != 0 {
+					t.Error("mail recorded as received")
+				}
+				if n := smtpIdleCount(s); n != 0 {
+					t.Errorf("%d connections cached after a failure", n)
+				}
+				if c := be.counts(); c.conns != 1 {
+					t.Errorf("%d connections; want 1 (no retry)", c.conns)
+				}
+			})
+		}
 	}
 }
 
@@ -629,16 +740,16 @@ func TestSendRefusesBadInput(t *testing.T) {
 	addr := smtpHungServer(t) // never reached: every case fails before
 	tests := []struct {
 		name   string
-		sender Sender
+		sender *Sender
 		edit   func(*Outgoing)
 		stage  string
 	}{
-		{"no recipient", Sender{Addr: addr, TLS: "none"}, func(o *Outgoing) { o.To = nil }, StageRcpt},
-		{"CRLF in recipient", Sender{Addr: addr, TLS: "none"}, func(o *Outgoing) { o.To = []string{"c@d.test\r\nRCPT TO:<x@y>"} }, StageRcpt},
-		{"CRLF in sender", Sender{Addr: addr, TLS: "none"}, func(o *Outgoing) { o.From = "a@b\r\nRSET" }, StageMail},
-		{"empty message", Sender{Addr: addr, TLS: "none"}, func(o *Outgoing) { o.Raw = nil }, StageData},
-		{"unknown tls mode", Sender{Addr: addr, TLS: "ssl"}, func(*Outgoing) {}, StageDial},
-		{"address without port", Sender{Addr: "127.0.0.1", TLS: "none"}, func(*Outgoing) {}, StageDial},
+		{"no recipient", &Sender{Addr: addr, TLS: "none"}, func(o *Outgoing) { o.To = nil }, StageRcpt},
+		{"CRLF in recipient", &Sender{Addr: addr, TLS: "none"}, func(o *Outgoing) { o.To = []string{"c@d.test\r\nRCPT TO:<x@y>"} }, StageRcpt},
+		{"CRLF in sender", &Sender{Addr: addr, TLS: "none"}, func(o *Outgoing) { o.From = "a@b\r\nRSET" }, StageMail},
+		{"empty message", &Sender{Addr: addr, TLS: "none"}, func(o *Outgoing) { o.Raw = nil }, StageData},
+		{"unknown tls mode", &Sender{Addr: addr, TLS: "ssl"}, func(*Outgoing) {}, StageDial},
+		{"address without port", &Sender{Addr: "127.0.0.1", TLS: "none"}, func(*Outgoing) {}, StageDial},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -813,4 +924,568 @@ func TestSendPostfixSmtpSink(t *testing.T) {
 			}
 		})
 	}
+}
+
+// smtpIdleCount is how many connections s keeps idle.
+func smtpIdleCount(s *Sender) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.idle)
+}
+
+// smtpNumbered returns n copies of msg told apart by a header, so that a
+// mail delivered twice, lost or mixed up shows.
+func smtpNumbered(msg Outgoing, n int) []Outgoing {
+	out := make([]Outgoing, n)
+	for i := range out {
+		out[i] = msg
+		out[i].Raw = append([]byte(fmt.Sprintf("X-Test-Seq: %d\r\n", i)), msg.Raw...)
+	}
+	return out
+}
+
+// smtpWantDelivered checks that the server took exactly msgs, each once,
+// in any order.
+func smtpWantDelivered(t *testing.T, got []smtpTestMail, msgs []Outgoing) {
+	t.Helper()
+	seen := make(map[string]int)
+	for _, m := range got {
+		seen[string(m.data)]++
+	}
+	for i, m := range msgs {
+		if n := seen[string(m.Raw)]; n != 1 {
+			t.Errorf("mail %d delivered %d times", i, n)
+		}
+	}
+	if len(got) != len(msgs) {
+		t.Errorf("%d mails delivered; want %d", len(got), len(msgs))
+	}
+}
+
+func TestSendCacheReusesConnection(t *testing.T) {
+	serverTLS, pool := smtpTestCert(t)
+	tests := []struct {
+		name   string
+		opts   smtpServerOpts
+		sender Sender
+	}{
+		{"plain", smtpServerOpts{}, Sender{TLS: "none"}},
+		{"starttls with auth", smtpServerOpts{tls: serverTLS}, Sender{TLS: "starttls", RootCAs: pool, Username: "bridge", Password: "s3cret"}},
+		{"implicit tls with auth", smtpServerOpts{implicitTLS: serverTLS}, Sender{TLS: "implicit", RootCAs: pool, Username: "bridge", Password: "s3cret"}},
+	}
+	for i := range tests {
+		tt := &tests[i]
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			be := &smtpTestBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: tt.sender.Username != ""}
+			s := &tt.sender
+			s.Addr = smtpStartServer(t, be, tt.opts)
+			s.Timeout = time.Second
+			s.MaxIdle = 2
+			s.IdleTimeout = time.Minute
+			defer s.Close()
+			msgs := smtpNumbered(smtpTestMessage(t), 5)
+			for i, m := range msgs {
+				if i == 2 {
+					// Idle for longer than a command may take: the
+					// deadlines of the last use must not carry over.
+					time.Sleep(s.Timeout + 200*time.Millisecond)
+				}
+				if err := s.Send(context.Background(), m); err != nil {
+					t.Fatalf("mail %d: %v", i, err)
+				}
+			}
+			smtpWantDelivered(t, be.mails(), msgs)
+			for _, m := range be.mails() {
+				if m.tls != (s.TLS != "none") || m.user != s.Username {
+					t.Errorf("mail delivered with tls %v, user %q", m.tls, m.user)
+				}
+			}
+			if c := be.counts(); c.conns != 1 || c.closed != 0 {
+				t.Errorf("%d connections, %d ended; want 1 still open", c.conns, c.closed)
+			}
+			if n := smtpIdleCount(s); n != 1 {
+				t.Errorf("%d idle connections; want 1", n)
+			}
+			s.Close()
+			be.waitClosed(t, 1)
+			if n := smtpIdleCount(s); n != 0 {
+				t.Errorf("%d idle connections after Close", n)
+			}
+		})
+	}
+}
+
+func TestSendCacheOffByDefault(t *testing.T) {
+	be := &smtpTestBackend{}
+	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second}
+	msgs := smtpNumbered(smtpTestMessage(t), 3)
+	for _, m := range msgs {
+		if err := s.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	smtpWantDelivered(t, be.mails(), msgs)
+	// Each session ended with QUIT before Send returned.
+	if c := be.counts(); c.conns != 3 {
+		t.Errorf("%d connections; want one a mail", c.conns)
+	}
+	be.waitClosed(t, 3)
+	if n := smtpIdleCount(s); n != 0 {
+		t.Errorf("%d idle connections without MaxIdle", n)
+	}
+}
+
+func TestSendCacheReuseLimit(t *testing.T) {
+	be := &smtpTestBackend{}
+	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+		MaxIdle: 1, IdleTimeout: time.Minute, ReuseLimit: 2}
+	defer s.Close()
+	msgs := smtpNumbered(smtpTestMessage(t), 5)
+	for _, m := range msgs {
+		if err := s.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	smtpWantDelivered(t, be.mails(), msgs)
+	// 2 + 2 + 1 mails: the first two sessions end once full.
+	if c := be.counts(); c.conns != 3 {
+		t.Errorf("%d connections; want 3", c.conns)
+	}
+	be.waitClosed(t, 2)
+}
+
+// A cached connection that the server dropped while idle costs nothing:
+// the mail goes over a new connection, once.
+func TestSendCacheServerDroppedIdle(t *testing.T) {
+	tests := []struct {
+		name string
+		opts smtpServerOpts
+		be   func() *smtpTestBackend
+		drop func(t *testing.T, be *smtpTestBackend)
+	}{
+		{
+			// go-smtp's server says "421 Idle timeout" before it hangs up.
+			name: "421 idle timeout",
+			opts: smtpServerOpts{readTimeout: 400 * time.Millisecond},
+			be:   func() *smtpTestBackend { return &smtpTestBackend{} },
+			drop: func(t *testing.T, be *smtpTestBackend) { be.waitClosed(t, 1) },
+		},
+		{
+			name: "closed without a word",
+			be:   func() *smtpTestBackend { return &smtpTestBackend{} },
+			drop: func(t *testing.T, be *smtpTestBackend) { be.dropAll(); be.waitClosed(t, 1) },
+		},
+		{
+			name: "421 at MAIL",
+			be: func() *smtpTestBackend {
+				return &smtpTestBackend{onMail: func(n int) error {
+					if n == 2 {
+						return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"}
+					}
+					return nil
+				}}
+			},
+			drop: func(*testing.T, *smtpTestBackend) {},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := tt.be()
+			s := &Sender{Addr: smtpStartServer(t, be, tt.opts), TLS: "none", Timeout: 5 * time.Second,
+				MaxIdle: 1, IdleTimeout: time.Minute}
+			defer s.Close()
+			msgs := smtpNumbered(smtpTestMessage(t), 2)
+			if err := s.Send(context.Background(), msgs[0]); err != nil {
+				t.Fatal(err)
+			}
+			tt.drop(t, be)
+			if n := smtpIdleCount(s); n != 1 {
+				t.Fatalf("%d idle connections; the test needs the dropped one cached", n)
+			}
+			if err := s.Send(context.Background(), msgs[1]); err != nil {
+				t.Fatalf("send after the server dropped the cached connection: %v", err)
+			}
+			smtpWantDelivered(t, be.mails(), msgs)
+			if c := be.counts(); c.conns != 2 || c.dataCmds != 2 {
+				t.Errorf("%d connections, %d DATA; want 2, 2", c.conns, c.dataCmds)
+			}
+			if n := smtpIdleCount(s); n != 1 {
+				t.Errorf("%d idle connections; want the new one", n)
+			}
+		})
+	}
+}
+
+// Only a dropped session at the first command is retried: any other
+// failure on a cached connection is returned, as on a new one, and the
+// connection is not used again.
+func TestSendCacheFailureOnReusedConnection(t *testing.T) {
+	failSecond := func(err error) func(int) error {
+		return func(n int) error {
+			if n == 2 {
+				return err
+			}
+			return nil
+		}
+	}
+	tests := []struct {
+		name      string
+		be        *smtpTestBackend
+		temporary bool
+		code      int
+		stage     string
+		mailCmds  int // MAIL commands the server saw, all sends together
+	}{
+		{name: "451 at MAIL", be: &smtpTestBackend{onMail: failSecond(&smtp.SMTPError{Code: 451, Message: "later"})},
+			temporary: true, code: 451, stage: StageMail, mailCmds: 3},
+		{name: "550 at MAIL", be: &smtpTestBackend{onMail: failSecond(&smtp.SMTPError{Code: 550, Message: "no"})},
+			code: 550, stage: StageMail, mailCmds: 3},
+		{name: "451 after the data", be: &smtpTestBackend{onData: func(n int, _ *smtp.Conn) error {
+			return failSecond(&smtp.SMTPError{Code: 451, Message: "later"})(n)
+		}}, temporary: true, code: 451, stage: StageData, mailCmds: 3},
+		{name: "554 after the data", be: &smtpTestBackend{onData: func(n int, _ *smtp.Conn) error {
+			return failSecond(&smtp.SMTPError{Code: 554, Message: "spam"})(n)
+		}}, code: 554, stage: StageData, mailCmds: 3},
+		// The server may or may not have taken this one: never again.
+		{name: "hang-up after the data", be: &smtpTestBackend{onData: func(n int, c *smtp.Conn) error {
+			if n == 2 {
+				c.Conn().Close()
+				return errors.New("dropped")
+			}
+			return nil
+		}}, temporary: true, stage: StageData, mailCmds: 3},
+		{name: "421 after the data", be: &smtpTestBackend{onData: func(n int, _ *smtp.Conn) error {
+			return failSecond(&smtp.SMTPError{Code: 421, Message: "closing"})(n)
+		}}, temporary: true, code: 421, stage: StageData, mailCmds: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := tt.be
+			s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+				MaxIdle: 1, IdleTimeout: time.Minute}
+			defer s.Close()
+			msgs := smtpNumbered(smtpTestMessage(t), 3)
+			if err := s.Send(context.Background(), msgs[0]); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Send(context.Background(), msgs[1])
+			smtpWantSendError(t, err, tt.temporary, tt.code, tt.stage)
+			if n := smtpIdleCount(s); n != 0 {
+				t.Errorf("%d idle connections: the failed one was kept", n)
+			}
+			if c := be.counts(); c.conns != 1 {
+				t.Errorf("%d connections after the failure: it was retried", c.conns)
+			}
+			if err := s.Send(context.Background(), msgs[2]); err != nil {
+				t.Fatal(err)
+			}
+			smtpWantDelivered(t, be.mails(), []Outgoing{msgs[0], msgs[2]})
+			c := be.counts()
+			if c.conns != 2 || c.mailCmds != tt.mailCmds {
+				t.Errorf("%d connections, %d MAIL; want 2, %d", c.conns, c.mailCmds, tt.mailCmds)
+			}
+			be.waitClosed(t, 1) // the failed session was closed
+		})
+	}
+}
+
+func TestSendCacheConcurrent(t *testing.T) {
+	be := &smtpTestBackend{}
+	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 10 * time.Second,
+		MaxIdle: 4, IdleTimeout: time.Minute}
+	msgs := smtpNumbered(smtpTestMessage(t), 50)
+	errs := make(chan error, len(msgs))
+	// 50 goroutines, 8 sending at a time as a job queue would: sends take
+	// and return cached connections while others dial.
+	inFlight := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, m := range msgs {
+		wg.Go(func() {
+			inFlight <- struct{}{}
+			defer func() { <-inFlight }()
+			errs <- s.Send(context.Background(), m)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	smtpWantDelivered(t, be.mails(), msgs)
+	c := be.counts()
+	idle := smtpIdleCount(s)
+	if idle < 1 || idle > 4 {
+		t.Errorf("%d idle connections; want 1 to 4", idle)
+	}
+	// Every connection beyond those kept was closed.
+	be.waitClosed(t, c.conns-idle)
+	t.Logf("%d connections for %d mails", c.conns, len(msgs))
+	if c.conns >= len(msgs) {
+		t.Errorf("%d connections for %d mails: none reused", c.conns, len(msgs))
+	}
+	// Another round reuses what was kept.
+	for _, m := range smtpNumbered(msgs[0], 3) {
+		if err := s.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := be.counts().conns; after != c.conns {
+		t.Errorf("%d new connections for sequential mails with %d idle", after-c.conns, idle)
+	}
+	s.Close()
+	be.waitClosed(t, c.conns)
+}
+
+func TestSendCacheIdleTimeout(t *testing.T) {
+	be := &smtpTestBackend{}
+	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+		MaxIdle: 2, IdleTimeout: 150 * time.Millisecond}
+	defer s.Close()
+	msgs := smtpNumbered(smtpTestMessage(t), 3)
+	for _, m := range msgs[:2] {
+		if err := s.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One connection, or two if the machine stalled between the sends for
+	// longer than the idle timeout: either way the cache ends every
+	// session itself once idle too long.
+	before := be.counts().conns
+	start := time.Now()
+	be.waitClosed(t, before)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("idle connections closed after %v", d)
+	}
+	if n := smtpIdleCount(s); n != 0 {
+		t.Errorf("%d idle connections after the timeout", n)
+	}
+	if err := s.Send(context.Background(), msgs[2]); err != nil {
+		t.Fatal(err)
+	}
+	smtpWantDelivered(t, be.mails(), msgs)
+	if c := be.counts(); c.conns != before+1 {
+		t.Errorf("%d connections; want a new one after the timeout", c.conns-before)
+	}
+}
+
+func TestSendCacheClose(t *testing.T) {
+	be := &smtpTestBackend{}
+	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+		MaxIdle: 2, IdleTimeout: time.Minute}
+	msgs := smtpNumbered(smtpTestMessage(t), 2)
+	if err := s.Send(context.Background(), msgs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	be.waitClosed(t, 1)
+	// Still usable, without caching.
+	if err := s.Send(context.Background(), msgs[1]); err != nil {
+		t.Fatal(err)
+	}
+	smtpWantDelivered(t, be.mails(), msgs)
+	if n := smtpIdleCount(s); n != 0 {
+		t.Errorf("%d idle connections after Close", n)
+	}
+	be.waitClosed(t, 2)
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestSendCacheContext(t *testing.T) {
+	t.Run("cancelled while the server holds the data", func(t *testing.T) {
+		release := make(chan struct{})
+		be := &smtpTestBackend{onData: func(n int, _ *smtp.Conn) error {
+			if n == 2 {
+				<-release
+			}
+			return nil
+		}}
+		addr := smtpStartServer(t, be, smtpServerOpts{})
+		t.Cleanup(func() { close(release) }) // before the server closes
+		s := &Sender{Addr: addr, TLS: "none", Timeout: time.Minute, MaxIdle: 1, IdleTimeout: time.Minute}
+		defer s.Close()
+		msgs := smtpNumbered(smtpTestMessage(t), 2)
+		if err := s.Send(context.Background(), msgs[0]); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err := s.Send(ctx, msgs[1])
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("Send returned after %v", d)
+		}
+		smtpWantSendError(t, err, true, 0, StageData)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("error %v does not say the context ended", err)
+		}
+		if n := smtpIdleCount(s); n != 0 {
+			t.Errorf("%d idle connections: the interrupted one was kept", n)
+		}
+		if c := be.counts(); c.conns != 1 || c.dataCmds != 2 {
+			t.Errorf("%d connections, %d DATA; want 1, 2 (no retry)", c.conns, c.dataCmds)
+		}
+	})
+	t.Run("already cancelled with a cached connection", func(t *testing.T) {
+		be := &smtpTestBackend{}
+		s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+			MaxIdle: 1, IdleTimeout: time.Minute}
+		defer s.Close()
+		msgs := smtpNumbered(smtpTestMessage(t), 2)
+		if err := s.Send(context.Background(), msgs[0]); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		err := s.Send(ctx, msgs[1])
+		smtpWantSendError(t, err, true, 0, StageMail)
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v", err)
+		}
+		// The closed connection is no sign of a dropped session: no new
+		// connection, nothing delivered.
+		if c := be.counts(); c.conns != 1 {
+			t.Errorf("%d connections; want 1", c.conns)
+		}
+		smtpWantDelivered(t, be.mails(), msgs[:1])
+		be.waitClosed(t, 1)
+	})
+}
+
+// smtpCountingProxy relays TCP connections to upstream and counts them.
+func smtpCountingProxy(t *testing.T, upstream string) (addr string, conns func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	n := 0
+	var wg sync.WaitGroup
+	var open []net.Conn
+	go func() {
+		for {
+			down, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", upstream)
+			if err != nil {
+				down.Close()
+				continue
+			}
+			mu.Lock()
+			n++
+			open = append(open, down, up)
+			mu.Unlock()
+			// When either side ends, both do, as a real hang-up.
+			relay := func(dst, src net.Conn) {
+				defer wg.Done()
+				io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			wg.Add(2)
+			go relay(up, down)
+			go relay(down, up)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
+func TestSendCachePostfixSmtpSink(t *testing.T) {
+	msg := smtpTestMessage(t)
+	sinkWant := func(t *testing.T, sink *mailtest.SMTPSink, msgs []Outgoing) {
+		t.Helper()
+		var got []mailtest.SinkMessage
+		// smtp-sink writes a capture before it answers the final ".":
+		// every accepted mail is there already.
+		got = sink.Deliveries(t)
+		if len(got) != len(msgs) {
+			t.Fatalf("smtp-sink took %d mails; want %d", len(got), len(msgs))
+		}
+		for i, m := range got {
+			// smtp-sink drops every CR; the composed mail has none bare.
+			if m.From != msgs[i].From || strings.Join(m.To, ",") != strings.Join(msgs[i].To, ",") || !bytes.Equal(m.Data, msgs[i].Raw) {
+				t.Errorf("mail %d: %q → %q, %d bytes; want %q → %q, %d bytes", i, m.From, m.To, len(m.Data),
+					msgs[i].From, msgs[i].To, len(msgs[i].Raw))
+			}
+		}
+	}
+
+	t.Run("several mails over one connection", func(t *testing.T) {
+		sink := mailtest.StartSMTPSink(t, mailtest.WithDump())
+		addr, conns := smtpCountingProxy(t, sink.Addr)
+		s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: 1, IdleTimeout: time.Minute}
+		defer s.Close()
+		msgs := smtpNumbered(msg, 5)
+		for i, m := range msgs {
+			if err := s.Send(context.Background(), m); err != nil {
+				t.Fatalf("mail %d: %v", i, err)
+			}
+		}
+		sinkWant(t, sink, msgs)
+		if n := conns(); n != 1 {
+			t.Errorf("%d connections for %d mails; want 1", n, len(msgs))
+		}
+	})
+
+	t.Run("restarted while the connection is idle", func(t *testing.T) {
+		sink := mailtest.StartSMTPSink(t, mailtest.WithDump())
+		s := &Sender{Addr: sink.Addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: 1, IdleTimeout: time.Minute}
+		defer s.Close()
+		msgs := smtpNumbered(msg, 3)
+		for _, m := range msgs[:2] {
+			if err := s.Send(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sink.Restart(t)
+		if n := smtpIdleCount(s); n != 1 {
+			t.Fatalf("%d idle connections; the test needs the dead one cached", n)
+		}
+		if err := s.Send(context.Background(), msgs[2]); err != nil {
+			t.Fatalf("send after the restart: %v", err)
+		}
+		sinkWant(t, sink, msgs)
+	})
+
+	t.Run("soft reject of the data is not retried", func(t *testing.T) {
+		sink := mailtest.StartSMTPSink(t, mailtest.WithDump(), mailtest.WithSoftError("."))
+		addr, conns := smtpCountingProxy(t, sink.Addr)
+		s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: 1, IdleTimeout: time.Minute}
+		defer s.Close()
+		err := s.Send(context.Background(), msg)
+		smtpWantSendError(t, err, true, 450, StageData)
+		// smtp-sink captures a mail before answering "." even with an
+		// error: one capture means one DATA, no retry.
+		if n := len(sink.Deliveries(t)); n != 1 {
+			t.Errorf("%d transactions; want 1", n)
+		}
+		if n := smtpIdleCount(s); n != 0 {
+			t.Errorf("%d idle connections after a failure", n)
+		}
+		if n := conns(); n != 1 {
+			t.Errorf("%d connections; want 1", n)
+		}
+	})
 }

@@ -20,6 +20,12 @@ func (s *Server) routes(mux *http.ServeMux) {
 	if s.opts.Metrics != nil {
 		mux.Handle("GET /metrics", s.opts.Metrics)
 	}
+	if s.opts.Status != nil {
+		// {$}: only "/" itself, not every path no other route takes.
+		mux.Handle("GET /{$}", s.requireStatusAuth(http.HandlerFunc(s.handleStatus)))
+		mux.Handle("GET /tickets/{id}", s.requireStatusAuth(http.HandlerFunc(s.handleStatusTicket)))
+		mux.HandleFunc("GET /login", s.handleStatusLogin)
+	}
 	if s.opts.Mount != nil {
 		s.opts.Mount(mux, s.requireToken)
 	}

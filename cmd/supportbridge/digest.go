@@ -34,7 +34,9 @@ import (
 // and each referent's digest is claimed in Redis before it is sent
 // (redisstore.ClaimDigest), marked sent after, released when the send
 // failed. A period whose run ended with every digest sent or empty is
-// marked done.
+// marked done. A claim left pending by a run that died between the claim
+// and the mark is never sent again (the mail may have gone): it is
+// reported, and keeps its period from being marked done.
 //
 // At start, the last scheduled time of each schedule is run when its
 // period is not done (the daemon was down then); at each tick the previous
@@ -48,6 +50,7 @@ type digStore interface {
 	ClaimDigest(ctx context.Context, referentID, period, periodKey string) (bool, error)
 	MarkDigestSent(ctx context.Context, referentID, period, periodKey string) error
 	ReleaseDigest(ctx context.Context, referentID, period, periodKey string) error
+	DigestState(ctx context.Context, referentID, period, periodKey string) (state string, since time.Time, err error)
 	DigestRunDone(ctx context.Context, period, periodKey string) (bool, error)
 	MarkDigestRunDone(ctx context.Context, period, periodKey string) error
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (fence int64, ok bool, err error)
@@ -87,7 +90,10 @@ const (
 	digDefaultLeaseWait = 15 * time.Minute
 	digDefaultLeasePoll = 2 * time.Second
 	digReleaseTimeout   = 10 * time.Second
-	digSeedTimeout      = 30 * time.Second
+	// digStalePending is the age from which a pending claim is reported
+	// as left by a run that died: far beyond any send.
+	digStalePending = time.Hour
+	digSeedTimeout  = 30 * time.Second
 )
 
 // digestReport says what a run did.
@@ -98,14 +104,17 @@ type digestReport struct {
 	// AlreadyDone: the period was done before; Busy: another replica kept
 	// the lease for longer than LeaseWait; Interrupted: ctx ended mid-run.
 	AlreadyDone, Busy, Interrupted bool
-	// Per referent of the period: sent now; empty (no mail); claimed
-	// before (sent, or being sent, by another run); without an address;
-	// failed (released: a later run tries again).
-	Sent, Empty, Claimed, NoAddress, Failed int
+	// Per referent of the period: sent now; empty (no mail); sent before;
+	// pending (another run is sending it, or died doing so: never sent
+	// twice); without an address; failed (released: a later run tries
+	// again).
+	Sent, Empty, AlreadySent, Pending, NoAddress, Failed int
 }
 
-// done reports whether the period can be marked done.
-func (r digestReport) done() bool { return r.Failed == 0 && !r.Interrupted }
+// done reports whether the period can be marked done: every digest is
+// sent or empty. A pending one may still fail and be released, so its run
+// (or a later one) decides.
+func (r digestReport) done() bool { return r.Failed == 0 && r.Pending == 0 && !r.Interrupted }
 
 func (r digestReport) String() string {
 	head := fmt.Sprintf("digest %s %s", r.Period, r.Key)
@@ -115,9 +124,9 @@ func (r digestReport) String() string {
 	case r.Busy:
 		return head + ": another replica is running it"
 	}
-	s := fmt.Sprintf("%s (%s – %s): %d sent, %d empty, %d claimed before, %d without address, %d failed",
+	s := fmt.Sprintf("%s (%s – %s): %d sent, %d empty, %d sent before, %d pending, %d without address, %d failed",
 		head, r.Window.From.Format(time.RFC3339), r.Window.To.Format(time.RFC3339),
-		r.Sent, r.Empty, r.Claimed, r.NoAddress, r.Failed)
+		r.Sent, r.Empty, r.AlreadySent, r.Pending, r.NoAddress, r.Failed)
 	if r.Interrupted {
 		s += ", interrupted"
 	}
@@ -290,8 +299,10 @@ func (d *Digester) runDigest(ctx context.Context, period bridge.Digest, at time.
 			rep.Sent++
 		case digEmpty:
 			rep.Empty++
-		case digClaimed:
-			rep.Claimed++
+		case digAlreadySent:
+			rep.AlreadySent++
+		case digPending:
+			rep.Pending++
 		case digNoAddress:
 			rep.NoAddress++
 		case digFailed:
@@ -308,7 +319,7 @@ func (d *Digester) runDigest(ctx context.Context, period bridge.Digest, at time.
 			return rep, err
 		}
 	}
-	log.Info("digest run", slog.Int("sent", rep.Sent), slog.Int("empty", rep.Empty), slog.Int("claimed_before", rep.Claimed),
+	log.Info("digest run", slog.Int("sent", rep.Sent), slog.Int("empty", rep.Empty), slog.Int("sent_before", rep.AlreadySent), slog.Int("pending", rep.Pending),
 		slog.Int("without_address", rep.NoAddress), slog.Int("failed", rep.Failed), slog.Bool("interrupted", rep.Interrupted))
 	return rep, nil
 }
@@ -339,7 +350,8 @@ type digOutcome int
 const (
 	digSent digOutcome = iota
 	digEmpty
-	digClaimed
+	digAlreadySent
+	digPending
 	digNoAddress
 	digFailed
 )
@@ -362,7 +374,7 @@ func (d *Digester) deliver(ctx context.Context, log *slog.Logger, period bridge.
 		return digFailed
 	}
 	if !claimed {
-		return digClaimed
+		return d.claimedBefore(ctx, log, period, key, dg.Referent.ID)
 	}
 	// From here on the claim is ours: the calls that end it must run even
 	// when ctx ends (shutdown), or the claim would stay pending.
@@ -406,6 +418,34 @@ func (d *Digester) deliver(ctx context.Context, log *slog.Logger, period bridge.
 	return digSent
 }
 
+// closeSender closes the SMTP connections the sender keeps for reuse.
+func (d *Digester) closeSender() {
+	if c, ok := d.Sender.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
+
+// claimedBefore tells a digest sent before from one being sent, and
+// reports claims left pending by a run that died.
+func (d *Digester) claimedBefore(ctx context.Context, log *slog.Logger, period bridge.Digest, key, referentID string) digOutcome {
+	state, since, err := d.Store.DigestState(ctx, referentID, string(period), key)
+	switch {
+	case err != nil:
+		log.Error("digest state unknown", slog.String("error", err.Error()))
+		return digPending
+	case state == redisstore.DigestStateSent:
+		return digAlreadySent
+	case state == redisstore.DigestStateNone:
+		// Released since the claim was refused: a later run sends it.
+		return digPending
+	}
+	if age := time.Since(since); age > digStalePending {
+		log.Warn("digest claim left pending by a run that stopped: not sent again",
+			slog.Duration("age", age.Round(time.Second)))
+	}
+	return digPending
+}
+
 // digCronLogger sends cron's logs to slog; its chatter goes to debug.
 type digCronLogger struct{ log *slog.Logger }
 
@@ -417,11 +457,10 @@ func (l digCronLogger) Error(err error, msg string, kv ...any) {
 
 // digScheduler runs a Digester on its schedules.
 type digScheduler struct {
-	d     *Digester
-	ctx   context.Context
-	cron  *cron.Cron
-	locks map[bridge.Digest]*sync.Mutex
-	wg    sync.WaitGroup
+	d    *Digester
+	ctx  context.Context
+	cron *cron.Cron
+	wg   sync.WaitGroup
 }
 
 // startScheduler starts the cron jobs and the catch-up; stop ends them.
@@ -432,16 +471,16 @@ func (d *Digester) startScheduler(ctx context.Context) *digScheduler {
 	l := digCronLogger{d.log()}
 	c := cron.New(cron.WithLocation(d.defaultLocation()), cron.WithLogger(l),
 		cron.WithChain(cron.SkipIfStillRunning(l), cron.Recover(l)))
-	s := &digScheduler{d: d, ctx: ctx, cron: c, locks: map[bridge.Digest]*sync.Mutex{}}
+	s := &digScheduler{d: d, ctx: ctx, cron: c}
 	catchUp := cron.NewChain(cron.Recover(l))
 	for _, period := range []bridge.Digest{bridge.DigestDaily, bridge.DigestWeekly} {
 		sched, ok := d.Schedules[period]
 		if !ok {
 			continue
 		}
-		s.locks[period] = &sync.Mutex{}
-		c.Schedule(sched, cron.FuncJob(func() { s.tick(period, sched) }))
-		job := catchUp.Then(cron.FuncJob(func() { s.catchUp(period, sched) }))
+		mu := &sync.Mutex{}
+		c.Schedule(sched, cron.FuncJob(func() { s.tick(mu, period, sched) }))
+		job := catchUp.Then(cron.FuncJob(func() { s.catchUp(mu, period, sched) }))
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -459,8 +498,7 @@ func (s *digScheduler) stop() {
 }
 
 // catchUp runs the last scheduled period if it is not done.
-func (s *digScheduler) catchUp(period bridge.Digest, sched cron.Schedule) {
-	mu := s.locks[period]
+func (s *digScheduler) catchUp(mu *sync.Mutex, period bridge.Digest, sched cron.Schedule) {
 	mu.Lock()
 	defer mu.Unlock()
 	at, ok := digLastOccurrence(sched, s.d.now().In(s.d.location(sched)))
@@ -472,8 +510,7 @@ func (s *digScheduler) catchUp(period bridge.Digest, sched cron.Schedule) {
 
 // tick runs the period that just began, after the previous one if that is
 // not done.
-func (s *digScheduler) tick(period bridge.Digest, sched cron.Schedule) {
-	mu := s.locks[period]
+func (s *digScheduler) tick(mu *sync.Mutex, period bridge.Digest, sched cron.Schedule) {
 	mu.Lock()
 	defer mu.Unlock()
 	at, ok := digLastOccurrence(sched, s.d.now().In(s.d.location(sched)))
@@ -573,6 +610,7 @@ func (d *daemon) startDigests(ctx context.Context) <-chan struct{} {
 		s := dg.startScheduler(ctx)
 		<-ctx.Done()
 		s.stop()
+		dg.closeSender()
 	}()
 	return done
 }
@@ -627,6 +665,7 @@ func cmdDigest(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintf(stderr, "supportbridge digest: %v\n", err)
 		return exitError{1}
 	}
+	defer dg.closeSender()
 	rep, err := dg.runNow(ctx, period)
 	if err != nil {
 		fmt.Fprintf(stderr, "supportbridge digest: %v\n", err)

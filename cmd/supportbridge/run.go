@@ -30,6 +30,21 @@ commands:
   digest --config FILE [--period daily|weekly]
                                send the digests of the last scheduled period now
   version                      print the version
+
+ops commands (on the deployment's Redis; --json for scripts):
+  jobs list [--dead|--retry] --config FILE
+                               dead (or retrying) jobs
+  jobs replay --config FILE (--all | ID...)
+                               put dead jobs back in the queue
+  quarantine list --config FILE
+                               mails that could not be applied, and why
+  quarantine assign --config FILE KEY TICKET_ID
+                               apply a quarantined mail to a ticket
+  quarantine discard --config FILE KEY
+                               drop a mail from the quarantine list
+  ticket show --config FILE ID
+                               a ticket with its exchanges and timeline
+  status --config FILE         job queue depths, IMAP poller, quarantine
 `
 
 // run is the whole program: main only calls it.
@@ -50,6 +65,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdCheckConfig(rest, getenv, stdout, stderr)
 	case "digest":
 		return cmdDigest(ctx, rest, getenv, stdout, stderr)
+	case "jobs":
+		return cmdJobs(ctx, rest, getenv, stdout, stderr)
+	case "quarantine":
+		return cmdQuarantine(ctx, rest, getenv, stdout, stderr)
+	case "ticket":
+		return cmdTicket(ctx, rest, getenv, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "supportbridge", versionString())
 		return nil

@@ -229,6 +229,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		Feed:      store,
 		Metrics:   met.handler(),
 		Observe:   met.observeWebhook,
+		Status:    statusPageSource{d},
 	})
 	return d, nil
 }

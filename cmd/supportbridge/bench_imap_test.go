@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"supportbridge/bridge"
+	"supportbridge/bridge/redisstore/redistest"
+	"supportbridge/config"
+	"supportbridge/mail/mailtest"
+)
+
+// benchDaemon is a daemon on a real redis-server reading a real Dovecot.
+func benchDaemon(b *testing.B, dc *mailtest.Dovecot) *daemon {
+	srv := redistest.Start(b)
+	cfg := config.Default()
+	cfg.Redis.Addrs = []string{srv.Addr}
+	cfg.Redis.KeyPrefix = "bench:"
+	cfg.ENT.WebhookSecrets = []config.Secret{testSecret}
+	cfg.ENT.APITokens = []config.Secret{testToken}
+	cfg.Desk.ReplyTo = "assistance@ent.example"
+	cfg.Desk.AllowedSenders = []string{"*@desk.example"}
+	cfg.Desk.SigningKey = "0123456789abcdef-signing"
+	cfg.IMAP.Addr = dc.IMAPAddr
+	cfg.IMAP.TLS = config.TLSNone
+	cfg.IMAP.Username = dc.User
+	cfg.IMAP.Password = config.Secret(dc.Password)
+	cfg.IMAP.PollInterval = time.Second
+	d, err := newDaemon(&cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(d.close)
+	if _, err := d.svc.Apply(context.Background(), bridge.Event{ID: "st", Type: bridge.EventStructureUpserted,
+		Structure: &bridge.Structure{ID: "s1", Name: "Lycée Victor Hugo"}}); err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+func benchTicket(b *testing.B, d *daemon, id string) {
+	if _, err := d.svc.Apply(context.Background(), bridge.Event{ID: "c-" + id, Type: bridge.EventTicketCreated,
+		NewTicket: &bridge.NewTicket{ID: id, StructureID: "s1", Owner: bridge.Person{ID: "u1", DisplayName: "Léa"},
+			Subject: "Écran blanc", CreatedAt: time.Now()}}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func deskExchanges(b *testing.B, d *daemon, id string) int {
+	v, err := d.svc.Ticket(context.Background(), id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return len(v.Exchanges)
+}
+
+// bareFetch reads every message of the mailbox the plainest way: one
+// connection, SELECT, one FETCH of BODY.PEEK[] for all of them.
+func bareFetch(b *testing.B, dc *mailtest.Dovecot, n int) time.Duration {
+	start := time.Now()
+	c, err := imapclient.DialInsecure(dc.IMAPAddr, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(dc.User, dc.Password).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	sec := &imap.FetchItemBodySection{Peek: true}
+	var seq imap.SeqSet
+	seq.AddRange(1, 0)
+	fetched, err := c.Fetch(seq, &imap.FetchOptions{UID: true, RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{sec}}).Collect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(fetched) != n {
+		b.Fatalf("bare fetch got %d messages, want %d", len(fetched), n)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkIMAPImport delivers N desk replies into a real Dovecot, times a
+// bare fetch of that mailbox, then times the bridge importing them all
+// (fetch, parse, classify, thread, extract, apply in Redis, move to
+// Processed). Reports replies/s, the bare fetch's messages/s and the ratio.
+func BenchmarkIMAPImport(b *testing.B) {
+	dc := mailtest.StartDovecot(b)
+	d := benchDaemon(b, dc)
+	const tickets = 50
+	for i := range tickets {
+		benchTicket(b, d, fmt.Sprintf("I%d", i))
+	}
+	for i := range b.N {
+		dc.Deliver(b, deskReply("Julie <julie@desk.example>", fmt.Sprintf("RE: [ENT-I%d] Écran blanc", i%tickets), "",
+			fmt.Sprintf("Réponse numéro %d : nous regardons.", i)))
+	}
+	bare := bareFetch(b, dc, b.N)
+
+	b.ResetTimer()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	start := time.Now()
+	go func() { _ = d.reader.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		st := d.reader.State()
+		if int(st.Processed) >= b.N {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("imported %d of %d (%s)", st.Processed, b.N, st.LastError)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	total := 0
+	for i := range tickets {
+		total += deskExchanges(b, d, fmt.Sprintf("I%d", i))
+	}
+	if total != b.N {
+		b.Fatalf("%d exchanges for %d replies", total, b.N)
+	}
+	rate := float64(b.N) / elapsed.Seconds()
+	bareRate := float64(b.N) / bare.Seconds()
+	b.ReportMetric(rate, "replies/s")
+	b.ReportMetric(bareRate, "bare-fetch-msgs/s")
+	b.ReportMetric(rate/bareRate, "ratio")
+}
+
+// BenchmarkReplyLatency delivers desk replies into a real Dovecot one at a
+// time, with the reader waiting in IDLE, and measures the time until each
+// is an exchange on its ticket. Reports the median and p99 in ms.
+func BenchmarkReplyLatency(b *testing.B) {
+	dc := mailtest.StartDovecot(b)
+	d := benchDaemon(b, dc)
+	benchTicket(b, d, "LAT")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = d.reader.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for !d.reader.State().Idle {
+		time.Sleep(5 * time.Millisecond)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		dc.Deliver(b, deskReply("julie@desk.example", "RE: [ENT-LAT] x", "", fmt.Sprintf("Réponse %d.", i)))
+		for deskExchanges(b, d, "LAT") < i+1 {
+			if time.Since(start) > 30*time.Second {
+				b.Fatalf("reply %d never arrived", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(lat[(len(lat)-1)*99/100].Microseconds())/1000, "p99-ms")
+}

@@ -1,0 +1,813 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	netmail "net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-smtp"
+	"github.com/robfig/cron/v3"
+
+	"supportbridge/bridge"
+	"supportbridge/bridge/redisstore"
+	"supportbridge/bridge/redisstore/redistest"
+	"supportbridge/mail"
+)
+
+// digMailServer is an in-process SMTP server that keeps what it accepts,
+// by recipient; it can answer 451 to the first DATA commands and be slow.
+type digMailServer struct {
+	mu       sync.Mutex
+	addr     string
+	byRcpt   map[string]int
+	raw      map[string][][]byte
+	failData int
+	delay    time.Duration
+}
+
+func (s *digMailServer) NewSession(*smtp.Conn) (smtp.Session, error) {
+	return &digMailSession{srv: s}, nil
+}
+
+type digMailSession struct {
+	srv   *digMailServer
+	rcpts []string
+}
+
+func (s *digMailSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (s *digMailSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+func (s *digMailSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	time.Sleep(s.srv.delay)
+	s.srv.mu.Lock()
+	defer s.srv.mu.Unlock()
+	if s.srv.failData > 0 {
+		s.srv.failData--
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	}
+	for _, to := range s.rcpts {
+		s.srv.byRcpt[to]++
+		s.srv.raw[to] = append(s.srv.raw[to], b)
+	}
+	return nil
+}
+func (s *digMailSession) Reset()        { s.rcpts = nil }
+func (s *digMailSession) Logout() error { return nil }
+
+func digStartMail(t *testing.T) *digMailServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &digMailServer{addr: ln.Addr().String(), byRcpt: map[string]int{}, raw: map[string][][]byte{}}
+	srv := smtp.NewServer(s)
+	srv.Domain = "mail.test"
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+func (s *digMailServer) counts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range s.byRcpt {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *digMailServer) total() int {
+	n := 0
+	for _, v := range s.counts() {
+		n += v
+	}
+	return n
+}
+
+func (s *digMailServer) mails(to string) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.raw[to]...)
+}
+
+// waitMails waits until the server holds n mails.
+func (s *digMailServer) waitMails(t *testing.T, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for s.total() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d mails after %s, want %d: %v", s.total(), within, n, s.counts())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func digParseSubject(t *testing.T, raw []byte) (subject string, h gomail.Header) {
+	t.Helper()
+	mr, err := gomail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := mr.Header.Subject()
+	return s, mr.Header
+}
+
+func digText(t *testing.T, raw []byte) string {
+	t.Helper()
+	mr, err := gomail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			return ""
+		}
+		if h, ok := p.Header.(*gomail.InlineHeader); ok {
+			if ct, _, _ := h.ContentType(); ct == "text/plain" {
+				b, _ := io.ReadAll(p.Body)
+				return strings.ReplaceAll(string(b), "\r\n", "\n")
+			}
+		}
+	}
+}
+
+// digParisTime is a local time in Paris.
+func digParisTime(y int, m time.Month, d, h, min int) time.Time {
+	return time.Date(y, m, d, h, min, 0, 0, digParis())
+}
+
+const (
+	digDailySpec  = "CRON_TZ=Europe/Paris 0 8 * * 1-5"
+	digWeeklySpec = "CRON_TZ=Europe/Paris 0 8 * * 1"
+)
+
+func digMustParse(t testing.TB, spec string) cron.Schedule {
+	t.Helper()
+	s, err := cron.ParseStandard(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestDigestPeriods(t *testing.T) {
+	utc := func(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, time.UTC) }
+	tests := []struct {
+		name      string
+		spec      string
+		period    bridge.Digest
+		now       time.Time
+		at, prev  time.Time
+		key       string
+		atMissing bool
+	}{
+		{name: "weekday morning", spec: digDailySpec, period: bridge.DigestDaily,
+			now: digParisTime(2025, 3, 4, 10, 0), at: digParisTime(2025, 3, 4, 8, 0), prev: digParisTime(2025, 3, 3, 8, 0), key: "2025-03-04"},
+		{name: "at the very second", spec: digDailySpec, period: bridge.DigestDaily,
+			now: digParisTime(2025, 3, 4, 8, 0), at: digParisTime(2025, 3, 4, 8, 0), prev: digParisTime(2025, 3, 3, 8, 0), key: "2025-03-04"},
+		{name: "just before: yesterday's", spec: digDailySpec, period: bridge.DigestDaily,
+			now: digParisTime(2025, 3, 4, 8, 0).Add(-time.Second), at: digParisTime(2025, 3, 3, 8, 0), prev: digParisTime(2025, 2, 28, 8, 0), key: "2025-03-03"},
+		{name: "Monday's window covers the weekend", spec: digDailySpec, period: bridge.DigestDaily,
+			now: digParisTime(2025, 3, 10, 9, 0), at: digParisTime(2025, 3, 10, 8, 0), prev: digParisTime(2025, 3, 7, 8, 0), key: "2025-03-10"},
+		{name: "Sunday: Friday's", spec: digDailySpec, period: bridge.DigestDaily,
+			now: digParisTime(2025, 3, 9, 23, 0), at: digParisTime(2025, 3, 7, 8, 0), prev: digParisTime(2025, 3, 6, 8, 0), key: "2025-03-07"},
+		{name: "summer time begins", spec: digDailySpec, period: bridge.DigestDaily,
+			now: utc(2025, 3, 31, 12, 0), at: utc(2025, 3, 31, 6, 0), prev: utc(2025, 3, 28, 7, 0), key: "2025-03-31"},
+		{name: "weekly", spec: digWeeklySpec, period: bridge.DigestWeekly,
+			now: digParisTime(2025, 3, 12, 15, 0), at: digParisTime(2025, 3, 10, 8, 0), prev: digParisTime(2025, 3, 3, 8, 0), key: "2025-W11"},
+		{name: "ISO week of the next year", spec: digWeeklySpec, period: bridge.DigestWeekly,
+			now: digParisTime(2024, 12, 31, 9, 0), at: digParisTime(2024, 12, 30, 8, 0), prev: digParisTime(2024, 12, 23, 8, 0), key: "2025-W01"},
+		{name: "bare spec in the default zone", spec: "30 7 * * *", period: bridge.DigestDaily,
+			now: utc(2025, 7, 1, 6, 0), at: utc(2025, 7, 1, 5, 30), prev: utc(2025, 6, 30, 5, 30), key: "2025-07-01"},
+		{name: "other zone: the date is the zone's", spec: "CRON_TZ=America/New_York 0 22 * * *", period: bridge.DigestDaily,
+			now: utc(2025, 3, 5, 4, 0), at: utc(2025, 3, 5, 3, 0), prev: utc(2025, 3, 4, 3, 0), key: "2025-03-04"},
+		{name: "a date that comes once every four years", spec: "0 8 29 2 *", period: bridge.DigestDaily,
+			now: utc(2025, 3, 1, 0, 0), at: digParisTime(2024, 2, 29, 8, 0), key: "2024-02-29"},
+	}
+	d := &Digester{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := digMustParse(t, tt.spec)
+			loc := d.location(s)
+			at, ok := digLastOccurrence(s, tt.now.In(loc))
+			if !ok || !at.Equal(tt.at) {
+				t.Fatalf("last = %v, %v; want %v", at, ok, tt.at)
+			}
+			if got := digPeriodKey(tt.period, at.In(loc)); got != tt.key {
+				t.Errorf("key %q, want %q", got, tt.key)
+			}
+			if tt.prev.IsZero() {
+				return
+			}
+			prev, ok := digPrevOccurrence(s, at)
+			if !ok || !prev.Equal(tt.prev) {
+				t.Errorf("prev = %v, %v; want %v", prev, ok, tt.prev)
+			}
+		})
+	}
+}
+
+// digEnv is one Redis with referents and demands, an SMTP server, and
+// digesters ("replicas") on them.
+type digEnv struct {
+	t      *testing.T
+	addr   string // redis
+	prefix string
+	store  *redisstore.Store
+	svc    *bridge.Service
+	clock  *digClock
+	mail   *digMailServer
+	logs   *syncBuffer
+}
+
+type digClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *digClock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *digClock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
+
+func newDigEnv(t *testing.T, redisAddr, prefix string) *digEnv {
+	t.Helper()
+	e := &digEnv{t: t, addr: redisAddr, prefix: prefix, clock: &digClock{}, mail: digStartMail(t), logs: &syncBuffer{}}
+	e.store = redisstore.New(redistest.Client(t, redisAddr), redisstore.Options{Prefix: prefix})
+	e.svc = bridge.NewService(e.store, bridge.WithClock(e.clock.now))
+	return e
+}
+
+func (e *digEnv) structures(sts ...bridge.Structure) {
+	e.t.Helper()
+	if err := e.svc.SeedStructures(context.Background(), sts); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// ticket creates a demand recorded at the given time.
+func (e *digEnv) ticket(id, structure, subject string, at time.Time) {
+	e.t.Helper()
+	e.clock.set(at)
+	_, err := e.svc.Apply(context.Background(), bridge.Event{ID: "wh-" + id, Type: bridge.EventTicketCreated,
+		NewTicket: &bridge.NewTicket{ID: id, StructureID: structure, Subject: subject,
+			Owner: bridge.Person{ID: "u-owner-" + id, DisplayName: "Léa Dupont"}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// replica returns a digester of its own (own Redis connection) whose
+// clock is now.
+func (e *digEnv) replica(now func() time.Time, specs map[bridge.Digest]string) *Digester {
+	e.t.Helper()
+	store := redisstore.New(redistest.Client(e.t, e.addr), redisstore.Options{Prefix: e.prefix})
+	return e.replicaOn(store, now, specs)
+}
+
+func (e *digEnv) replicaOn(store digStore, now func() time.Time, specs map[bridge.Digest]string) *Digester {
+	e.t.Helper()
+	if specs == nil {
+		specs = map[bridge.Digest]string{bridge.DigestDaily: digDailySpec, bridge.DigestWeekly: digWeeklySpec}
+	}
+	scheds := map[bridge.Digest]cron.Schedule{}
+	for p, spec := range specs {
+		scheds[p] = digMustParse(e.t, spec)
+	}
+	sender := &mail.Sender{Addr: e.mail.addr, TLS: "none", Timeout: 5 * time.Second}
+	e.t.Cleanup(func() { sender.Close() })
+	return &Digester{
+		Store: store,
+		Composer: &mail.DigestComposer{From: &netmail.Address{Name: "Assistance ENT", Address: "assistance@ent.example"},
+			Identity: "supportbridge", Domain: "ent.example", LinkBase: "https://ent.example/t/"},
+		Sender:    sender,
+		Schedules: scheds,
+		Holder:    fmt.Sprintf("replica-%p", store),
+		Log:       slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:       now,
+		LeaseTTL:  10 * time.Second,
+		LeaseWait: 20 * time.Second,
+		LeasePoll: 10 * time.Millisecond,
+	}
+}
+
+func digFixed(t time.Time) func() time.Time { return func() time.Time { return t } }
+
+// digSchool is the usual test structure: one daily referent of each
+// language, a weekly one, one who wants none, one without an address.
+func digSchool() []bridge.Structure {
+	return []bridge.Structure{
+		{ID: "s1", Name: "Lycée Victor Hugo", UAI: "0750001A", Referents: []bridge.Referent{
+			{ID: "u-ref1", DisplayName: "Mme Martin", Email: "martin@school.example", Digest: bridge.DigestDaily},
+			{ID: "u-week", DisplayName: "M. Hebdo", Email: "hebdo@school.example", Digest: bridge.DigestWeekly, Locale: "en"},
+			{ID: "u-never", DisplayName: "M. Jamais", Email: "jamais@school.example", Digest: bridge.DigestNever},
+			{ID: "u-noaddr", DisplayName: "Sans adresse", Digest: bridge.DigestDaily},
+		}},
+		{ID: "s2", Name: "Collège Jean Moulin", Referents: []bridge.Referent{
+			{ID: "u-ref2", DisplayName: "Ms Quiet", Email: "quiet@school.example", Digest: bridge.DigestDaily, Locale: "en"},
+		}},
+	}
+}
+
+// digBackends runs f on miniredis and on a real redis-server.
+func digBackends(t *testing.T, f func(t *testing.T, addr string)) {
+	t.Run("miniredis", func(t *testing.T) { f(t, redistest.Miniredis(t).Addr()) })
+	t.Run("redis-server", func(t *testing.T) { f(t, redistest.Start(t).Addr) })
+}
+
+func TestRunDigest(t *testing.T) {
+	digBackends(t, func(t *testing.T, addr string) {
+		ctx := context.Background()
+		e := newDigEnv(t, addr, "dg:")
+		e.structures(digSchool()...)
+		e.ticket("42", "s1", "Écran blanc sur Pronote", digParisTime(2025, 3, 3, 12, 0))
+		e.ticket("43", "s2", "Trop tard", digParisTime(2025, 3, 4, 9, 0)) // after the window: s2 stays empty
+		d := e.replica(digFixed(digParisTime(2025, 3, 4, 10, 0)), nil)
+
+		rep, err := d.runNow(ctx, bridge.DigestDaily)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := digestReport{Period: bridge.DigestDaily, Key: "2025-03-04",
+			Window: bridge.DigestWindow{From: digParisTime(2025, 3, 3, 8, 0), To: digParisTime(2025, 3, 4, 8, 0)},
+			Sent:   1, Empty: 1, NoAddress: 1}
+		if rep.Key != want.Key || !rep.Window.From.Equal(want.Window.From) || !rep.Window.To.Equal(want.Window.To) ||
+			rep.Sent != 1 || rep.Empty != 1 || rep.NoAddress != 1 || rep.Failed != 0 || rep.AlreadySent != 0 || rep.Pending != 0 {
+			t.Fatalf("report %s, want %s", rep, want)
+		}
+		if got := e.mail.counts(); len(got) != 1 || got["martin@school.example"] != 1 {
+			t.Fatalf("mails %v", got)
+		}
+		raw := e.mail.mails("martin@school.example")[0]
+		subject, h := digParseSubject(t, raw)
+		if subject != "Assistance ENT : résumé du mardi 4 mars 2025" || h.Get("Auto-Submitted") != "auto-generated" ||
+			h.Get("Precedence") != "bulk" || h.Get("X-Loop") != "supportbridge" {
+			t.Errorf("subject %q, headers %v", subject, h.Header)
+		}
+		text := digText(t, raw)
+		for _, want := range []string{"Écran blanc sur Pronote", "https://ent.example/t/42", "Lycée Victor Hugo"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("digest lacks %q:\n%s", want, text)
+			}
+		}
+		if strings.Contains(text, "Trop tard") {
+			t.Error("a demand recorded after the window is in the digest")
+		}
+		state, _, err := e.store.DigestState(ctx, "u-ref1", "daily", "2025-03-04")
+		if err != nil || state != redisstore.DigestStateSent {
+			t.Errorf("state %q, %v", state, err)
+		}
+
+		// Again, and from another replica: done, nothing more.
+		for _, r := range []*Digester{d, e.replica(digFixed(digParisTime(2025, 3, 4, 18, 0)), nil)} {
+			rep, err := r.runNow(ctx, bridge.DigestDaily)
+			if err != nil || !rep.AlreadyDone {
+				t.Fatalf("second run: %s, %v", rep, err)
+			}
+		}
+		// The weekly digest of the week holds the demand too, for the
+		// weekly referent only, in English.
+		rep, err = d.runDigest(ctx, bridge.DigestWeekly, digParisTime(2025, 3, 10, 8, 0))
+		if err != nil || rep.Sent != 1 || rep.Key != "2025-W11" {
+			t.Fatalf("weekly: %s, %v", rep, err)
+		}
+		if got := e.mail.counts(); len(got) != 2 || got["hebdo@school.example"] != 1 {
+			t.Fatalf("mails %v", got)
+		}
+		if subject, _ := digParseSubject(t, e.mail.mails("hebdo@school.example")[0]); subject != "ENT support: summary of the week of Monday 3 March 2025" {
+			t.Errorf("weekly subject %q", subject)
+		}
+		if strings.Contains(e.logs.String(), "martin@school.example") || strings.Contains(e.logs.String(), "Écran blanc") {
+			t.Error("an address or mail content in the logs")
+		}
+	})
+}
+
+func TestRunDigestNothingToSay(t *testing.T) {
+	e := newDigEnv(t, redistest.Miniredis(t).Addr(), "dg:")
+	e.structures(digSchool()...)
+	e.ticket("1", "s1", "Ancienne", digParisTime(2025, 2, 1, 12, 0))
+	ctx := context.Background()
+	e.clock.set(digParisTime(2025, 2, 2, 12, 0))
+	if _, err := e.svc.Apply(ctx, bridge.Event{ID: "wh-st", Type: bridge.EventStatusChanged, TicketID: "1",
+		Status: bridge.StatusResolved, Actor: bridge.Person{ID: "u-ref1"}}); err != nil {
+		t.Fatal(err)
+	}
+	d := e.replica(digFixed(digParisTime(2025, 3, 4, 10, 0)), nil)
+	rep, err := d.runNow(ctx, bridge.DigestDaily)
+	if err != nil || rep.Sent != 0 || rep.Empty != 3 || rep.Failed != 0 {
+		t.Fatalf("report %s, %v", rep, err)
+	}
+	if n := e.mail.total(); n != 0 {
+		t.Fatalf("%d mails with nothing to say", n)
+	}
+	if done, _ := e.store.DigestRunDone(ctx, "daily", "2025-03-04"); !done {
+		t.Error("an empty period is not marked done")
+	}
+}
+
+func TestRunDigestRetriesAFailedSend(t *testing.T) {
+	ctx := context.Background()
+	e := newDigEnv(t, redistest.Miniredis(t).Addr(), "dg:")
+	e.structures(digSchool()...)
+	e.ticket("42", "s1", "Écran blanc", digParisTime(2025, 3, 3, 12, 0))
+	e.mail.failData = 1
+	d := e.replica(digFixed(digParisTime(2025, 3, 4, 10, 0)), nil)
+
+	rep, err := d.runNow(ctx, bridge.DigestDaily)
+	if err != nil || rep.Failed != 1 || rep.Sent != 0 {
+		t.Fatalf("first run: %s, %v", rep, err)
+	}
+	if done, _ := e.store.DigestRunDone(ctx, "daily", "2025-03-04"); done {
+		t.Fatal("a period with a failed send is marked done")
+	}
+	if state, _, _ := e.store.DigestState(ctx, "u-ref1", "daily", "2025-03-04"); state != redisstore.DigestStateNone {
+		t.Fatalf("claim not released: %q", state)
+	}
+	rep, err = d.runNow(ctx, bridge.DigestDaily)
+	if err != nil || rep.Sent != 1 || rep.Failed != 0 {
+		t.Fatalf("second run: %s, %v", rep, err)
+	}
+	rep, err = d.runNow(ctx, bridge.DigestDaily)
+	if err != nil || !rep.AlreadyDone {
+		t.Fatalf("third run: %s, %v", rep, err)
+	}
+	if got := e.mail.counts(); got["martin@school.example"] != 1 {
+		t.Fatalf("mails %v", got)
+	}
+}
+
+// TestRunDigestPendingClaim: a run that died after claiming a digest
+// leaves it pending; later runs neither send it (it may have gone) nor
+// close the period, and say so.
+func TestRunDigestPendingClaim(t *testing.T) {
+	ctx := context.Background()
+	m := redistest.Miniredis(t)
+	e := newDigEnv(t, m.Addr(), "dg:")
+	e.structures(digSchool()...)
+	e.ticket("42", "s1", "Écran blanc", digParisTime(2025, 3, 3, 12, 0))
+	stale := time.Now().Add(-3 * time.Hour).UnixMilli()
+	if err := m.Set("dg:digest:{r:u-ref1}:daily:2025-03-04", fmt.Sprintf("pending:%d", stale)); err != nil {
+		t.Fatal(err)
+	}
+	d := e.replica(digFixed(digParisTime(2025, 3, 4, 10, 0)), nil)
+	for i := 0; i < 2; i++ {
+		rep, err := d.runNow(ctx, bridge.DigestDaily)
+		if err != nil || rep.Pending != 1 || rep.Sent != 0 || rep.AlreadyDone {
+			t.Fatalf("run %d: %s, %v", i, rep, err)
+		}
+	}
+	if n := e.mail.total(); n != 0 {
+		t.Fatalf("%d mails for a pending claim", n)
+	}
+	if !strings.Contains(e.logs.String(), "left pending by a run that stopped") {
+		t.Error("the stale claim is not reported")
+	}
+}
+
+// digNoLease is a store whose lease is always granted: as if the lease had
+// expired under a slow replica. Claims alone must keep digests single.
+type digNoLease struct{ *redisstore.Store }
+
+func (digNoLease) AcquireLease(context.Context, string, string, time.Duration) (int64, bool, error) {
+	return 1, true, nil
+}
+func (digNoLease) RenewLease(context.Context, string, string, int64, time.Duration) (bool, error) {
+	return true, nil
+}
+func (digNoLease) ReleaseLease(context.Context, string, string, int64) error { return nil }
+
+// digRaceSchools are n structures, each with a referent and a demand in
+// the window of Tuesday 4 March 2025.
+func digRaceSchools(e *digEnv, n int) []string {
+	var sts []bridge.Structure
+	var addrs []string
+	for i := 0; i < n; i++ {
+		addr := fmt.Sprintf("ref%d@school.example", i)
+		sts = append(sts, bridge.Structure{ID: fmt.Sprintf("s%d", i), Name: fmt.Sprintf("École %d", i),
+			Referents: []bridge.Referent{{ID: fmt.Sprintf("u-%d", i), Email: addr, Digest: bridge.DigestDaily}}})
+		addrs = append(addrs, addr)
+	}
+	e.structures(sts...)
+	for i := 0; i < n; i++ {
+		e.ticket(fmt.Sprintf("t%d", i), fmt.Sprintf("s%d", i), "Demande", digParisTime(2025, 3, 3, 12, i))
+	}
+	return addrs
+}
+
+func digExactlyOnce(t *testing.T, e *digEnv, addrs []string) {
+	t.Helper()
+	got := e.mail.counts()
+	for _, a := range addrs {
+		if got[a] != 1 {
+			t.Errorf("%s got %d digests, want 1 (all: %v)", a, got[a], got)
+		}
+	}
+	if len(got) != len(addrs) {
+		t.Errorf("mails to %v", got)
+	}
+}
+
+// TestDigestSchedulersRacing runs two replicas on one Redis: their runs,
+// their cron schedulers, and runs whose lease is lost all send one digest a
+// referent and period.
+func TestDigestSchedulersRacing(t *testing.T) {
+	digBackends(t, func(t *testing.T, addr string) {
+		now := digFixed(digParisTime(2025, 3, 4, 10, 0))
+		at := digParisTime(2025, 3, 4, 8, 0)
+
+		t.Run("runs", func(t *testing.T) {
+			e := newDigEnv(t, addr, "race1:")
+			addrs := digRaceSchools(e, 6)
+			e.mail.delay = 20 * time.Millisecond
+			replicas := []*Digester{e.replica(now, nil), e.replica(now, nil)}
+			var wg sync.WaitGroup
+			for i := 0; i < 8; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := replicas[i%2].runDigest(context.Background(), bridge.DigestDaily, at); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			digExactlyOnce(t, e, addrs)
+		})
+
+		t.Run("lease lost", func(t *testing.T) {
+			e := newDigEnv(t, addr, "race2:")
+			addrs := digRaceSchools(e, 6)
+			e.mail.delay = 20 * time.Millisecond
+			var sent atomic.Int64
+			var wg sync.WaitGroup
+			for i := 0; i < 8; i++ {
+				r := e.replicaOn(digNoLease{redisstore.New(redistest.Client(t, addr), redisstore.Options{Prefix: "race2:"})}, now, nil)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rep, err := r.runDigest(context.Background(), bridge.DigestDaily, at)
+					if err != nil {
+						t.Error(err)
+					}
+					sent.Add(int64(rep.Sent))
+				}()
+			}
+			wg.Wait()
+			digExactlyOnce(t, e, addrs)
+			if sent.Load() != int64(len(addrs)) {
+				t.Errorf("reports say %d sent", sent.Load())
+			}
+			// A later run finds every digest sent and closes the period.
+			r := e.replica(now, nil)
+			rep, err := r.runDigest(context.Background(), bridge.DigestDaily, at)
+			if err != nil || (!rep.AlreadyDone && rep.AlreadySent != len(addrs)) {
+				t.Fatalf("later run: %s, %v", rep, err)
+			}
+			if rep, err := r.runDigest(context.Background(), bridge.DigestDaily, at); err != nil || !rep.AlreadyDone {
+				t.Fatalf("last run: %s, %v", rep, err)
+			}
+			digExactlyOnce(t, e, addrs)
+		})
+
+		t.Run("cron", func(t *testing.T) {
+			e := newDigEnv(t, addr, "race3:")
+			addrs := digRaceSchools(e, 4)
+			specs := map[bridge.Digest]string{bridge.DigestDaily: "@every 1s"}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			a := e.replica(now, specs).startScheduler(ctx)
+			b := e.replica(now, specs).startScheduler(ctx)
+			e.mail.waitMails(t, len(addrs), 10*time.Second)
+			time.Sleep(2500 * time.Millisecond) // two more ticks each
+			cancel()
+			a.stop()
+			b.stop()
+			digExactlyOnce(t, e, addrs)
+		})
+	})
+}
+
+func TestDigestCatchUp(t *testing.T) {
+	digBackends(t, func(t *testing.T, addr string) {
+		e := newDigEnv(t, addr, "dg:")
+		e.structures(digSchool()...)
+		e.ticket("42", "s1", "Écran blanc", digParisTime(2025, 3, 3, 12, 0))
+		up := func(now time.Time) {
+			ctx, cancel := context.WithCancel(context.Background())
+			s := e.replica(digFixed(now), nil).startScheduler(ctx)
+			// The daily and weekly cron times are far away: only the
+			// catch-up can send; stop waits for it (ctx still alive).
+			s.stop()
+			cancel()
+		}
+		// Down at 08:00 on Tuesday, up at 10:00: caught up once.
+		up(digParisTime(2025, 3, 4, 10, 0))
+		if got := e.mail.counts(); got["martin@school.example"] != 1 || len(got) != 1 {
+			t.Fatalf("after catch-up: %v", got)
+		}
+		// Restarted, and a second replica: nothing more.
+		up(digParisTime(2025, 3, 4, 10, 5))
+		up(digParisTime(2025, 3, 4, 17, 0))
+		if got := e.mail.counts(); got["martin@school.example"] != 1 || len(got) != 1 {
+			t.Fatalf("after restarts: %v", got)
+		}
+		// Down again over Wednesday 08:00: Wednesday's digest, with the
+		// demand of Tuesday afternoon.
+		e.ticket("44", "s1", "Imprimante en panne", digParisTime(2025, 3, 4, 15, 0))
+		up(digParisTime(2025, 3, 5, 9, 0))
+		mails := e.mail.mails("martin@school.example")
+		if len(mails) != 2 {
+			t.Fatalf("%d digests, want 2", len(mails))
+		}
+		if subject, _ := digParseSubject(t, mails[1]); subject != "Assistance ENT : résumé du mercredi 5 mars 2025" {
+			t.Errorf("subject %q", subject)
+		}
+		if text := digText(t, mails[1]); !strings.Contains(text, "Nouvelles demandes (1)\n- n° 44 – Imprimante en panne") {
+			t.Errorf("Wednesday's digest:\n%s", text)
+		}
+	})
+}
+
+// digPanicky panics on the first calls for structures.
+type digPanicky struct {
+	*redisstore.Store
+	left atomic.Int64
+}
+
+func (p *digPanicky) Structures(ctx context.Context) ([]bridge.Structure, error) {
+	if p.left.Add(-1) >= 0 {
+		panic("boom: structures")
+	}
+	return p.Store.Structures(ctx)
+}
+
+func TestDigestPanicIsRecovered(t *testing.T) {
+	e := newDigEnv(t, redistest.Miniredis(t).Addr(), "dg:")
+	e.structures(digSchool()...)
+	e.ticket("42", "s1", "Écran blanc", digParisTime(2025, 3, 3, 12, 0))
+	store := &digPanicky{Store: redisstore.New(redistest.Client(t, e.addr), redisstore.Options{Prefix: "dg:"})}
+	store.left.Store(2) // the catch-up and the first tick panic
+	d := e.replicaOn(store, digFixed(digParisTime(2025, 3, 4, 10, 0)),
+		map[bridge.Digest]string{bridge.DigestDaily: "@every 1s"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := d.startScheduler(ctx)
+	e.mail.waitMails(t, 1, 10*time.Second)
+	cancel()
+	s.stop()
+	if n := strings.Count(e.logs.String(), "digest cron: panic"); n < 2 {
+		t.Errorf("%d panics logged, want 2:\n%s", n, e.logs.String())
+	}
+	if !strings.Contains(e.logs.String(), "boom: structures") {
+		t.Error("the panic's value is not logged")
+	}
+	if got := e.mail.counts(); got["martin@school.example"] != 1 || len(got) != 1 {
+		t.Errorf("mails %v", got)
+	}
+}
+
+// digCommandConfig writes a configuration for the digest command.
+func digCommandConfig(t *testing.T, redisAddr, smtpAddr, dailySpec string, withMail bool) string {
+	t.Helper()
+	mailCfg := ""
+	if withMail {
+		mailCfg = fmt.Sprintf(`desk:
+  address: support@desk.example
+  from: "Assistance ENT <assistance@ent.example>"
+  reply_to: assistance@ent.example
+  allowed_senders: ["*@desk.example"]
+  signing_key: "0123456789abcdef-signing"
+smtp: {addr: %q, tls: none, timeout: 5s}
+`, smtpAddr)
+	}
+	cfg := fmt.Sprintf(`redis: {addrs: [%q], key_prefix: "cmd:"}
+ent:
+  webhook_secrets: [%q]
+  api_tokens: [%q]
+  link_base: "https://ent.example/assistance/"
+digest: {daily: %q, default_locale: fr}
+structures:
+  - {id: s1, name: "Lycée Victor Hugo", uai: "0750001A",
+     referents: [{id: u-ref1, display_name: "Mme Martin", email: "martin@school.example", digest: daily},
+                 {id: u-ref9, display_name: "M. Jamais", email: "jamais@school.example", digest: never}]}
+%s`, redisAddr, testSecret, testToken, dailySpec, mailCfg)
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestDigestCommand(t *testing.T) {
+	m := redistest.Miniredis(t)
+	smtpSrv := digStartMail(t)
+	const spec = "CRON_TZ=UTC 0 3 * * *"
+	at, _ := digLastOccurrence(digMustParse(t, spec), time.Now())
+	// A demand of the last period, stored as the daemon would have.
+	e := newDigEnv(t, m.Addr(), "cmd:")
+	e.ticket("42", "s1", "Écran blanc sur Pronote", at.Add(-time.Hour))
+	path := digCommandConfig(t, m.Addr(), smtpSrv.addr, spec, true)
+
+	digest := func(args ...string) (string, string, error) {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append([]string{"supportbridge", "digest"}, args...),
+			getenvWith(nil), &stdout, &stderr)
+		return stdout.String(), stderr.String(), err
+	}
+	out, errOut, err := digest("--config", path, "--period", "daily")
+	if now, _ := digLastOccurrence(digMustParse(t, spec), time.Now()); !now.Equal(at) {
+		t.Skip("the test ran across 03:00 UTC")
+	}
+	if err != nil {
+		t.Fatalf("digest: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "1 sent") || !strings.Contains(out, at.Format("2006-01-02")) {
+		t.Errorf("stdout %q", out)
+	}
+	if got := smtpSrv.counts(); len(got) != 1 || got["martin@school.example"] != 1 {
+		t.Fatalf("mails %v", got)
+	}
+	text := digText(t, smtpSrv.mails("martin@school.example")[0])
+	if !strings.Contains(text, "Écran blanc sur Pronote") || !strings.Contains(text, "https://ent.example/assistance/42") {
+		t.Errorf("digest:\n%s", text)
+	}
+
+	// Once per period: running it again sends nothing.
+	out, errOut, err = digest("--config", path)
+	if err != nil || !strings.Contains(out, "already done") {
+		t.Fatalf("second run: %v %q %s", err, out, errOut)
+	}
+	if n := smtpSrv.total(); n != 1 {
+		t.Fatalf("%d mails after the second run", n)
+	}
+
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"bad period", []string{"--config", path, "--period", "monthly"}, 2, "daily or weekly"},
+		{"no config", []string{"--period", "daily"}, 2, "--config FILE is required"},
+		{"unknown flag", []string{"--config", path, "--force"}, 2, "flag provided but not defined"},
+		{"no mail configured", []string{"--config", digCommandConfig(t, m.Addr(), "", spec, false)}, 1, "no mail configured"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errOut, err := digest(tt.args...)
+			if ee, ok := err.(exitError); !ok || ee.code != tt.code || !strings.Contains(errOut, tt.want) {
+				t.Errorf("err %v, stderr %q", err, errOut)
+			}
+		})
+	}
+	if n := smtpSrv.total(); n != 1 {
+		t.Fatalf("%d mails in the end", n)
+	}
+}
+
+// TestServeSendsMissedDigest starts the daemon after a scheduled time it
+// missed: it sends that period's digest once, on its own.
+func TestServeSendsMissedDigest(t *testing.T) {
+	m := redistest.Miniredis(t)
+	smtpSrv := digStartMail(t)
+	const spec = "CRON_TZ=UTC 0 3 * * *"
+	at, _ := digLastOccurrence(digMustParse(t, spec), time.Now())
+	e := newDigEnv(t, m.Addr(), "e2e:")
+	e.ticket("42", "s1", "Écran blanc sur Pronote", at.Add(-time.Hour))
+	cfg := writeConfig(t, m.Addr(), deskConfig(smtpSrv.addr)+fmt.Sprintf("digest: {daily: %q}\n", spec))
+	d := startDaemon(t, cfg)
+	smtpSrv.waitMails(t, 1, 10*time.Second)
+	d.stop(t)
+	if now, _ := digLastOccurrence(digMustParse(t, spec), time.Now()); !now.Equal(at) {
+		t.Skip("the test ran across 03:00 UTC")
+	}
+	if got := smtpSrv.counts(); len(got) != 1 || got["martin@school.example"] != 1 {
+		t.Fatalf("mails %v", got)
+	}
+	// Restarted: nothing more.
+	d = startDaemon(t, cfg)
+	time.Sleep(500 * time.Millisecond)
+	d.stop(t)
+	if n := smtpSrv.total(); n != 1 {
+		t.Fatalf("%d mails after a restart", n)
+	}
+}

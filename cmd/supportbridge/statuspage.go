@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+
+	"supportbridge/bridge"
+	"supportbridge/webhook"
+)
+
+// statusPageSource shows the daemon on the HTTP status page. It reads the
+// daemon's parts at each call, so that it can be built before they are all
+// wired.
+type statusPageSource struct{ d *daemon }
+
+var _ webhook.StatusSource = statusPageSource{}
+
+func (s statusPageSource) Depths(context.Context) (webhook.QueueDepths, error) {
+	dp, err := s.d.queue.Depths()
+	if err != nil {
+		return webhook.QueueDepths{}, err
+	}
+	return webhook.QueueDepths{Pending: dp.Pending, Active: dp.Active, Scheduled: dp.Scheduled,
+		Retry: dp.Retry, Dead: dp.Dead}, nil
+}
+
+func (s statusPageSource) Dead(context.Context) ([]webhook.DeadJob, error) {
+	jobs, err := s.d.queue.Dead()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]webhook.DeadJob, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, webhook.DeadJob{ID: j.ID, Kind: j.Kind, TicketID: j.TicketID,
+			LastError: j.LastError, FailedAt: j.FailedAt})
+	}
+	return out, nil
+}
+
+func (s statusPageSource) Quarantined(ctx context.Context) ([]bridge.QuarantinedMail, error) {
+	return s.d.store.Quarantined(ctx)
+}
+
+func (s statusPageSource) IMAPState() webhook.MailboxState {
+	if s.d.reader == nil {
+		return webhook.MailboxState{}
+	}
+	st := s.d.reader.State()
+	return webhook.MailboxState{Configured: true, Connected: st.Connected, Idle: st.Idle, LeaseHeld: st.LeaseHeld,
+		LastSuccess: st.LastSuccess, LastError: st.LastError,
+		Processed: st.Processed, Quarantined: st.Quarantined, Retried: st.Retried}
+}
+
+func (s statusPageSource) Tickets(ctx context.Context, q bridge.ListQuery) (bridge.TicketPage, error) {
+	return s.d.svc.Tickets(ctx, q)
+}
+
+func (s statusPageSource) Ticket(ctx context.Context, id string) (bridge.TicketView, error) {
+	return s.d.svc.Ticket(ctx, id)
+}
