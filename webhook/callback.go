@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"supportbridge/bridge"
@@ -85,6 +86,12 @@ func (c *CallbackClient) SendCallback(ctx context.Context, id, typ string, at ti
 	SignHeaders(req.Header, c.Key, id, c.Now(), body)
 	resp, err := c.Client.Do(req)
 	if err != nil {
+		// The URL may carry a token in its query: keep it out of errors
+		// (and so out of logs).
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = fmt.Errorf("%s: %w", ue.Op, ue.Err)
+		}
 		return &CallbackError{Err: err}
 	}
 	defer resp.Body.Close()
