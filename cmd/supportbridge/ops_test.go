@@ -203,7 +203,9 @@ func TestOpsJobs(t *testing.T) {
 		if j.Kind != "callback" || j.State != "archived" || j.Retried != 1 || j.FailedAt.IsZero() {
 			t.Errorf("dead job %+v", j)
 		}
-		if !strings.Contains(j.LastError, "/cb?[redacted]") || strings.Contains(j.LastError, urlToken) {
+		// The callback client keeps the URL out of its errors; the ops
+		// scrubbing stays as a second guard.
+		if j.LastError == "" || strings.Contains(j.LastError, urlToken) {
 			t.Errorf("last error not scrubbed: %q", j.LastError)
 		}
 		perTicket[j.TicketID] = true
