@@ -68,11 +68,12 @@ type opsFlags struct {
 	fs     *flag.FlagSet
 	config *string
 	json   *bool
+	stderr io.Writer
 }
 
 func newOpsFlags(name string, stderr io.Writer) *opsFlags {
 	fs := newFlags(name, stderr)
-	return &opsFlags{fs: fs,
+	return &opsFlags{fs: fs, stderr: stderr,
 		config: fs.String("config", "", "configuration file (YAML)"),
 		json:   fs.Bool("json", false, "write one JSON document instead of tables")}
 }
@@ -100,6 +101,18 @@ func (f *opsFlags) parse(args []string) ([]string, error) {
 }
 
 // usageError prints the problem and the command's usage, exit status 2.
+// noArgs reports whether a command that takes no argument was called
+// wrongly: without --config, or with arguments.
+func (f *opsFlags) noArgs(rest []string) bool { return *f.config == "" || len(rest) > 0 }
+
+// usageError says what noArgs found wrong.
+func (f *opsFlags) usageError(name, usage string, rest []string) error {
+	if *f.config == "" {
+		return usageError(f.stderr, name, usage, "--config FILE is required")
+	}
+	return usageError(f.stderr, name, usage, "unexpected argument %q", rest[0])
+}
+
 func usageError(stderr io.Writer, name, usage, format string, args ...any) error {
 	fmt.Fprintf(stderr, "supportbridge %s: %s\n%s", name, fmt.Sprintf(format, args...), usage)
 	return exitError{2}
@@ -301,10 +314,8 @@ func jobsList(ctx context.Context, args []string, getenv func(string) string, st
 		return exitError{2}
 	}
 	switch {
-	case *f.config == "":
-		return usageError(stderr, name, jobsUsage, "--config FILE is required")
-	case len(rest) > 0:
-		return usageError(stderr, name, jobsUsage, "unexpected argument %q", rest[0])
+	case f.noArgs(rest):
+		return f.usageError(name, jobsUsage, rest)
 	case *dead && *retry:
 		return usageError(stderr, name, jobsUsage, "--dead and --retry exclude each other")
 	}
@@ -500,10 +511,8 @@ func quarantineList(ctx context.Context, args []string, getenv func(string) stri
 		return exitError{2}
 	}
 	switch {
-	case *f.config == "":
-		return usageError(stderr, name, quarantineUsage, "--config FILE is required")
-	case len(rest) > 0:
-		return usageError(stderr, name, quarantineUsage, "unexpected argument %q", rest[0])
+	case f.noArgs(rest):
+		return f.usageError(name, quarantineUsage, rest)
 	}
 	o, err := openOps(ctx, name, *f.config, *f.json, getenv, stdout, stderr)
 	if err != nil {
@@ -856,10 +865,8 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 		return exitError{2}
 	}
 	switch {
-	case *f.config == "":
-		return usageError(stderr, name, statusUsage, "--config FILE is required")
-	case len(rest) > 0:
-		return usageError(stderr, name, statusUsage, "unexpected argument %q", rest[0])
+	case f.noArgs(rest):
+		return f.usageError(name, statusUsage, rest)
 	}
 	o, err := openOps(ctx, name, *f.config, *f.json, getenv, stdout, stderr)
 	if err != nil {
