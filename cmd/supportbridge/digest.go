@@ -83,6 +83,8 @@ type Digester struct {
 	// (renewed after each referent); LeaseWait is how long a run waits for
 	// another replica's to end, polling every LeasePoll.
 	LeaseTTL, LeaseWait, LeasePoll time.Duration
+	// OnRun, if set, is told of each scheduled run's end (metrics).
+	OnRun func(rep digestReport, err error)
 }
 
 const (
@@ -115,6 +117,23 @@ type digestReport struct {
 // sent or empty. A pending one may still fail and be released, so its run
 // (or a later one) decides.
 func (r digestReport) done() bool { return r.Failed == 0 && r.Pending == 0 && !r.Interrupted }
+
+// result names the run's outcome for the metrics: done, already_done,
+// busy (another replica ran it), incomplete (sends failed or pending, or
+// interrupted: a later run finishes it) or error (Redis).
+func (r digestReport) result(err error) string {
+	switch {
+	case err != nil:
+		return "error"
+	case r.AlreadyDone:
+		return "already_done"
+	case r.Busy:
+		return "busy"
+	case r.done():
+		return "done"
+	}
+	return "incomplete"
+}
 
 func (r digestReport) String() string {
 	head := fmt.Sprintf("digest %s %s", r.Period, r.Key)
@@ -527,7 +546,11 @@ func (s *digScheduler) run(period bridge.Digest, at time.Time) {
 	if s.ctx.Err() != nil {
 		return
 	}
-	if _, err := s.d.runDigest(s.ctx, period, at); err != nil {
+	rep, err := s.d.runDigest(s.ctx, period, at)
+	if s.d.OnRun != nil {
+		s.d.OnRun(rep, err)
+	}
+	if err != nil {
 		s.d.log().Error("digest run failed", slog.String("period", string(period)),
 			slog.String("period_key", digPeriodKey(period, at.In(s.d.location(s.d.Schedules[period])))),
 			slog.String("error", err.Error()))
@@ -606,6 +629,9 @@ func (d *daemon) startDigests(ctx context.Context) <-chan struct{} {
 		d.seedStructures(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		dg.OnRun = func(rep digestReport, err error) {
+			d.metrics.digestRuns.WithLabelValues(string(rep.Period), rep.result(err)).Inc()
 		}
 		s := dg.startScheduler(ctx)
 		<-ctx.Done()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	netmail "net/mail"
 	"os"
 	"path/filepath"
@@ -796,6 +797,7 @@ func TestServeSendsMissedDigest(t *testing.T) {
 	cfg := writeConfig(t, m.Addr(), deskConfig(smtpSrv.addr)+fmt.Sprintf("digest: {daily: %q}\n", spec))
 	d := startDaemon(t, cfg)
 	smtpSrv.waitMails(t, 1, 10*time.Second)
+	digWaitMetric(t, d, `supportbridge_digest_runs_total{period="daily",result="done"} 1`)
 	d.stop(t)
 	if now, _ := digLastOccurrence(digMustParse(t, spec), time.Now()); !now.Equal(at) {
 		t.Skip("the test ran across 03:00 UTC")
@@ -810,4 +812,23 @@ func TestServeSendsMissedDigest(t *testing.T) {
 	if n := smtpSrv.total(); n != 1 {
 		t.Fatalf("%d mails after a restart", n)
 	}
+}
+
+// digWaitMetric waits until the daemon's /metrics shows line.
+func digWaitMetric(t *testing.T, d *daemonUnderTest, line string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var body []byte
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(d.base + "/metrics")
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), line+"\n") {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("metrics never showed %s:\n%s", line, body)
 }
