@@ -166,6 +166,9 @@ type Jobs struct {
 // Notifications configures the users' feeds.
 type Notifications struct {
 	Retention time.Duration `yaml:"retention"`
+	// PruneInterval is how often one replica removes the entries older
+	// than Retention.
+	PruneInterval time.Duration `yaml:"prune_interval"`
 }
 
 // Digest holds the cron specs of the digest runs.
@@ -258,7 +261,7 @@ func Default() Config {
 			LeaseTTL:          30 * time.Second,
 		},
 		Attachments:   Attachments{MaxBytes: 10 * MiB, MaxCount: 20, Retention: 8760 * time.Hour},
-		Notifications: Notifications{Retention: 2160 * time.Hour},
+		Notifications: Notifications{Retention: 2160 * time.Hour, PruneInterval: time.Hour},
 		Jobs:          Jobs{Concurrency: 8, PollInterval: 200 * time.Millisecond, Retention: 168 * time.Hour},
 		Digest: Digest{
 			Daily:         "CRON_TZ=Europe/Paris 0 8 * * 1-5",

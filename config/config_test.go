@@ -120,6 +120,7 @@ func TestDefault(t *testing.T) {
 		{"attachments.max_count", d.Attachments.MaxCount, 20},
 		{"attachments.retention", d.Attachments.Retention, 8760 * time.Hour},
 		{"notifications.retention", d.Notifications.Retention, 2160 * time.Hour},
+		{"notifications.prune_interval", d.Notifications.PruneInterval, time.Hour},
 		{"jobs.concurrency", d.Jobs.Concurrency, 8},
 		{"jobs.poll_interval", d.Jobs.PollInterval, 200 * time.Millisecond},
 		{"jobs.retention", d.Jobs.Retention, 168 * time.Hour},

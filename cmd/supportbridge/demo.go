@@ -253,6 +253,12 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("demo redis: %w", err)
 	}
 	defer mr.Close()
+	// miniredis only ages its keys when told: keep its clock on the wall
+	// clock, so that leases, windows and retention expire as on a real
+	// Redis while the demo keeps running.
+	clockDone := make(chan struct{})
+	defer close(clockDone)
+	go demoRedisClock(mr, clockDone)
 	desk, err := startDemoDesk(say)
 	if err != nil {
 		return err
@@ -421,4 +427,22 @@ func demoScript(ctx context.Context, ent *demoENT, desk *demoDesk, say func(stri
 		say("   • %s", n.Title)
 	}
 	return nil
+}
+
+// demoRedisClock moves the embedded Redis's TTL clock on with the wall
+// clock until done closes.
+func demoRedisClock(mr *miniredis.Miniredis, done <-chan struct{}) {
+	const tick = 250 * time.Millisecond
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			mr.FastForward(now.Sub(last))
+			last = now
+		}
+	}
 }

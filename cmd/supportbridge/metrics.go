@@ -25,6 +25,9 @@ type metrics struct {
 	inbound        *prometheus.CounterVec
 	digestRuns     *prometheus.CounterVec
 	callbackResult *prometheus.CounterVec
+	operatorAlerts *prometheus.CounterVec
+	feedRemoved    prometheus.Counter
+	feedPrunes     *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -47,10 +50,26 @@ func newMetrics() *metrics {
 		Help: "Digest runs, by period and result."}, []string{"period", "result"})
 	m.callbackResult = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_callbacks_total",
 		Help: "Callback attempts to the ENT, by result (delivered, failed)."}, []string{"result"})
+	m.operatorAlerts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_operator_alerts_total",
+		Help: "Alert mails to the operators about jobs given up, by result (sent, suppressed within the window, failed, dropped)."},
+		[]string{"result"})
+	m.feedRemoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "supportbridge_feed_pruned_total",
+		Help: "Feed entries removed by the retention prune."})
+	m.feedPrunes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_feed_prune_runs_total",
+		Help: "Retention prune runs of the feeds on this replica, by result (done, error)."}, []string{"result"})
 	m.reg.MustRegister(m.webhooks, m.ingest, m.jobs, m.mailsAccepted, m.deadLetters, m.inbound, m.digestRuns,
-		m.callbackResult,
+		m.callbackResult, m.operatorAlerts, m.feedRemoved, m.feedPrunes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+func (m *metrics) feedPruned(removed int, err error) {
+	m.feedRemoved.Add(float64(removed))
+	if err != nil {
+		m.feedPrunes.WithLabelValues("error").Inc()
+		return
+	}
+	m.feedPrunes.WithLabelValues("done").Inc()
 }
 
 func (m *metrics) handler() http.Handler {

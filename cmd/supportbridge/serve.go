@@ -83,6 +83,8 @@ type daemon struct {
 	handler http.Handler
 	metrics *metrics
 	reader  *mail.IMAPReader // nil without imap.addr
+	alerts  *alerter         // nil without operators or mail
+	pruner  *feedPruner
 	started time.Time
 	// afterJob, when set, runs after each job (tests: crash points).
 	afterJob func(bridge.Effect, error)
@@ -165,6 +167,11 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		AttachmentRetention: cfg.Attachments.Retention,
 	})
 	met := newMetrics()
+	alerts, err := newAlerter(cfg, store, log, func(r string) { met.operatorAlerts.WithLabelValues(r).Inc() })
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
 	queue := jobqueue.New(rdb, jobqueue.Options{
 		Queue:        strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + "-jobs",
 		RetryInitial: cfg.SMTP.RetryInitial,
@@ -179,6 +186,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 			met.deadLetters.WithLabelValues(j.Kind).Inc()
 			log.Error("job dead-lettered: an operator must look", slog.String("job", j.ID),
 				slog.String("kind", j.Kind), slog.String("ticket", j.TicketID), slog.String("error", err.Error()))
+			alerts.deadLetter(j, err)
 		},
 	})
 	met.reg.MustRegister(newQueueCollector(queue))
@@ -208,7 +216,9 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 	}
 	worker := bridge.NewWorker(svc, store, wo)
 	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker, metrics: met,
-		started: time.Now()}
+		alerts: alerts, started: time.Now()}
+	d.pruner = &feedPruner{store: store, retention: cfg.Notifications.Retention, every: cfg.Notifications.PruneInterval,
+		log: log, now: time.Now, onPrune: met.feedPruned}
 	if cfg.IMAP.Enabled() {
 		if d.reader, err = newIMAPReader(cfg, log, svc, store, met, getenv(failpointEnv)); err != nil {
 			rdb.Close()
@@ -427,6 +437,12 @@ func (d *daemon) serveOn(ctx context.Context, ln net.Listener, stdout io.Writer)
 	jobsDone := make(chan error, 1)
 	go func() { jobsDone <- d.runJobs(bg) }()
 	digestsDone := d.startDigests(bg)
+	alertsDone := d.alerts.start(bg)
+	prunerDone := make(chan struct{})
+	go func() {
+		defer close(prunerDone)
+		d.pruner.run(bg)
+	}()
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
@@ -457,6 +473,8 @@ func (d *daemon) serveOn(ctx context.Context, ln net.Listener, stdout io.Writer)
 	cancelBG()
 	<-readerDone
 	<-digestsDone
+	<-alertsDone
+	<-prunerDone
 	if err := <-jobsDone; err != nil {
 		d.log.Error("job queue", slog.String("error", err.Error()))
 	}
