@@ -44,6 +44,19 @@ type Feed interface {
 	AddNotification(ctx context.Context, userID string, n Notification) error
 }
 
+// FeedWrite is one notification for one user.
+type FeedWrite struct {
+	UserID       string
+	Notification Notification
+}
+
+// FeedBatcher is a Feed that can write several users' notifications at
+// once (one round trip instead of one per recipient). Each write is still
+// idempotent by the notification's id.
+type FeedBatcher interface {
+	AddNotifications(ctx context.Context, writes []FeedWrite) error
+}
+
 // CallbackSender posts a signed callback to the ENT. id is the callback's
 // webhook-id: the same at every try.
 type CallbackSender interface {
@@ -204,17 +217,18 @@ func (w *Worker) notify(ctx context.Context, eff Effect) error {
 	id := notificationID(eff.ID)
 	ids := make([]string, 0, len(rcpts))
 	if w.feed != nil {
+		writes := make([]FeedWrite, 0, len(rcpts))
 		for _, r := range rcpts {
 			locale := r.Locale
 			if locale == "" {
 				locale = w.defaultLocale
 			}
-			n := Notification{ID: id, Type: eff.Notify, TicketID: t.ID, Title: Title(locale, eff.Notify, t.Subject),
-				Actor: eff.Actor, CreatedAt: at}
-			if err := w.feed.AddNotification(ctx, r.ID, n); err != nil {
-				return fmt.Errorf("feed of %s: %w", r.ID, err)
-			}
+			writes = append(writes, FeedWrite{UserID: r.ID, Notification: Notification{ID: id, Type: eff.Notify,
+				TicketID: t.ID, Title: Title(locale, eff.Notify, t.Subject), Actor: eff.Actor, CreatedAt: at}})
 			ids = append(ids, r.ID)
+		}
+		if err := w.writeFeeds(ctx, writes); err != nil {
+			return err
 		}
 	}
 	if w.callbacks == nil || w.dispatcher == nil || len(ids) == 0 {
@@ -227,6 +241,22 @@ func (w *Worker) notify(ctx context.Context, eff Effect) error {
 	}
 	cb := callbackEffect(eff.ID, t.ID, CallbackNotificationCreated, payload, at)
 	return w.dispatcher.Dispatch(ctx, []Effect{cb})
+}
+
+// writeFeeds writes the notifications, in one batch when the feed can.
+func (w *Worker) writeFeeds(ctx context.Context, writes []FeedWrite) error {
+	if b, ok := w.feed.(FeedBatcher); ok && len(writes) > 1 {
+		if err := b.AddNotifications(ctx, writes); err != nil {
+			return fmt.Errorf("feeds of %d users: %w", len(writes), err)
+		}
+		return nil
+	}
+	for _, fw := range writes {
+		if err := w.feed.AddNotification(ctx, fw.UserID, fw.Notification); err != nil {
+			return fmt.Errorf("feed of %s: %w", fw.UserID, err)
+		}
+	}
+	return nil
 }
 
 // callback sends one callback. Its data is the payload recorded at commit

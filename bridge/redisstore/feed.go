@@ -46,6 +46,50 @@ func (s *Store) AddNotification(ctx context.Context, userID string, n bridge.Not
 	return s.rdb.SAdd(ctx, s.feedUsersKey(), userID).Err()
 }
 
+// AddNotifications adds notifications to several feeds in one round trip:
+// a pipeline (which go-redis splits by node in a Cluster) of the same
+// script as AddNotification, each write idempotent by its id.
+func (s *Store) AddNotifications(ctx context.Context, writes []bridge.FeedWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	type prepared struct {
+		keys []string
+		id   string
+		at   int64
+		doc  []byte
+	}
+	ps := make([]prepared, len(writes))
+	users := make([]any, len(writes))
+	for i, w := range writes {
+		n := w.Notification
+		n.Read = false
+		b, err := json.Marshal(n)
+		if err != nil {
+			return err
+		}
+		k := s.feedKeys(w.UserID)
+		ps[i] = prepared{keys: []string{k.index, k.items, k.unread}, id: n.ID, at: n.CreatedAt.UnixMilli(), doc: b}
+		users[i] = w.UserID
+	}
+	send := func(eval func(ctx context.Context, c redis.Scripter, keys []string, args ...any) *redis.Cmd) error {
+		pipe := s.rdb.Pipeline()
+		for _, p := range ps {
+			eval(ctx, pipe, p.keys, p.id, p.at, p.doc)
+		}
+		pipe.SAdd(ctx, s.feedUsersKey(), users...)
+		_, err := pipe.Exec(ctx)
+		return err
+	}
+	err := send(addNotificationScript.EvalSha)
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// A Redis that restarted or was flushed forgot the script: send
+		// it whole. Writes that went through are not doubled (HSETNX).
+		err = send(addNotificationScript.Eval)
+	}
+	return err
+}
+
 // Notifications returns a user's unread count and newest notifications.
 func (s *Store) Notifications(ctx context.Context, userID string, unreadOnly bool, limit int) (int, []bridge.Notification, error) {
 	k := s.feedKeys(userID)

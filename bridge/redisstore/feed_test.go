@@ -68,3 +68,47 @@ func TestFeed(t *testing.T) {
 		}
 	})
 }
+
+func TestAddNotificationsBatch(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		st := redisstore.New(rdb, redisstore.Options{Prefix: "feedb:"})
+		at := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+		batch := func(id string, users ...string) []bridge.FeedWrite {
+			var ws []bridge.FeedWrite
+			for _, u := range users {
+				ws = append(ws, bridge.FeedWrite{UserID: u, Notification: bridge.Notification{ID: id,
+					Type: bridge.NotifyTicketUpdated, TicketID: "42", Title: "pour " + u, CreatedAt: at, Read: true}})
+			}
+			return ws
+		}
+		if err := st.AddNotifications(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddNotifications(ctx, batch("n1", "u1", "u2", "u3")); err != nil {
+			t.Fatal(err)
+		}
+		// Redis forgot its scripts (restart, flush): the batch still goes,
+		// and the writes already made are not doubled.
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddNotifications(ctx, batch("n1", "u1", "u2", "u3", "u4")); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddNotifications(ctx, batch("n2", "u1")); err != nil {
+			t.Fatal(err)
+		}
+		for u, want := range map[string]int{"u1": 2, "u2": 1, "u3": 1, "u4": 1} {
+			unread, list, err := st.Notifications(ctx, u, false, 10)
+			if err != nil || unread != want || len(list) != want || list[len(list)-1].Title != "pour "+u || list[0].Read {
+				t.Errorf("%s: %d unread, %+v, %v", u, unread, list, err)
+			}
+		}
+		// The retention sweep knows every user written by a batch.
+		removed, err := st.PruneFeeds(ctx, at.Add(time.Second))
+		if err != nil || removed != 5 {
+			t.Errorf("pruned %d (%v), want 5", removed, err)
+		}
+	})
+}
