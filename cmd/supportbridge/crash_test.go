@@ -37,7 +37,7 @@ type childDaemon struct {
 	exited chan error
 }
 
-func startChild(t *testing.T, cfgPath string, env ...string) *childDaemon {
+func startChild(t testing.TB, cfgPath string, env ...string) *childDaemon {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), childEnv+"=1", "SB_TEST_SECRET="+testSecret)

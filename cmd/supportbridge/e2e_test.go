@@ -52,7 +52,7 @@ type daemonUnderTest struct {
 	done   chan error
 }
 
-func writeConfig(t *testing.T, redisAddr string, extra string) string {
+func writeConfig(t testing.TB, redisAddr string, extra string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
 log_level: debug
@@ -161,7 +161,7 @@ func (a answer) fields() []string {
 	return out
 }
 
-func do(t *testing.T, req *http.Request) answer {
+func do(t testing.TB, req *http.Request) answer {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -187,7 +187,7 @@ func nextID() string {
 }
 
 // signed builds a webhook request signed with secret at time ts.
-func signed(t *testing.T, base, secret, id string, ts time.Time, body []byte) *http.Request {
+func signed(t testing.TB, base, secret, id string, ts time.Time, body []byte) *http.Request {
 	t.Helper()
 	key, err := webhook.ParseSecret(secret)
 	if err != nil {
@@ -199,12 +199,12 @@ func signed(t *testing.T, base, secret, id string, ts time.Time, body []byte) *h
 	return req
 }
 
-func (d *daemonUnderTest) post(t *testing.T, id string, body string) answer {
+func (d *daemonUnderTest) post(t testing.TB, id string, body string) answer {
 	t.Helper()
 	return do(t, signed(t, d.base, testSecret, id, time.Now(), []byte(body)))
 }
 
-func (d *daemonUnderTest) get(t *testing.T, path string) answer {
+func (d *daemonUnderTest) get(t testing.TB, path string) answer {
 	t.Helper()
 	req, _ := http.NewRequest("GET", d.base+path, nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
