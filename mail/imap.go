@@ -841,13 +841,12 @@ func (r *IMAPReader) fetchBodiesOnce(c *imapclient.Client, chunk []imap.UID, out
 					body.tooLarge = true
 					continue
 				}
-				raw, err := io.ReadAll(io.LimitReader(it.Literal, r.cfg.MaxMessageBytes+1))
-				if err != nil {
+				// The literal's size is known: one buffer of that size,
+				// rather than io.ReadAll's doublings (a 30 MB mail would
+				// briefly need twice its size).
+				raw := make([]byte, it.Literal.Size())
+				if _, err := io.ReadFull(it.Literal, raw); err != nil {
 					readErr = err
-					continue
-				}
-				if int64(len(raw)) > r.cfg.MaxMessageBytes {
-					body.tooLarge = true
 					continue
 				}
 				body.raw = raw
