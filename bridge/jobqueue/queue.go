@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -38,7 +39,10 @@ type Options struct {
 	// often retries that are due are moved back to the queue.
 	PollInterval    time.Duration
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// Dequeuers is how many job takers (asynq servers) share Concurrency;
+	// 0 means one per 4 slots, at most 4.
+	Dequeuers int
+	Logger    *slog.Logger
 	// asynq keeps due times in whole seconds: delays under a second are
 	// rounded.
 	//
@@ -142,8 +146,10 @@ type Handler func(ctx context.Context, e bridge.Effect) error
 // idempotent).
 func (q *Queue) Run(ctx context.Context, handle Handler) error {
 	log := q.opts.Logger
-	srv := asynq.NewServerFromRedisClient(q.rdb, asynq.Config{
-		Concurrency: q.opts.Concurrency,
+	servers := q.opts.servers()
+	per := max(1, q.opts.Concurrency/servers)
+	cfg := asynq.Config{
+		Concurrency: per,
 		Queues:      map[string]int{q.opts.Queue: 1},
 		RetryDelayFunc: func(n int, _ error, t *asynq.Task) time.Duration {
 			if sched := q.opts.Schedules[bridge.EffectKind(strings.TrimPrefix(t.Type(), taskPrefix))]; len(sched) > 0 {
@@ -178,7 +184,7 @@ func (q *Queue) Run(ctx context.Context, handle Handler) error {
 				q.opts.OnDead(j, err)
 			}
 		}),
-	})
+	}
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(taskPrefix, func(ctx context.Context, task *asynq.Task) error {
 		var e bridge.Effect
@@ -194,12 +200,41 @@ func (q *Queue) Run(ctx context.Context, handle Handler) error {
 		}
 		return err
 	})
-	if err := srv.Start(mux); err != nil {
-		return fmt.Errorf("job queue: %w", err)
+	// asynq's server takes its jobs one at a time: each dequeue waits for
+	// the previous one's round trip to Redis. Several servers in one
+	// process (as several replicas would) take jobs in parallel; each runs
+	// its share of the concurrency.
+	var started []*asynq.Server
+	for range servers {
+		srv := asynq.NewServerFromRedisClient(q.rdb, cfg)
+		if err := srv.Start(mux); err != nil {
+			for _, s := range started {
+				s.Shutdown()
+			}
+			return fmt.Errorf("job queue: %w", err)
+		}
+		started = append(started, srv)
 	}
 	<-ctx.Done()
-	srv.Shutdown()
+	var wg sync.WaitGroup
+	for _, s := range started {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Shutdown()
+		}()
+	}
+	wg.Wait()
 	return nil
+}
+
+// servers is how many asynq servers share the concurrency: one per 4 job
+// slots, at most 4.
+func (o *Options) servers() int {
+	if o.Dequeuers > 0 {
+		return min(o.Dequeuers, o.Concurrency)
+	}
+	return max(1, min(4, o.Concurrency/4))
 }
 
 // Close releases the queue's client handles (not the Redis client).
