@@ -23,9 +23,9 @@ import (
 // 3-master Redis Cluster. Each replica is the test binary re-executed as
 // the real program (see TestMain).
 
-// replicaConfig writes the configuration of replica name: the same
+// soReplicaConfig writes the configuration of replica name: the same
 // deployment for all (Redis, desk, mailbox), its own instance id.
-func replicaConfig(t *testing.T, name string, redisAddrs []string, extra string) string {
+func soReplicaConfig(t *testing.T, name string, redisAddrs []string, extra string) string {
 	t.Helper()
 	quoted := make([]string, len(redisAddrs))
 	for i, a := range redisAddrs {
@@ -50,23 +50,23 @@ structures:
 	return path
 }
 
-func TestReplicasOnOneRedis(t *testing.T) {
+func TestScaleOutOneRedis(t *testing.T) {
 	srv := redistest.Start(t)
-	scaleOut(t, []string{srv.Addr})
+	soScaleOut(t, []string{srv.Addr})
 }
 
-func TestReplicasOnRedisCluster(t *testing.T) {
+func TestScaleOutRedisCluster(t *testing.T) {
 	c := redistest.StartCluster(t, 3)
-	scaleOut(t, c.Addrs)
+	soScaleOut(t, c.Addrs)
 }
 
-// scaleOut runs three replicas on the Redis at addrs and checks that
+// soScaleOut runs three replicas on the Redis at addrs and checks that
 // webhooks spread over them all land, that the jobs are shared (each
 // escalation mailed once), that one replica at a time reads the mailbox
 // and another takes over within the lease time when it is killed, that
 // the feeds and the ops commands work, and that no replica ever met a
 // CROSSSLOT error.
-func scaleOut(t *testing.T, addrs []string) {
+func soScaleOut(t *testing.T, addrs []string) {
 	dc := mailtest.StartDovecot(t)
 	desk := startFakeDesk(t, &fakeDesk{})
 	extra := deskConfig(desk.addr) + imapConfig(dc)
@@ -74,7 +74,7 @@ func scaleOut(t *testing.T, addrs []string) {
 	cfgs := map[string]string{}
 	replicas := map[string]*childDaemon{}
 	for _, n := range names {
-		cfgs[n] = replicaConfig(t, n, addrs, extra)
+		cfgs[n] = soReplicaConfig(t, n, addrs, extra)
 		replicas[n] = startChild(t, cfgs[n])
 	}
 	api := func(i int) *daemonUnderTest { return replicas[names[i%len(names)]].daemon() }

@@ -328,3 +328,10 @@ func greeting(addr, prefix string) error {
 
 // loopback returns "127.0.0.1:port".
 func loopback(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+// TryDeliver is Deliver that returns its error instead of failing the
+// test: for deliveries from other goroutines, or while dovecot may be
+// down (a real MTA would keep the mail and try again).
+func (d *Dovecot) TryDeliver(raw []byte) error {
+	return d.deliver(envelopeSender(raw), raw)
+}
