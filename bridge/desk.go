@@ -73,6 +73,18 @@ type Ledger interface {
 	TicketByMessageID(ctx context.Context, messageID string) (string, error) // ErrNotFound
 }
 
+// EscalationPreparer is what a ledger may also do: load what an escalation
+// mail is made of besides the ticket (its structure, its attachments) and
+// prepare the mail's ledger record, all in one round trip to the store.
+// The worker uses it when the ledger has it.
+type EscalationPreparer interface {
+	// PrepareEscalation does PrepareMail and returns with the record the
+	// structure (Structure{ID: structureID} when unknown) and the bytes
+	// of the attachments still kept, each with its ref's metadata.
+	PrepareEscalation(ctx context.Context, ticketID string, rec MailRecord, structureID string,
+		attachments []Attachment) (MailRecord, Structure, []AttachmentData, error)
+}
+
 // PermanentError marks a failure that retrying cannot fix (an SMTP 5xx).
 type PermanentError struct{ Err error }
 
@@ -96,8 +108,16 @@ func IsPermanent(err error) bool {
 // EscalationAccepted records that the desk's server accepted the escalation
 // mail of the given attempt.
 func (s *Service) EscalationAccepted(ctx context.Context, ticketID string, attempt int, messageID string) error {
+	return s.escalationAccepted(ctx, nil, ticketID, attempt, messageID)
+}
+
+// escalationAccepted is EscalationAccepted; with known, the ticket as the
+// worker loaded it, the change is first committed on that copy, which
+// saves loading it again: the commit's version check refuses a stale copy,
+// and then the usual load-and-commit runs.
+func (s *Service) escalationAccepted(ctx context.Context, known *Ticket, ticketID string, attempt int, messageID string) error {
 	eventID := "escalated:" + strconv.Itoa(attempt)
-	_, err := s.mutate(ctx, ticketID, eventID, false, func(t *Ticket) (Commit, error) {
+	change := func(t *Ticket) (Commit, error) {
 		if t.Escalation.Attempt != attempt || t.Escalation.Status != EscalationInProgress {
 			return Commit{}, errNoChange
 		}
@@ -111,8 +131,47 @@ func (s *Service) EscalationAccepted(ctx context.Context, ticketID string, attem
 		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: "escalated", At: now,
 			Detail: "the desk's mail server accepted the mail"}},
 			Effects: []Effect{callbackEffect(eventID, t.ID, CallbackEscalated, escalatedPayload(nt), now)}}, nil
-	})
+	}
+	if known != nil && known.ID == ticketID {
+		done, err := s.commitOnCopy(ctx, *known, eventID, change)
+		if done || err != nil {
+			return err
+		}
+	}
+	_, err := s.mutate(ctx, ticketID, eventID, false, change)
 	return err
+}
+
+// commitOnCopy applies change to a copy of a ticket loaded earlier. done
+// is false when the copy was stale, the event seen before or the change
+// empty on the copy: the caller then goes the usual way (mutate), which
+// handles each of those on fresh data.
+func (s *Service) commitOnCopy(ctx context.Context, t Ticket, eventID string,
+	change func(*Ticket) (Commit, error)) (done bool, err error) {
+	commit, err := change(&t)
+	if errors.Is(err, errNoChange) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	commit.EventID = eventID
+	if !s.callbacks {
+		commit.Effects = withoutCallbacks(commit.Effects)
+	}
+	dup, err := s.store.Commit(ctx, commit)
+	if errors.Is(err, ErrVersionConflict) || (err == nil && dup) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("commit %s on ticket %s: %w", eventID, t.ID, err)
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "ticket changed", slog.String("event", eventID),
+		slog.String("ticket", t.ID), slog.Int64("version", commit.Ticket.Version))
+	if err := s.afterCommit(ctx, commit.Ticket, false, len(commit.Effects) > 0); err != nil {
+		return true, err
+	}
+	return true, nil
 }
 
 // EscalationFailed records that the escalation of the given attempt could
@@ -250,11 +309,20 @@ func (w *Worker) attachmentBytes(ctx context.Context, refs []Attachment) ([]Atta
 // send sends a prepared mail once: it returns the ledger record, with
 // AcceptedAt set when the server accepted it now or before.
 func (w *Worker) send(ctx context.Context, eff Effect, kind string, compose func(msgID string) (OutgoingMail, error)) (MailRecord, error) {
-	rec, err := w.ledger.PrepareMail(ctx, eff.TicketID, MailRecord{EffectID: eff.ID, Kind: kind,
-		MessageID: w.mailer.NewMessageID(eff.TicketID, kind), PreparedAt: w.svc.now().UTC()})
+	rec, err := w.ledger.PrepareMail(ctx, eff.TicketID, w.newRecord(eff, kind))
 	if err != nil {
 		return rec, fmt.Errorf("ledger: %w", err)
 	}
+	return w.sendPrepared(ctx, eff, rec, compose)
+}
+
+func (w *Worker) newRecord(eff Effect, kind string) MailRecord {
+	return MailRecord{EffectID: eff.ID, Kind: kind, MessageID: w.mailer.NewMessageID(eff.TicketID, kind),
+		PreparedAt: w.svc.now().UTC()}
+}
+
+// sendPrepared is send once the ledger holds rec.
+func (w *Worker) sendPrepared(ctx context.Context, eff Effect, rec MailRecord, compose func(msgID string) (OutgoingMail, error)) (MailRecord, error) {
 	if rec.AcceptedAt != nil {
 		return rec, nil
 	}
@@ -302,26 +370,21 @@ func (w *Worker) escalate(ctx context.Context, eff Effect) error {
 		}
 		return fmt.Errorf("%w: no support desk is configured", ErrGiveUp)
 	}
-	st, err := w.structureOf(ctx, view.Ticket)
-	if err != nil {
-		return err
-	}
 	refs := append([]Attachment{}, view.Attachments...)
 	for _, ex := range view.Exchanges {
 		refs = append(refs, ex.Attachments...)
 	}
-	atts, err := w.attachmentBytes(ctx, refs)
-	if err != nil {
-		return err
-	}
+	rec, st, atts, err := w.prepareEscalation(ctx, eff, view.Ticket, refs)
 	by := Person{}
 	if view.Escalation.EscalatedBy != nil {
 		by = *view.Escalation.EscalatedBy
 	}
-	rec, err := w.send(ctx, eff, "esc", func(msgID string) (OutgoingMail, error) {
-		return w.mailer.ComposeEscalation(EscalationMail{MessageID: msgID, Ticket: view, Structure: st,
-			EscalatedBy: by, Attachments: atts})
-	})
+	if err == nil {
+		rec, err = w.sendPrepared(ctx, eff, rec, func(msgID string) (OutgoingMail, error) {
+			return w.mailer.ComposeEscalation(EscalationMail{MessageID: msgID, Ticket: view, Structure: st,
+				EscalatedBy: by, Attachments: atts})
+		})
+	}
 	if err != nil {
 		if errors.Is(err, ErrGiveUp) || IsPermanent(err) || w.expired(eff) {
 			reason := err.Error()
@@ -335,7 +398,33 @@ func (w *Worker) escalate(ctx context.Context, eff Effect) error {
 		}
 		return err
 	}
-	return w.svc.EscalationAccepted(ctx, eff.TicketID, eff.Attempt, rec.MessageID)
+	return w.svc.escalationAccepted(ctx, &view.Ticket, eff.TicketID, eff.Attempt, rec.MessageID)
+}
+
+// prepareEscalation loads the structure and attachments of an escalation
+// and prepares its ledger record: in one round trip when the ledger can
+// (EscalationPreparer), else one step after the other.
+func (w *Worker) prepareEscalation(ctx context.Context, eff Effect, t Ticket, refs []Attachment) (MailRecord, Structure, []AttachmentData, error) {
+	if p, ok := w.ledger.(EscalationPreparer); ok {
+		rec, st, atts, err := p.PrepareEscalation(ctx, eff.TicketID, w.newRecord(eff, "esc"), t.StructureID, refs)
+		if err != nil {
+			return rec, st, nil, fmt.Errorf("prepare escalation: %w", err)
+		}
+		return rec, st, atts, nil
+	}
+	st, err := w.structureOf(ctx, t)
+	if err != nil {
+		return MailRecord{}, st, nil, err
+	}
+	atts, err := w.attachmentBytes(ctx, refs)
+	if err != nil {
+		return MailRecord{}, st, nil, err
+	}
+	rec, err := w.ledger.PrepareMail(ctx, eff.TicketID, w.newRecord(eff, "esc"))
+	if err != nil {
+		return rec, st, nil, fmt.Errorf("ledger: %w", err)
+	}
+	return rec, st, atts, nil
 }
 
 // errNotYetEscalated delays a follow-up until the escalation mail it

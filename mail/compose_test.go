@@ -55,7 +55,7 @@ func testComposer() *Composer {
 	}
 }
 
-func composePNG(t *testing.T) []byte {
+func composePNG(t testing.TB) []byte {
 	t.Helper()
 	img := image.NewRGBA(image.Rect(0, 0, 4, 3))
 	for x := 0; x < 4; x++ {
@@ -79,7 +79,7 @@ type composeAttachment struct {
 	data              []byte
 }
 
-func testEscalationInput(t *testing.T, locale string) (EscalationInput, []composeAttachment) {
+func testEscalationInput(t testing.TB, locale string) (EscalationInput, []composeAttachment) {
 	t.Helper()
 	pngData := composePNG(t)
 	pdfData := []byte("%PDF-1.4\n% faux PDF de test\n")
@@ -822,4 +822,19 @@ func FuzzComposeHeaders(f *testing.F) {
 			t.Fatalf("go-message: %v", err)
 		}
 	})
+}
+
+// BenchmarkComposeEscalation measures one escalation mail with its history
+// and attachments (the escalation send benchmark spends a good part of its
+// CPU here).
+func BenchmarkComposeEscalation(b *testing.B) {
+	c := testComposer()
+	c.Location = time.UTC
+	in, _ := testEscalationInput(b, "fr")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Escalation(in); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -50,6 +51,79 @@ func (s *Store) PrepareMail(ctx context.Context, ticketID string, rec bridge.Mai
 		return got, err
 	}
 	return got, nil
+}
+
+var _ bridge.EscalationPreparer = (*Store)(nil)
+
+// PrepareEscalation prepares an escalation mail's record and loads the
+// structure and attachment bytes it is made of, in one pipeline: one round
+// trip instead of one a step. The Message-ID → ticket entry is written for
+// the record's own Message-ID in the same pipeline; when the ledger held an
+// earlier record (a retry), that record's Message-ID gets its entry too,
+// in a second round trip, as PrepareMail does.
+func (s *Store) PrepareEscalation(ctx context.Context, ticketID string, rec bridge.MailRecord, structureID string,
+	refs []bridge.Attachment) (bridge.MailRecord, bridge.Structure, []bridge.AttachmentData, error) {
+	st := bridge.Structure{ID: structureID}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return rec, st, nil, err
+	}
+	pipe := s.rdb.Pipeline()
+	// EVAL, not EVALSHA: a pipeline cannot fall back when the script is
+	// not cached yet, and the script is short.
+	prep := prepareMailScript.Eval(ctx, pipe, []string{s.mailKey(ticketID)}, rec.EffectID, b)
+	ttl := s.opts.AttachmentRetention
+	pipe.Set(ctx, s.messageIDKey(rec.MessageID), ticketID, ttl)
+	var stCmd *redis.StringCmd
+	if structureID != "" {
+		stCmd = pipe.Get(ctx, s.structureKey(structureID))
+	}
+	attCmds := make([]*redis.SliceCmd, len(refs))
+	for i, r := range refs {
+		attCmds[i] = pipe.HMGet(ctx, s.attachmentKey(r.ID), "f", "c", "d")
+	}
+	// redis.Nil (no such structure) is sorted out per command below.
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return rec, st, nil, err
+	}
+	res, err := prep.Text()
+	if err != nil {
+		return rec, st, nil, err
+	}
+	var got bridge.MailRecord
+	if err := json.Unmarshal([]byte(res), &got); err != nil {
+		return rec, st, nil, err
+	}
+	if got.MessageID != rec.MessageID {
+		if err := s.rdb.Set(ctx, s.messageIDKey(got.MessageID), ticketID, ttl).Err(); err != nil {
+			return got, st, nil, err
+		}
+	}
+	if stCmd != nil {
+		raw, err := stCmd.Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return got, st, nil, err
+		default:
+			if err := json.Unmarshal(raw, &st); err != nil {
+				return got, st, nil, fmt.Errorf("structure %s: %w", structureID, err)
+			}
+		}
+	}
+	atts := make([]bridge.AttachmentData, 0, len(refs))
+	for i, r := range refs {
+		vals, err := attCmds[i].Result()
+		if err != nil {
+			return got, st, nil, fmt.Errorf("attachment %s: %w", r.ID, err)
+		}
+		data, ok := vals[2].(string)
+		if !ok {
+			continue // past its retention: the mail goes without it
+		}
+		atts = append(atts, bridge.AttachmentData{Attachment: r, Content: []byte(data)})
+	}
+	return got, st, atts, nil
 }
 
 var markAcceptedScript = redis.NewScript(`

@@ -80,6 +80,7 @@ type daemon struct {
 	queue   *jobqueue.Queue
 	svc     *bridge.Service
 	worker  *bridge.Worker
+	mailer  *mail.DeskMailer // nil without a desk
 	handler http.Handler
 	metrics *metrics
 	reader  *mail.IMAPReader // nil without imap.addr
@@ -128,6 +129,12 @@ func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
 		return nil, fmt.Errorf("smtp.ca_file: %w", err)
 	}
 	_, domain, _ := strings.Cut(replyTo.Address, "@")
+	// Loaded once here: the composer would otherwise load the zone for
+	// every mail.
+	loc, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		loc = time.UTC
+	}
 	return &mail.DeskMailer{
 		Composer: &mail.Composer{
 			From: from, ReplyTo: replyTo, DeskAddress: desk,
@@ -135,6 +142,7 @@ func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
 			Signer:             mail.Signer{Key: []byte(cfg.Desk.SigningKey.Reveal()), Domain: domain},
 			PlusToken:          cfg.Desk.PlusToken,
 			MaxAttachmentBytes: int64(cfg.Desk.MaxAttachmentBytes),
+			Location:           loc,
 		},
 		Sender: &mail.Sender{Addr: cfg.SMTP.Addr, TLS: string(cfg.SMTP.TLS), Username: cfg.SMTP.Username,
 			Password: cfg.SMTP.Password.Reveal(), RootCAs: cas, Timeout: cfg.SMTP.Timeout, HeloName: cfg.SMTP.HELO, MaxIdle: cfg.Jobs.Concurrency},
@@ -215,7 +223,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		wo.Callbacks = webhook.NewCallbackClient(cfg.ENT.CallbackURL, key, cfg.ENT.CallbackTimeout)
 	}
 	worker := bridge.NewWorker(svc, store, wo)
-	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker, metrics: met,
+	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker, mailer: mailer, metrics: met,
 		alerts: alerts, started: time.Now()}
 	d.pruner = &feedPruner{store: store, retention: cfg.Notifications.Retention, every: cfg.Notifications.PruneInterval,
 		log: log, now: time.Now, onPrune: met.feedPruned}
@@ -346,6 +354,11 @@ func (d *daemon) ready(ctx context.Context) error {
 }
 
 func (d *daemon) close() {
+	// The cached SMTP sessions say QUIT rather than linger until the
+	// server drops them.
+	if d.mailer != nil {
+		d.mailer.Sender.Close()
+	}
 	d.queue.Close()
 	d.rdb.Close()
 }
