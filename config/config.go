@@ -176,6 +176,10 @@ type Digest struct {
 	Daily         string `yaml:"daily"`
 	Weekly        string `yaml:"weekly"`
 	DefaultLocale string `yaml:"default_locale"` // fr | en
+	// LeaseTTL bounds how long the replicas wait for a digest run whose
+	// replica died; LeaseWait how long a run waits for another replica's.
+	LeaseTTL  time.Duration `yaml:"lease_ttl"`
+	LeaseWait time.Duration `yaml:"lease_wait"`
 }
 
 // Operators are the people who run the daemon.
@@ -267,6 +271,8 @@ func Default() Config {
 			Daily:         "CRON_TZ=Europe/Paris 0 8 * * 1-5",
 			Weekly:        "CRON_TZ=Europe/Paris 0 8 * * 1",
 			DefaultLocale: "fr",
+			LeaseTTL:      5 * time.Minute,
+			LeaseWait:     15 * time.Minute,
 		},
 	}
 }

@@ -121,6 +121,8 @@ func TestDefault(t *testing.T) {
 		{"attachments.retention", d.Attachments.Retention, 8760 * time.Hour},
 		{"notifications.retention", d.Notifications.Retention, 2160 * time.Hour},
 		{"notifications.prune_interval", d.Notifications.PruneInterval, time.Hour},
+		{"digest.lease_ttl", d.Digest.LeaseTTL, 5 * time.Minute},
+		{"digest.lease_wait", d.Digest.LeaseWait, 15 * time.Minute},
 		{"jobs.concurrency", d.Jobs.Concurrency, 8},
 		{"jobs.poll_interval", d.Jobs.PollInterval, 200 * time.Millisecond},
 		{"jobs.retention", d.Jobs.Retention, 168 * time.Hour},

@@ -75,6 +75,8 @@ func validate(c *Config, p *problems) {
 	positive(p, "attachments.retention", c.Attachments.Retention)
 	positive(p, "notifications.retention", c.Notifications.Retention)
 	positive(p, "notifications.prune_interval", c.Notifications.PruneInterval)
+	positive(p, "digest.lease_ttl", c.Digest.LeaseTTL)
+	positive(p, "digest.lease_wait", c.Digest.LeaseWait)
 	if c.Jobs.Concurrency <= 0 || c.Jobs.Concurrency > 1000 {
 		p.at("jobs.concurrency", "must be between 1 and 1000")
 	}

@@ -601,6 +601,8 @@ func newDigester(cfg *config.Config, store digStore, log *slog.Logger) (*Digeste
 		Sender:    dm.Sender,
 		Schedules: scheds,
 		Location:  digParis(),
+		LeaseTTL:  cfg.Digest.LeaseTTL,
+		LeaseWait: cfg.Digest.LeaseWait,
 		Holder:    cfg.InstanceID + "/" + hex.EncodeToString(suffix),
 		Log:       log,
 	}, nil
