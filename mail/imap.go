@@ -77,7 +77,9 @@ type FetchedMessage struct {
 }
 
 // MessageHandler handles one message and tells what to do with it. It is
-// called once per message and pass, in UID order, never concurrently.
+// called once per message and pass, for several messages of a batch at
+// once: a handler whose effects must follow arrival (UID) order calls
+// WaitThreading and WaitTurn with the ctx it was given.
 //
 // An error means the handler could not decide for now (Redis down, a
 // timeout): the pass stops, nothing is moved, and the message is handled
@@ -122,8 +124,12 @@ type IMAPConfig struct {
 	// MaxMessageBytes: bigger messages are handed over TooLarge, without
 	// their body; default 40 MiB.
 	MaxMessageBytes int64
-	// BatchSize is how many messages a FETCH asks for; default 50.
+	// BatchSize is how many messages a FETCH asks for, and are moved
+	// with one UID MOVE; default 50.
 	BatchSize int
+	// Workers is how many messages are handled at once; default 8. The
+	// handler mostly waits on Redis; per-ticket order is kept (WaitTurn).
+	Workers int
 	// LeaseTTL is the life of the reading lease, renewed every third of
 	// it; default 30s.
 	LeaseTTL time.Duration
@@ -155,6 +161,7 @@ const (
 	imapDefaultPoll      = 30 * time.Second
 	imapDefaultMaxBytes  = 40 << 20
 	imapDefaultBatch     = 50
+	imapDefaultWorkers   = 8
 	imapDefaultLeaseTTL  = 30 * time.Second
 	imapDefaultDial      = 30 * time.Second
 	imapMinLeaseTTL      = 30 * time.Millisecond
@@ -238,6 +245,9 @@ func imapDefaults(cfg IMAPConfig) (IMAPConfig, error) {
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = imapDefaultBatch
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = imapDefaultWorkers
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = imapDefaultLeaseTTL
@@ -653,11 +663,12 @@ func (r *IMAPReader) pass(ctx context.Context, s *imapSession) error {
 	uids = slices.Compact(uids)
 
 	// The checkpoint moves over the finished prefix of uids only: a
-	// retried message holds it back, so that it is found again.
+	// retried message holds it back, so that it is found again. It is
+	// saved once per batch, after the batch's moves: a crash before that
+	// hands the applied messages over again, and the apply is idempotent.
 	done := 0
 	finished := make([]bool, len(uids))
-	finish := func(i int) error {
-		finished[i] = true
+	checkpoint := func() error {
 		advanced := false
 		for done < len(uids) && finished[done] {
 			done++
@@ -676,91 +687,226 @@ func (r *IMAPReader) pass(ctx context.Context, s *imapSession) error {
 
 	for start := 0; start < len(uids); start += r.cfg.BatchSize {
 		end := min(start+r.cfg.BatchSize, len(uids))
-		if err := r.batch(ctx, s, uids[start:end], func(j int) error { return finish(start + j) }); err != nil {
+		err := r.batch(ctx, s, uids[start:end], func(j int) { finished[start+j] = true })
+		if err != nil {
+			// What was moved before the failure is done: keep it.
+			if cerr := checkpoint(); cerr != nil {
+				r.log.Warn("imap: save checkpoint after a failed batch", "err", cerr)
+			}
+			return err
+		}
+		if err := checkpoint(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// imapMoves gathers a batch's verdicts so that each destination gets one
+// UID MOVE for the whole batch rather than one per message.
+type imapMoves struct {
+	processed, quarantined []imap.UID
+	finished               []int // indexes in the batch, finished once moved
+	reasons                map[imap.UID]string
+}
+
+func (m *imapMoves) add(j int, uid imap.UID, v Verdict, r *IMAPReader) {
+	switch v.Disposition {
+	case DispositionRetry:
+		r.log.Info("imap: message left for a later pass", "uid", uid, "reason", v.Reason)
+		r.update(func(st *IMAPState) { st.Retried++ })
+		return
+	case DispositionProcessed:
+		m.processed = append(m.processed, uid)
+	case DispositionQuarantine:
+		m.quarantined = append(m.quarantined, uid)
+		m.reasons[uid] = v.Reason
+	default:
+		m.quarantined = append(m.quarantined, uid)
+		m.reasons[uid] = fmt.Sprintf("unknown disposition %d (%s)", int(v.Disposition), v.Reason)
+	}
+	m.finished = append(m.finished, j)
+}
+
+// flush moves what the batch decided: the processed messages in one UID
+// MOVE, the quarantined ones in another. Only then are they finished.
+func (r *IMAPReader) flush(s *imapSession, m *imapMoves, finish func(j int)) error {
+	if len(m.processed) > 0 {
+		if err := imapMove(s.c, m.processed, r.cfg.ProcessedMailbox); err != nil {
+			return err
+		}
+		n := uint64(len(m.processed))
+		r.log.Debug("imap: messages processed", "count", n)
+		r.update(func(st *IMAPState) { st.Processed += n })
+	}
+	if len(m.quarantined) > 0 {
+		if err := imapMove(s.c, m.quarantined, r.cfg.QuarantineMailbox); err != nil {
+			return err
+		}
+		for _, uid := range m.quarantined {
+			r.log.Warn("imap: message quarantined", "uid", uid, "reason", m.reasons[uid])
+		}
+		n := uint64(len(m.quarantined))
+		r.update(func(st *IMAPState) { st.Quarantined += n })
+	}
+	for _, j := range m.finished {
+		finish(j)
+	}
+	*m = imapMoves{reasons: map[imap.UID]string{}}
+	return nil
+}
+
+// imapMove moves uids with one command: MOVE, or COPY + STORE \Deleted +
+// (UID) EXPUNGE where the server lacks it (the library picks).
+func imapMove(c *imapclient.Client, uids []imap.UID, box string) error {
+	if _, err := c.Move(imap.UIDSetNum(uids...), box).Wait(); err != nil {
+		return fmt.Errorf("imap: move %d messages to %s: %w", len(uids), box, err)
+	}
+	return nil
+}
+
 // batch handles uids (ascending): sizes and dates first, then the bodies
-// of those not too large, a memory budget's worth at a time.
-func (r *IMAPReader) batch(ctx context.Context, s *imapSession, uids []imap.UID, finish func(j int) error) error {
+// of those not too large, a memory budget's worth at a time. The handler
+// runs in UID order; the moves are gathered and done once for the batch.
+func (r *IMAPReader) batch(ctx context.Context, s *imapSession, uids []imap.UID, finish func(j int)) (err error) {
 	meta, err := imapFetchMeta(s.c, uids)
 	if err != nil {
 		return err
 	}
+	moves := &imapMoves{reasons: map[imap.UID]string{}}
+	// Whatever stops the batch, what was decided is carried out: one bad
+	// message, or a Redis outage half-way, does not hold back the others.
+	defer func() {
+		if ferr := r.flush(s, moves, finish); ferr != nil && err == nil {
+			err = ferr
+		}
+	}()
 	budget := max(int64(imapChunkBudgetBytes), r.cfg.MaxMessageBytes)
 	bodies := map[imap.UID]imapBody{}
-	fetched := 0 // uids[:fetched] have had their bodies asked for
-	for j, uid := range uids {
+	for j := 0; j < len(uids); {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		m, ok := meta[uid]
-		if !ok {
-			// Expunged since the search: nothing left to do.
-			if err := finish(j); err != nil {
-				return err
+		// A chunk: the next messages whose bodies fit in the budget (at
+		// least one), downloaded in one streamed UID FETCH.
+		end := j
+		var chunk []imap.UID
+		var total int64
+		for end < len(uids) {
+			mm, ok := meta[uids[end]]
+			if ok && mm.size <= r.cfg.MaxMessageBytes {
+				if len(chunk) > 0 && total+mm.size > budget {
+					break
+				}
+				chunk = append(chunk, uids[end])
+				total += mm.size
 			}
-			continue
+			end++
 		}
-		tooLarge := m.size > r.cfg.MaxMessageBytes
-		if !tooLarge && j >= fetched {
-			var chunk []imap.UID
-			var total int64
-			for fetched < len(uids) {
-				mm, ok := meta[uids[fetched]]
-				if ok && mm.size <= r.cfg.MaxMessageBytes {
-					if len(chunk) > 0 && total+mm.size > budget {
-						break
-					}
-					chunk = append(chunk, uids[fetched])
-					total += mm.size
-				}
-				fetched++
-			}
-			clear(bodies)
-			if err := r.fetchBodies(s.c, chunk, bodies); err != nil {
-				return err
-			}
-		}
-		msg := FetchedMessage{UID: uint32(uid), UIDValidity: s.uidValidity, Size: m.size, TooLarge: tooLarge, InternalDate: m.date}
-		if !tooLarge {
-			b, ok := bodies[uid]
-			switch {
-			case !ok:
-				if err := finish(j); err != nil { // expunged meanwhile
-					return err
-				}
-				continue
-			case b.raw == nil && !b.tooLarge:
-				// The server would not give this one out; the others
-				// must not wait for it.
-				if err := r.dispose(s, uid, Verdict{Disposition: DispositionQuarantine, Reason: "the server refused to fetch it"}); err != nil {
-					return err
-				}
-				if err := finish(j); err != nil {
-					return err
-				}
-				continue
-			}
-			msg.Raw, msg.TooLarge = b.raw, b.tooLarge
-		}
-		v, err := r.call(ctx, msg)
-		if err != nil {
+		clear(bodies)
+		if err := r.fetchBodies(s.c, chunk, bodies); err != nil {
 			return err
 		}
-		if err := r.dispose(s, uid, v); err != nil {
+		var jobs []imapJob
+		for k := j; k < end; k++ {
+			uid := uids[k]
+			m, ok := meta[uid]
+			if !ok {
+				moves.finished = append(moves.finished, k) // expunged since the search
+				continue
+			}
+			msg := FetchedMessage{UID: uint32(uid), UIDValidity: s.uidValidity, Size: m.size,
+				TooLarge: m.size > r.cfg.MaxMessageBytes, InternalDate: m.date}
+			if !msg.TooLarge {
+				b, ok := bodies[uid]
+				switch {
+				case !ok:
+					moves.finished = append(moves.finished, k) // expunged meanwhile
+					continue
+				case b.raw == nil && !b.tooLarge:
+					// The server would not give this one out; the
+					// others must not wait for it.
+					moves.add(k, uid, Verdict{Disposition: DispositionQuarantine, Reason: "the server refused to fetch it"}, r)
+					continue
+				}
+				msg.Raw, msg.TooLarge = b.raw, b.tooLarge
+			}
+			jobs = append(jobs, imapJob{j: k, msg: msg})
+		}
+		if err := r.runJobs(ctx, jobs, moves); err != nil {
 			return err
 		}
-		if v.Disposition != DispositionRetry {
-			if err := finish(j); err != nil {
-				return err
-			}
-		}
+		j = end
 	}
 	return nil
+}
+
+// imapJob is one message of a chunk for the handler; j is its index in the
+// batch.
+type imapJob struct {
+	j   int
+	msg FetchedMessage
+	v   Verdict
+	err error
+	ran bool
+}
+
+// runJobs runs the handler on jobs (in UID order) with a few workers: the
+// handler mostly waits on Redis, so several in flight hide the round trips;
+// WaitThreading and WaitTurn keep what must stay in arrival order in order.
+// The verdicts go to moves; the first error, in UID order, is returned once
+// every started handler has returned.
+func (r *IMAPReader) runJobs(ctx context.Context, jobs []imapJob, moves *imapMoves) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	gate := newIMAPGate(len(jobs))
+	next := make(chan int, len(jobs))
+	for i := range jobs {
+		next <- i // in order: an earlier job always has a worker first
+	}
+	close(next)
+	var stop sync.Once
+	stopped := make(chan struct{})
+	var wg sync.WaitGroup
+	for range min(r.cfg.Workers, len(jobs)) {
+		wg.Go(func() {
+			for i := range next {
+				select {
+				case <-stopped:
+					// An earlier message failed: the pass ends; this one
+					// waits for the next.
+					gate.finish(i, true)
+					continue
+				default:
+				}
+				jb := &jobs[i]
+				jctx := context.WithValue(ctx, imapGateKey{}, imapGatePlace{g: gate, i: i})
+				jb.v, jb.err = r.call(jctx, jb.msg)
+				jb.ran = true
+				failed := jb.err != nil || jb.v.Disposition == DispositionRetry
+				gate.finish(i, failed)
+				if jb.err != nil {
+					stop.Do(func() { close(stopped) })
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var first error
+	for i := range jobs {
+		jb := &jobs[i]
+		switch {
+		case !jb.ran:
+		case jb.err != nil:
+			if first == nil {
+				first = jb.err
+			}
+		default:
+			moves.add(jb.j, imap.UID(jb.msg.UID), jb.v, r)
+		}
+	}
+	return first
 }
 
 // imapFetchMeta asks for sizes and dates: nothing is downloaded yet.
@@ -901,38 +1047,6 @@ func imapTransient(err error) bool {
 	return true
 }
 
-// dispose carries a verdict out. A verdict without a known disposition is a
-// quarantine.
-func (r *IMAPReader) dispose(s *imapSession, uid imap.UID, v Verdict) error {
-	box := ""
-	switch v.Disposition {
-	case DispositionProcessed:
-		box = r.cfg.ProcessedMailbox
-	case DispositionRetry:
-		r.log.Info("imap: message left for a later pass", "uid", uid, "reason", v.Reason)
-		r.update(func(st *IMAPState) { st.Retried++ })
-		return nil
-	case DispositionQuarantine:
-		box = r.cfg.QuarantineMailbox
-	default:
-		v.Reason = fmt.Sprintf("unknown disposition %d (%s)", int(v.Disposition), v.Reason)
-		box = r.cfg.QuarantineMailbox
-	}
-	// MOVE, or COPY + STORE \Deleted + (UID) EXPUNGE where the server
-	// lacks it: the library picks.
-	if _, err := s.c.Move(imap.UIDSetNum(uid), box).Wait(); err != nil {
-		return fmt.Errorf("imap: move uid %d to %s: %w", uid, box, err)
-	}
-	if box == r.cfg.ProcessedMailbox {
-		r.log.Debug("imap: message processed", "uid", uid)
-		r.update(func(st *IMAPState) { st.Processed++ })
-	} else {
-		r.log.Warn("imap: message quarantined", "uid", uid, "reason", v.Reason)
-		r.update(func(st *IMAPState) { st.Quarantined++ })
-	}
-	return nil
-}
-
 // wait returns when a pass is due: new mail announced, the poll interval
 // gone by, or ctx ended. With IDLE, the poll interval is a safety net, and
 // IDLE is never kept longer than imapIdleMax.
@@ -969,4 +1083,129 @@ func (r *IMAPReader) wait(ctx context.Context, s *imapSession) error {
 		err = fmt.Errorf("imap: idle: %w", werr)
 	}
 	return err
+}
+
+// errIMAPOutOfTurn is what a handler gets from WaitTurn or WaitThreading
+// when an earlier message it may depend on was left for a later pass: going
+// ahead would apply it out of arrival order.
+var errIMAPOutOfTurn = errors.New("imap: an earlier message for the same ticket was not handled")
+
+// imapGateKey is the context key of a message's place in its batch.
+type imapGateKey struct{}
+
+type imapGatePlace struct {
+	g *imapGate
+	i int
+}
+
+// imapGate keeps the handlers of one batch, which run concurrently, in
+// arrival (UID) order where it matters: a message threads only once every
+// earlier message has said whether it teaches something threading depends
+// on (a barrier) and those have finished; and it applies to a ticket only
+// once every earlier message has named its ticket and those with the same
+// ticket have finished.
+type imapGate struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	reached []bool // passed WaitThreading, or finished
+	barrier []bool
+	named   []bool // passed WaitTurn (key set), or finished
+	key     []string
+	done    []bool
+	failed  []bool // finished without its effect committed
+	anyKey  []bool // failed before naming a ticket: may be any of them
+}
+
+func newIMAPGate(n int) *imapGate {
+	g := &imapGate{reached: make([]bool, n), barrier: make([]bool, n), named: make([]bool, n),
+		key: make([]string, n), done: make([]bool, n), failed: make([]bool, n), anyKey: make([]bool, n)}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *imapGate) waitThreading(i int, barrier bool) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.reached[i], g.barrier[i] = true, barrier
+	g.cond.Broadcast()
+	for {
+		wait := false
+		for j := range i {
+			switch {
+			case !g.reached[j]:
+				wait = true
+			case g.barrier[j] && g.failed[j]:
+				return errIMAPOutOfTurn
+			case g.barrier[j] && !g.done[j]:
+				wait = true
+			}
+		}
+		if !wait {
+			return nil
+		}
+		g.cond.Wait()
+	}
+}
+
+func (g *imapGate) waitTurn(i int, key string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.reached[i], g.named[i], g.key[i] = true, true, key
+	g.cond.Broadcast()
+	for {
+		wait := false
+		for j := range i {
+			switch {
+			case !g.named[j]:
+				wait = true
+			case g.failed[j] && (g.anyKey[j] || g.key[j] == key):
+				return errIMAPOutOfTurn
+			case g.key[j] == key && !g.done[j]:
+				wait = true
+			}
+		}
+		if !wait {
+			return nil
+		}
+		g.cond.Wait()
+	}
+}
+
+// finish records that message i's handler returned; failed when its effect
+// is not committed (an error, or a retry verdict).
+func (g *imapGate) finish(i int, failed bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if failed && !g.named[i] {
+		g.anyKey[i] = true
+	}
+	g.reached[i], g.named[i], g.done[i], g.failed[i] = true, true, true, failed
+	g.cond.Broadcast()
+}
+
+// WaitThreading is called by a MessageHandler once it knows whether the
+// message teaches something later messages thread by (a desk reference
+// learned from an acknowledgement: barrier), and before it threads. The
+// reader runs handlers concurrently; this keeps threading as if they ran in
+// UID order. Outside the reader it returns at once.
+func WaitThreading(ctx context.Context, barrier bool) error {
+	p, ok := ctx.Value(imapGateKey{}).(imapGatePlace)
+	if !ok {
+		return nil
+	}
+	return p.g.waitThreading(p.i, barrier)
+}
+
+// WaitTurn is called by a MessageHandler once it knows the ticket key the
+// message applies to, and before it applies: it returns when every earlier
+// message of the batch for that ticket is done, so that one ticket's
+// replies land in arrival order. An error means an earlier one for that
+// ticket was not committed: the handler must return it, leaving the message
+// for a later pass. Outside the reader it returns at once.
+func WaitTurn(ctx context.Context, key string) error {
+	p, ok := ctx.Value(imapGateKey{}).(imapGatePlace)
+	if !ok {
+		return nil
+	}
+	return p.g.waitTurn(p.i, key)
 }

@@ -416,6 +416,9 @@ func imapConfig(t *testing.T, srv *imapTestServer, holder string) mail.IMAPConfi
 		Mailbox: "INBOX", ProcessedMailbox: "Processed", QuarantineMailbox: "Quarantine",
 		PollInterval: 300 * time.Millisecond, LeaseTTL: 1500 * time.Millisecond,
 		Holder: holder, Logger: imapLogger(t).With("reader", holder), DialTimeout: 5 * time.Second,
+		// One at a time: these tests read the order of the handler's
+		// calls. TestIMAPReaderConcurrentOrder runs several.
+		Workers: 1,
 	}
 }
 
@@ -1230,4 +1233,83 @@ func TestDispositionString(t *testing.T) {
 			t.Errorf("%d: %q, want %q", int(d), got, want)
 		}
 	}
+}
+
+// With several workers, messages for one ticket are still applied in UID
+// order, and a transient failure on one holds back the later ones of the
+// same ticket (they are applied after it on the next pass), not the others.
+func TestIMAPReaderConcurrentOrder(t *testing.T) {
+	imapServers(t, func(t *testing.T, srv *imapTestServer) {
+		st, _ := imapRedis(t)
+		const n = 24
+		var mails [][]byte
+		for i := range n {
+			extra := fmt.Sprintf("X-Ticket: t%d\r\n", i%3)
+			if i == 7 { // ticket t1
+				extra += "X-Test: transient-once\r\n"
+			}
+			mails = append(mails, imapMail(fmt.Sprintf("m%02d", i), extra))
+		}
+		imapDeliverAll(t, srv, mails...)
+		ticketRe := regexp.MustCompile(`(?m)^X-Ticket: (t[0-9]+)`)
+
+		var mu sync.Mutex
+		applied := map[string][]string{} // ticket -> message ids, in the order applied
+		inFlight, most := 0, 0
+		failedOnce := false
+		handle := func(ctx context.Context, m mail.FetchedMessage) (mail.Verdict, error) {
+			mu.Lock()
+			inFlight++
+			most = max(most, inFlight)
+			mu.Unlock()
+			defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+			id := imapMsgID(m.Raw)
+			key := string(ticketRe.FindSubmatch(m.Raw)[1])
+			// Uneven work before the turn, so that the workers overtake
+			// one another.
+			time.Sleep(time.Duration(len(id)*int(m.UID)%5) * time.Millisecond)
+			if err := mail.WaitThreading(ctx, false); err != nil {
+				return mail.Verdict{}, err
+			}
+			if err := mail.WaitTurn(ctx, key); err != nil {
+				return mail.Verdict{}, err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if strings.Contains(string(m.Raw), "transient-once") && !failedOnce {
+				failedOnce = true
+				return mail.Verdict{}, errors.New("redis: connection refused")
+			}
+			applied[key] = append(applied[key], id)
+			return mail.Verdict{Disposition: mail.DispositionProcessed}, nil
+		}
+		cfg := imapConfig(t, srv, "r1")
+		cfg.Workers = 8
+		cfg.BatchSize = 10
+		run := imapStart(t, cfg, st, st, handle)
+		imapEventually(t, 20*time.Second, "every message processed", func() bool { return run.r.State().Processed == n })
+
+		mu.Lock()
+		defer mu.Unlock()
+		total := 0
+		for key, ids := range applied {
+			total += len(ids)
+			if !slices.IsSorted(ids) {
+				t.Errorf("ticket %s applied in order %v", key, ids)
+			}
+			if len(ids) != len(slices.Compact(slices.Clone(ids))) {
+				t.Errorf("ticket %s applied twice: %v", key, ids)
+			}
+		}
+		if total != n {
+			t.Errorf("%d applied, want %d: %v", total, n, applied)
+		}
+		if most < 2 {
+			t.Errorf("at most %d handler(s) at once: not concurrent", most)
+		}
+		side := imapLogin(t, srv)
+		if left, _ := imapBox(t, side, "INBOX"); len(left) != 0 {
+			t.Errorf("INBOX still holds %v", imapIDs(left))
+		}
+	})
 }
