@@ -66,9 +66,11 @@ type ENT struct {
 	WebhookTolerance time.Duration `yaml:"webhook_tolerance"`
 	WebhookMaxBody   ByteSize      `yaml:"webhook_max_body"`
 	// DedupeTTL is how long a webhook-id is remembered.
-	DedupeTTL             time.Duration   `yaml:"dedupe_ttl"`
-	CallbackURL           string          `yaml:"callback_url"` // empty: no callbacks
-	CallbackSecret        Secret          `yaml:"callback_secret"`
+	DedupeTTL      time.Duration `yaml:"dedupe_ttl"`
+	CallbackURL    string        `yaml:"callback_url"` // empty: no callbacks
+	CallbackSecret Secret        `yaml:"callback_secret"`
+	// CallbackExtraSecrets also sign every callback, for a rotation.
+	CallbackExtraSecrets  []Secret        `yaml:"callback_extra_secrets"`
 	CallbackTimeout       time.Duration   `yaml:"callback_timeout"`
 	CallbackRetrySchedule []time.Duration `yaml:"callback_retry_schedule"`
 	APITokens             []Secret        `yaml:"api_tokens"`
@@ -185,6 +187,9 @@ type Digest struct {
 // Operators are the people who run the daemon.
 type Operators struct {
 	Emails []string `yaml:"emails"`
+	// MetricsTokens, when any, are the bearer tokens /metrics asks for;
+	// several at once so that a scraper's token can be rotated.
+	MetricsTokens []Secret `yaml:"metrics_tokens"`
 }
 
 // Structure is a school known from the configuration.
@@ -301,6 +306,24 @@ func (c *Config) CallbackKey() ([]byte, error) {
 		return nil, fmt.Errorf("config: ent.callback_secret: %w", err)
 	}
 	return k, nil
+}
+
+// CallbackExtraKeys returns the HMAC keys of ent.callback_extra_secrets,
+// which sign every callback beside callback_secret while it is rotated;
+// nil when callbacks are off.
+func (c *Config) CallbackExtraKeys() ([][]byte, error) {
+	if c.ENT.CallbackURL == "" {
+		return nil, nil
+	}
+	var keys [][]byte
+	for i, s := range c.ENT.CallbackExtraSecrets {
+		k, err := DecodeWebhookSecret(s.Reveal())
+		if err != nil {
+			return nil, fmt.Errorf("config: ent.callback_extra_secrets[%d]: %w", i, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 const whsecPrefix = "whsec_"

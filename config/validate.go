@@ -91,6 +91,9 @@ func validate(c *Config, p *problems) {
 	if !validLocale(c.Digest.DefaultLocale) {
 		p.at("digest.default_locale", "must be fr or en (not %q)", c.Digest.DefaultLocale)
 	}
+	for i, t := range c.Operators.MetricsTokens {
+		bearerToken(p, fmt.Sprintf("operators.metrics_tokens[%d]", i), t)
+	}
 	for i, e := range c.Operators.Emails {
 		if _, err := mail.ParseAddress(e); err != nil {
 			p.at(fmt.Sprintf("operators.emails[%d]", i), "not an email address: %v", err)
@@ -159,6 +162,11 @@ func validateENT(e *ENT, p *problems) {
 			p.at("ent.callback_secret", "%v", err)
 		}
 	}
+	for i, s := range e.CallbackExtraSecrets {
+		if _, err := DecodeWebhookSecret(s.Reveal()); err != nil {
+			p.at(fmt.Sprintf("ent.callback_extra_secrets[%d]", i), "%v", err)
+		}
+	}
 	positive(p, "ent.callback_timeout", e.CallbackTimeout)
 	if len(e.CallbackRetrySchedule) == 0 {
 		p.at("ent.callback_retry_schedule", "at least one delay is required")
@@ -170,13 +178,7 @@ func validateENT(e *ENT, p *problems) {
 		p.at("ent.api_tokens", "at least one token is required")
 	}
 	for i, t := range e.APITokens {
-		key := fmt.Sprintf("ent.api_tokens[%d]", i)
-		switch v := t.Reveal(); {
-		case utf8.RuneCountInString(v) < 16:
-			p.at(key, "must be at least 16 characters")
-		case strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0:
-			p.at(key, "must not hold spaces or control characters (it is sent as a bearer token)")
-		}
+		bearerToken(p, fmt.Sprintf("ent.api_tokens[%d]", i), t)
 	}
 	if e.LinkBase != "" {
 		if err := checkHTTPURL(e.LinkBase); err != nil {
@@ -504,4 +506,15 @@ func checkHTTPURL(s string) error {
 		return fmt.Errorf("must name a host (not %q)", s)
 	}
 	return nil
+}
+
+// bearerToken checks a token sent in an Authorization header: long enough
+// not to be guessed, and nothing a header would mangle.
+func bearerToken(p *problems, key string, t Secret) {
+	switch v := t.Reveal(); {
+	case utf8.RuneCountInString(v) < 16:
+		p.at(key, "must be at least 16 characters")
+	case strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0:
+		p.at(key, "must not hold spaces or control characters (it is sent as a bearer token)")
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -222,6 +223,63 @@ func TestAPITokenForm(t *testing.T) {
 		if got := problemsOf(t, err); !slices.Equal(got, []string{tc.want}) {
 			t.Errorf("token %q: problems %q", tc.token, got)
 		}
+	}
+}
+
+// Metrics tokens follow the API tokens' form, are optional, and are kept
+// out of every printed form of the configuration.
+func TestMetricsTokenForm(t *testing.T) {
+	base := "ent:\n  webhook_secrets: [\"" + testWebhookSecret + "\"]\n  api_tokens: [\"" + testToken + "\"]\n"
+	for _, tc := range []struct {
+		yaml string
+		want string // "" for valid
+	}{
+		{"", ""},
+		{"operators:\n  metrics_tokens: []\n", ""},
+		{"operators:\n  metrics_tokens: [metrics-new-0123456789, metrics-old-0123456789]\n", ""},
+		{"operators:\n  metrics_tokens: [short]\n", "operators.metrics_tokens[0]: must be at least 16 characters (line 5)"},
+		{"operators:\n  metrics_tokens: [\"metrics new 0123456789\"]\n",
+			"operators.metrics_tokens[0]: must not hold spaces or control characters (it is sent as a bearer token) (line 5)"},
+	} {
+		c, err := Parse([]byte(base+tc.yaml), nil)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tc.yaml, err)
+				continue
+			}
+			for _, tok := range c.Operators.MetricsTokens {
+				if s := fmt.Sprintf("%v %+v %#v", c.Operators, c.Operators, tok); strings.Contains(s, tok.Reveal()) {
+					t.Errorf("metrics token printed: %s", s)
+				}
+			}
+			continue
+		}
+		if got := problemsOf(t, err); !slices.Equal(got, []string{tc.want}) {
+			t.Errorf("%q: problems %q", tc.yaml, got)
+		}
+	}
+}
+
+// Extra callback secrets must decode like callback_secret, and give their
+// keys only when callbacks are on.
+func TestCallbackExtraSecrets(t *testing.T) {
+	base := "ent:\n  webhook_secrets: [\"" + testWebhookSecret + "\"]\n  api_tokens: [\"" + testToken + "\"]\n" +
+		"  callback_url: https://ent.example/cb\n  callback_secret: " + testCallbackSecret + "\n"
+	c, err := Parse([]byte(base+"  callback_extra_secrets: [\""+testOldSecret+"\"]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := c.CallbackExtraKeys()
+	if err != nil || len(keys) != 1 || string(keys[0]) != "supportbridge-old-rotated-key-01" {
+		t.Errorf("extra keys %q, %v", keys, err)
+	}
+	c.ENT.CallbackURL = ""
+	if keys, err := c.CallbackExtraKeys(); keys != nil || err != nil {
+		t.Errorf("without callback_url: %q, %v", keys, err)
+	}
+	_, err = Parse([]byte(base+"  callback_extra_secrets: [whsec_short]\n"), nil)
+	if got := problemsOf(t, err); len(got) != 1 || !strings.HasPrefix(got[0], "ent.callback_extra_secrets[0]: ") {
+		t.Errorf("bad extra secret: %q", got)
 	}
 }
 

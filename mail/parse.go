@@ -852,6 +852,7 @@ func inbLenientQP(raw []byte) []byte {
 // addAttachment keeps a file part, within the limits.
 func (p *inbParser) addAttachment(mh message.Header, r io.Reader, mediaType, disp, filename string) {
 	index := len(p.atts) + p.dropped + 1
+	mediaType = inbSafeMediaType(mediaType)
 	name := inbSafeFilename(filename, mediaType, index)
 	if len(p.atts) >= p.lim.MaxAttachments {
 		p.dropped++
@@ -1133,6 +1134,17 @@ func inbSafeFilename(name, mediaType string, index int) string {
 		name = fmt.Sprintf("attachment-%d%s", index, inbExtension(mediaType))
 	}
 	return name
+}
+
+// inbSafeMediaType keeps a media type only in the form mime can read back
+// (type/subtype of token characters): the lenient header reading above may
+// hand over any text, and the type reaches the ENT and the read API.
+func inbSafeMediaType(mediaType string) string {
+	mt, _, err := mime.ParseMediaType(mediaType)
+	if err != nil || mt != mediaType || strings.Count(mt, "/") != 1 {
+		return "application/octet-stream"
+	}
+	return mt
 }
 
 // inbExtension gives a stable extension for a media type: the system

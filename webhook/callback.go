@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"supportbridge/bridge"
@@ -16,10 +17,15 @@ import (
 
 // CallbackClient posts signed callbacks to the ENT (Standard Webhooks).
 type CallbackClient struct {
-	URL    string
-	Key    []byte
-	Client *http.Client
-	Now    func() time.Time
+	URL string
+	Key []byte
+	// ExtraKeys also sign every callback, each signature beside Key's in
+	// webhook-signature. That is how the spec rotates a secret without a
+	// window where the ENT refuses us: sign with old and new, let the ENT
+	// move to the new key, then drop the old one.
+	ExtraKeys [][]byte
+	Client    *http.Client
+	Now       func() time.Time
 }
 
 var _ bridge.CallbackSender = (*CallbackClient)(nil)
@@ -83,7 +89,15 @@ func (c *CallbackClient) SendCallback(ctx context.Context, id, typ string, at ti
 	req.Header.Set("User-Agent", "supportbridge")
 	// Signed at each try with the time of the try, as the spec has it; the
 	// id stays the same so that the ENT can drop a repeat.
-	SignHeaders(req.Header, c.Key, id, c.Now(), body)
+	now := c.Now()
+	SignHeaders(req.Header, c.Key, id, now, body)
+	if len(c.ExtraKeys) > 0 {
+		sigs := []string{req.Header.Get(HeaderSignature)}
+		for _, k := range c.ExtraKeys {
+			sigs = append(sigs, Sign(k, id, now, body))
+		}
+		req.Header.Set(HeaderSignature, strings.Join(sigs, " "))
+	}
 	resp, err := c.Client.Do(req)
 	if err != nil {
 		// The URL may carry a token in its query: keep it out of errors

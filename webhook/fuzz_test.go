@@ -128,6 +128,10 @@ func checkEvent(t *testing.T, ev bridge.Event, body []byte, lim DecodeLimits) {
 			if !validID(a.ID) || ids[a.ID] || strings.TrimSpace(a.Filename) == "" || a.ContentType == "" {
 				t.Fatalf("attachment %+v", a.Attachment)
 			}
+			// A decoded name is already a bare, safe name.
+			if safeFilename(a.Filename) != a.Filename || strings.ContainsAny(a.Filename, "/\\\x00\r\n\u202e") {
+				t.Fatalf("unsafe file name %q", a.Filename)
+			}
 			ids[a.ID] = true
 		}
 	}

@@ -18,13 +18,14 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	if s.opts.Metrics != nil {
-		mux.Handle("GET /metrics", s.opts.Metrics)
+		mux.Handle("GET /metrics", s.requireMetricsToken(s.opts.Metrics))
 	}
 	if s.opts.Status != nil {
 		// {$}: only "/" itself, not every path no other route takes.
 		mux.Handle("GET /{$}", s.requireStatusAuth(http.HandlerFunc(s.handleStatus)))
 		mux.Handle("GET /tickets/{id}", s.requireStatusAuth(http.HandlerFunc(s.handleStatusTicket)))
 		mux.HandleFunc("GET /login", s.handleStatusLogin)
+		mux.HandleFunc("POST /login", s.handleStatusLogin)
 	}
 	if s.opts.Mount != nil {
 		s.opts.Mount(mux, s.requireToken)

@@ -39,6 +39,10 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics when set.
 	Metrics http.Handler
+	// MetricsTokens, when any, guard /metrics with a bearer token of their
+	// own (a scraper needs no read access to tickets). None leaves /metrics
+	// open, for a listener only the monitoring network reaches.
+	MetricsTokens []string
 	// Observe, when set, is told of every webhook's type, outcome code and
 	// latency (metrics).
 	Observe func(eventType, outcome string, d time.Duration)
@@ -57,6 +61,8 @@ type Server struct {
 	opts   Options
 	log    *slog.Logger
 	tokens [][32]byte
+	// metricsTokens are the digests of Options.MetricsTokens.
+	metricsTokens [][32]byte
 }
 
 // NewServer returns the HTTP handler of the daemon.
@@ -68,9 +74,8 @@ func NewServer(svc Service, opts Options) http.Handler {
 	if s.opts.MaxBody <= 0 {
 		s.opts.MaxBody = 20 << 20
 	}
-	for _, t := range opts.APITokens {
-		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
-	}
+	s.tokens = tokenDigests(opts.APITokens)
+	s.metricsTokens = tokenDigests(opts.MetricsTokens)
 	mux := http.NewServeMux()
 	s.routes(mux)
 	return s.withRequestLog(mux)
@@ -261,16 +266,47 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 	})
 }
 
-// tokenValid compares digests so that neither the content nor the length
-// of a configured token leaks through timing; every token is compared.
-func (s *Server) tokenValid(tok string) bool {
+// requireMetricsToken guards /metrics when metrics tokens are configured.
+func (s *Server) requireMetricsToken(next http.Handler) http.Handler {
+	if len(s.metricsTokens) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !digestMatches(s.metricsTokens, strings.TrimSpace(tok)) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="supportbridge-metrics"`)
+			writeProblem(w, &Problem{Status: http.StatusUnauthorized, Code: "unauthorized",
+				Message: "a valid metrics bearer token is required"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tokenDigests(tokens []string) [][32]byte {
+	out := make([][32]byte, 0, len(tokens))
+	for _, t := range tokens {
+		if t != "" {
+			out = append(out, sha256.Sum256([]byte(t)))
+		}
+	}
+	return out
+}
+
+// tokenValid reports whether tok is one of the API tokens.
+func (s *Server) tokenValid(tok string) bool { return digestMatches(s.tokens, tok) }
+
+// digestMatches compares digests so that neither the content nor the
+// length of a configured token leaks through timing; every token is
+// compared.
+func digestMatches(digests [][32]byte, tok string) bool {
 	if tok == "" {
 		return false
 	}
 	d := sha256.Sum256([]byte(tok))
 	ok := 0
-	for i := range s.tokens {
-		ok |= subtle.ConstantTimeCompare(d[:], s.tokens[i][:])
+	for i := range digests {
+		ok |= subtle.ConstantTimeCompare(d[:], digests[i][:])
 	}
 	return ok == 1
 }

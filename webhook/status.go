@@ -68,7 +68,7 @@ const (
 	// statusRowsMax bounds the dead letters and quarantined mails shown,
 	// so that a flood of them cannot make the page huge.
 	statusRowsMax = 200
-	statusCSP     = "default-src 'none'; style-src 'unsafe-inline'"
+	statusCSP     = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
 )
 
 // requireStatusAuth accepts the API token as a bearer header or as the
@@ -84,17 +84,31 @@ func (s *Server) requireStatusAuth(next http.Handler) http.Handler {
 			return
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="supportbridge"`)
-		s.renderStatus(w, r, http.StatusUnauthorized, "message", messagePage{Title: "Sign in",
-			Text: "This page needs an API token: open /login?token=<one of ent.api_tokens>, or send it as a bearer token."})
+		s.renderStatus(w, r, http.StatusUnauthorized, "login", messagePage{Title: "Sign in",
+			Text: "This page needs one of ent.api_tokens: enter it below, or send it as a bearer token."})
 	})
 }
 
-// handleStatusLogin turns a token given in the URL into an HTTP-only cookie
-// and sends the browser to the status page.
+// statusLoginMaxBody bounds the sign-in form: a token and its field name.
+const statusLoginMaxBody = 4 << 10
+
+// handleStatusLogin turns a token into an HTTP-only cookie and sends the
+// browser to the status page. The form posts the token in the body, which
+// proxies and browsers do not keep; a token in the URL (GET, kept for
+// links from older runbooks) lands in access logs and history.
 func (s *Server) handleStatusLogin(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, statusLoginMaxBody)
+		if err := r.ParseForm(); err != nil {
+			s.renderStatus(w, r, http.StatusBadRequest, "login", messagePage{Title: "Sign in",
+				Text: "The sign-in form could not be read."})
+			return
+		}
+		tok = r.PostForm.Get("token")
+	}
 	if !s.tokenValid(tok) {
-		s.renderStatus(w, r, http.StatusUnauthorized, "message", messagePage{Title: "Sign in",
+		s.renderStatus(w, r, http.StatusUnauthorized, "login", messagePage{Title: "Sign in",
 			Text: "That token is not one of ent.api_tokens."})
 		return
 	}
@@ -341,6 +355,12 @@ a{color:#175cd3}
 
 {{define "message"}}{{template "head" .Title}}
 <h1>{{.Title}}</h1><p>{{.Text}}</p>
+{{template "foot"}}{{end}}
+
+{{define "login"}}{{template "head" .Title}}
+<h1>{{.Title}}</h1><p>{{.Text}}</p>
+<form method="post" action="/login"><label>API token <input type="password" name="token" autocomplete="off" required></label>
+<button type="submit">Sign in</button></form>
 {{template "foot"}}{{end}}
 
 {{define "status"}}{{template "head" "Status"}}

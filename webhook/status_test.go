@@ -173,7 +173,7 @@ func TestStatusAuth(t *testing.T) {
 			if ct := rec.Header().Get("Content-Type"); ct != "text/html; charset=utf-8" {
 				t.Errorf("content type %q", ct)
 			}
-			if csp := rec.Header().Get("Content-Security-Policy"); csp != "default-src 'none'; style-src 'unsafe-inline'" {
+			if csp := rec.Header().Get("Content-Security-Policy"); csp != "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'" {
 				t.Errorf("CSP %q", csp)
 			}
 			if rec.Code == 401 && strings.Contains(rec.Body.String(), "Recent tickets") {

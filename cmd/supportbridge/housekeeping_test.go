@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	netmail "net/mail"
 	"strings"
@@ -248,4 +249,24 @@ func hkBody(t *testing.T, raw []byte) string {
 	}
 	b, _ := io.ReadAll(p.Body)
 	return string(b)
+}
+
+// TestServeMetricsToken: with operators.metrics_tokens, /metrics wants one
+// of them (an API token does not do).
+func TestServeMetricsToken(t *testing.T) {
+	m := redistest.Miniredis(t)
+	d := startDaemon(t, writeConfig(t, m.Addr(), "operators: {metrics_tokens: [\"scrape-token-0123456789\"]}\n"))
+	defer d.stop(t)
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{"", 401}, {testToken, 401}, {"scrape-token-0123456789", 200}} {
+		req, _ := http.NewRequest("GET", d.base+"/metrics", nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		if a := do(t, req); a.Status != c.want {
+			t.Errorf("token %q: %d, want %d", c.token, a.Status, c.want)
+		}
+	}
 }

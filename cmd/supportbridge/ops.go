@@ -189,6 +189,12 @@ func secretScrubber(cfg *config.Config) *strings.Replacer {
 	for _, s := range cfg.ENT.APITokens {
 		add(s)
 	}
+	for _, s := range cfg.Operators.MetricsTokens {
+		add(s)
+	}
+	for _, s := range cfg.ENT.CallbackExtraSecrets {
+		add(s)
+	}
 	var pairs []string
 	if u, err := url.Parse(cfg.ENT.CallbackURL); err == nil && cfg.ENT.CallbackURL != "" &&
 		(u.User != nil || u.RawQuery != "" || u.Fragment != "") {

@@ -662,17 +662,19 @@ func TestSecretScrubber(t *testing.T) {
 	cfg.SMTP.Password = "smtp-password"
 	cfg.Redis.Password = "redis-pass"
 	cfg.ENT.APITokens = []config.Secret{"tok-0123456789abcdef", "tok-0123456789abcdef-longer"}
+	cfg.Operators.MetricsTokens = []config.Secret{"metrics-0123456789"}
+	cfg.ENT.CallbackExtraSecrets = []config.Secret{"whsec_extra-callback"}
 	s := secretScrubber(cfg)
 	in := `callback: Post "https://bridge:pw-in-url@ent.example/cb?token=query-secret": EOF; ` +
-		"auth smtp-password refused; redis-pass; tok-0123456789abcdef-longer; " +
+		"auth smtp-password refused; redis-pass; tok-0123456789abcdef-longer; metrics-0123456789; whsec_extra-callback; " +
 		`Post "https://bridge:***@ent.example/cb?token=query-secret": EOF` // as net/http quotes it
 	got := s.Replace(in)
-	for _, secret := range []string{"pw-in-url", "query-secret", "smtp-password", "redis-pass", "tok-0123456789abcdef"} {
+	for _, secret := range []string{"pw-in-url", "query-secret", "smtp-password", "redis-pass", "tok-0123456789abcdef", "metrics-0123456789", "extra-callback"} {
 		if strings.Contains(got, secret) {
 			t.Errorf("%q left in %q", secret, got)
 		}
 	}
-	if !strings.Contains(got, `"https://ent.example/cb?[redacted]"`) || strings.Count(got, "[redacted]") != 5 {
+	if !strings.Contains(got, `"https://ent.example/cb?[redacted]"`) || strings.Count(got, "[redacted]") != 7 {
 		t.Errorf("scrubbed: %q", got)
 	}
 	if got := uniqueIDs([]string{"a", "b", "a", "c", "b"}); strings.Join(got, ",") != "a,b,c" {

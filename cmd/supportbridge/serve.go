@@ -220,7 +220,16 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 			rdb.Close()
 			return nil, err
 		}
-		wo.Callbacks = webhook.NewCallbackClient(cfg.ENT.CallbackURL, key, cfg.ENT.CallbackTimeout)
+		extra, err := cfg.CallbackExtraKeys()
+		if err != nil {
+			rdb.Close()
+			return nil, err
+		}
+		// During a rotation every callback carries one signature per
+		// secret, so the ENT may verify with either.
+		cb := webhook.NewCallbackClient(cfg.ENT.CallbackURL, key, cfg.ENT.CallbackTimeout)
+		cb.ExtraKeys = extra
+		wo.Callbacks = cb
 	}
 	worker := bridge.NewWorker(svc, store, wo)
 	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker, mailer: mailer, metrics: met,
@@ -238,16 +247,17 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		tokens = append(tokens, t.Reveal())
 	}
 	d.handler = webhook.NewServer(svc, webhook.Options{
-		Verifier:  &webhook.Verifier{Keys: keys, Tolerance: cfg.ENT.WebhookTolerance, Now: time.Now},
-		Limits:    webhook.DecodeLimits{MaxAttachmentBytes: int64(cfg.Attachments.MaxBytes), MaxAttachments: cfg.Attachments.MaxCount},
-		MaxBody:   int64(cfg.ENT.WebhookMaxBody),
-		APITokens: tokens,
-		Logger:    log,
-		Ready:     d.ready,
-		Feed:      store,
-		Metrics:   met.handler(),
-		Observe:   met.observeWebhook,
-		Status:    statusPageSource{d},
+		Verifier:      &webhook.Verifier{Keys: keys, Tolerance: cfg.ENT.WebhookTolerance, Now: time.Now},
+		Limits:        webhook.DecodeLimits{MaxAttachmentBytes: int64(cfg.Attachments.MaxBytes), MaxAttachments: cfg.Attachments.MaxCount},
+		MaxBody:       int64(cfg.ENT.WebhookMaxBody),
+		APITokens:     tokens,
+		MetricsTokens: revealAll(cfg.Operators.MetricsTokens),
+		Logger:        log,
+		Ready:         d.ready,
+		Feed:          store,
+		Metrics:       met.handler(),
+		Observe:       met.observeWebhook,
+		Status:        statusPageSource{d},
 	})
 	return d, nil
 }
@@ -439,6 +449,7 @@ func (d *daemon) serveOn(ctx context.Context, ln net.Listener, stdout io.Writer)
 	srv := &http.Server{
 		Handler:           d.handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
@@ -493,4 +504,13 @@ func (d *daemon) serveOn(ctx context.Context, ln net.Listener, stdout io.Writer)
 	}
 	d.log.Info("stopped")
 	return nil
+}
+
+// revealAll returns the secrets' values.
+func revealAll(secrets []config.Secret) []string {
+	out := make([]string, 0, len(secrets))
+	for _, s := range secrets {
+		out = append(out, s.Reveal())
+	}
+	return out
 }
