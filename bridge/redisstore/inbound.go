@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,4 +94,28 @@ func (s *Store) Unquarantine(ctx context.Context, key string) error {
 	pipe.ZRem(ctx, s.quarantineIndex(), key)
 	_, err := pipe.Exec(ctx)
 	return err
+}
+
+// PruneQuarantine removes the quarantined mails recorded before before
+// (their raw mail has expired by then), so that mail from strangers does
+// not grow Redis without bound. It returns how many it removed.
+func (s *Store) PruneQuarantine(ctx context.Context, before time.Time) (int, error) {
+	removed := 0
+	max := strconv.FormatInt(before.UnixMilli()-1, 10)
+	for {
+		keys, err := s.rdb.ZRangeByScore(ctx, s.quarantineIndex(), &redis.ZRangeBy{Min: "-inf", Max: max, Count: 500}).Result()
+		if err != nil || len(keys) == 0 {
+			return removed, err
+		}
+		// The list entry goes first: a crash in between leaves an index
+		// entry without its record, which the list skips and the next
+		// prune removes.
+		if err := s.rdb.HDel(ctx, s.quarantineKey(), keys...).Err(); err != nil {
+			return removed, err
+		}
+		if err := s.rdb.ZRem(ctx, s.quarantineIndex(), toAny(keys)...).Err(); err != nil {
+			return removed, err
+		}
+		removed += len(keys)
+	}
 }

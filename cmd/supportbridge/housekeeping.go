@@ -27,19 +27,24 @@ type windowStore interface {
 type pruneStore interface {
 	windowStore
 	PruneFeeds(ctx context.Context, before time.Time) (int, error)
+	PruneQuarantine(ctx context.Context, before time.Time) (int, error)
 }
 
 const pruneWindow = "prune:feeds"
 
-// feedPruner removes feed entries older than the retention, once per
-// interval across replicas.
+// feedPruner removes feed entries older than the retention, and the
+// quarantine list's entries older than the raw mails' retention (0: kept),
+// once per interval across replicas.
 type feedPruner struct {
 	store     pruneStore
 	retention time.Duration
-	every     time.Duration
-	log       *slog.Logger
-	now       func() time.Time
-	onPrune   func(removed int, err error)
+	// quarantineRetention is imap.raw_retention: past it the raw mail is
+	// gone and the entry can be neither assigned nor read.
+	quarantineRetention time.Duration
+	every               time.Duration
+	log                 *slog.Logger
+	now                 func() time.Time
+	onPrune             func(removed int, err error)
 }
 
 // once prunes unless another replica did within the interval. ran says
@@ -50,6 +55,11 @@ func (p *feedPruner) once(ctx context.Context) (removed int, ran bool, err error
 		return 0, false, err
 	}
 	removed, err = p.store.PruneFeeds(ctx, p.now().Add(-p.retention))
+	if err == nil && p.quarantineRetention > 0 {
+		var q int
+		q, err = p.store.PruneQuarantine(ctx, p.now().Add(-p.quarantineRetention))
+		removed += q
+	}
 	if err != nil {
 		// Let the next tick, of any replica, try again.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -65,10 +65,16 @@ func TestFeedPruneOncePerInterval(t *testing.T) {
 		}
 		const every = 300 * time.Millisecond
 		replica := func(s pruneStore) *feedPruner {
-			return &feedPruner{store: s, retention: 90 * 24 * time.Hour, every: every, log: slog.New(slog.DiscardHandler), now: time.Now}
+			return &feedPruner{store: s, retention: 90 * 24 * time.Hour, quarantineRetention: 90 * 24 * time.Hour,
+				every: every, log: slog.New(slog.DiscardHandler), now: time.Now}
+		}
+		// A stranger's mail quarantined long ago goes with the first prune.
+		if err := st.Quarantine(ctx, bridge.QuarantinedMail{Key: "old", Reason: "sender not allowed",
+			At: now.Add(-120 * 24 * time.Hour)}); err != nil {
+			t.Fatal(err)
 		}
 		a, b := replica(st), replica(st)
-		if n, ran, err := a.once(ctx); err != nil || !ran || n != 2 {
+		if n, ran, err := a.once(ctx); err != nil || !ran || n != 3 {
 			t.Fatalf("first prune: removed %d, ran %v, %v", n, ran, err)
 		}
 		// Within the interval the other replica, and the same one, skip.

@@ -235,7 +235,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker, mailer: mailer, metrics: met,
 		alerts: alerts, started: time.Now()}
 	d.pruner = &feedPruner{store: store, retention: cfg.Notifications.Retention, every: cfg.Notifications.PruneInterval,
-		log: log, now: time.Now, onPrune: met.feedPruned}
+		quarantineRetention: cfg.IMAP.RawRetention, log: log, now: time.Now, onPrune: met.feedPruned}
 	if cfg.IMAP.Enabled() {
 		if d.reader, err = newIMAPReader(cfg, log, svc, store, met, getenv(failpointEnv)); err != nil {
 			rdb.Close()
