@@ -116,7 +116,9 @@ func (s *Service) EscalationAccepted(ctx context.Context, ticketID string, attem
 // saves loading it again: the commit's version check refuses a stale copy,
 // and then the usual load-and-commit runs.
 func (s *Service) escalationAccepted(ctx context.Context, known *Ticket, ticketID string, attempt int, messageID string) error {
-	eventID := "escalated:" + strconv.Itoa(attempt)
+	// The event id names its effects (the callback's job id and
+	// webhook-id): it must be unique across tickets, not only per ticket.
+	eventID := "escalated:" + ticketID + ":" + strconv.Itoa(attempt)
 	change := func(t *Ticket) (Commit, error) {
 		if t.Escalation.Attempt != attempt || t.Escalation.Status != EscalationInProgress {
 			return Commit{}, errNoChange
@@ -177,7 +179,7 @@ func (s *Service) commitOnCopy(ctx context.Context, t Ticket, eventID string,
 // EscalationFailed records that the escalation of the given attempt could
 // not be delivered, and why.
 func (s *Service) EscalationFailed(ctx context.Context, ticketID string, attempt int, reason string) error {
-	eventID := "escalation_failed:" + strconv.Itoa(attempt)
+	eventID := "escalation_failed:" + ticketID + ":" + strconv.Itoa(attempt)
 	_, err := s.mutate(ctx, ticketID, eventID, false, func(t *Ticket) (Commit, error) {
 		if t.Escalation.Attempt != attempt || t.Escalation.Status == EscalationFailed ||
 			t.Escalation.Status == EscalationNotDone {
