@@ -313,7 +313,7 @@ func (r *IMAPReader) Run(ctx context.Context) error {
 		}
 		if !ok {
 			if !waiting {
-				r.log.Info("imap: another replica reads the mailbox; waiting for its lease", "holder", r.cfg.Holder)
+				r.log.Info("imap: another replica reads the mailbox; waiting for its lease", "instance", r.cfg.Holder)
 				waiting = true
 			}
 			imapSleep(ctx, imapJitter(r.cfg.LeaseTTL/3))
