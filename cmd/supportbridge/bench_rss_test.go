@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	gomail "github.com/emersion/go-message/mail"
 
 	"supportbridge/bridge/redisstore/redistest"
 	"supportbridge/mail/mailtest"
@@ -82,37 +79,6 @@ func rssWait(b *testing.B, d *daemonUnderTest, id string, within time.Duration, 
 	}
 }
 
-// bigReply is a desk reply of about 30 MB (a 22 MiB attachment, base64),
-// threaded by the subject tag.
-func bigReply(b *testing.B, ticket string) []byte {
-	var buf bytes.Buffer
-	var h gomail.Header
-	h.SetAddressList("From", []*gomail.Address{{Name: "Julie", Address: "julie@desk.example"}})
-	h.SetAddressList("To", []*gomail.Address{{Address: "assistance@ent.example"}})
-	h.SetSubject("RE: [ENT-" + ticket + "] journaux")
-	h.SetMessageID(fmt.Sprintf("%d.big@desk.example", time.Now().UnixNano()))
-	h.SetDate(time.Now())
-	mw, err := gomail.CreateWriter(&buf, h)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var th gomail.InlineHeader
-	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	tw, _ := mw.CreateSingleInline(th)
-	_, _ = tw.Write([]byte("Voici les journaux demandés."))
-	tw.Close()
-	var ah gomail.AttachmentHeader
-	ah.SetFilename("journaux.bin")
-	aw, _ := mw.CreateAttachment(ah)
-	chunk := bytes.Repeat([]byte{0x42}, 1<<20)
-	for range 22 {
-		_, _ = aw.Write(chunk)
-	}
-	aw.Close()
-	mw.Close()
-	return buf.Bytes()
-}
-
 // BenchmarkRSSLargeMail measures the daemon's resident memory (its own
 // process: the test binary re-executed as `serve`) while it imports a
 // 30 MB desk reply from a real Dovecot, sampled every 5 ms. Reports the
@@ -134,7 +100,7 @@ func BenchmarkRSSLargeMail(b *testing.B) {
 			b.Fatalf("escalate: %d %s", a.Status, a.Raw)
 		}
 		rssWait(b, d, id, 20*time.Second, func(a answer) bool { return escalationStatus(a) == "successful" })
-		raw := bigReply(b, id)
+		raw := bigDeskReply(b, "RE: [ENT-"+id+"] journaux", "")
 		time.Sleep(500 * time.Millisecond) // settle after the escalation
 		before, err := procMemKiB(pid, "VmRSS")
 		if err != nil {

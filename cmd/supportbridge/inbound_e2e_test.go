@@ -133,36 +133,11 @@ func TestLargeMailThroughDovecot(t *testing.T) {
 	d := startDaemon(t, writeConfig(t, srv.Addr, deskConfig(desk.addr)+imapConfig(dc)))
 	root := escalateAndGetRoot(t, d, desk, "L1")
 
-	var buf bytes.Buffer
-	var h gomail.Header
-	h.SetAddressList("From", []*gomail.Address{{Name: "Julie", Address: "julie@desk.example"}})
-	h.SetAddressList("To", []*gomail.Address{{Address: "assistance@ent.example"}})
-	h.SetSubject("RE: [ENT-L1] journaux")
-	h.SetMsgIDList("In-Reply-To", []string{root})
-	h.SetMessageID(fmt.Sprintf("%d.big@desk.example", time.Now().UnixNano()))
-	h.SetDate(time.Now())
-	mw, err := gomail.CreateWriter(&buf, h)
-	if err != nil {
-		t.Fatal(err)
+	raw := bigDeskReply(t, "RE: [ENT-L1] journaux", root)
+	if len(raw) < 29<<20 {
+		t.Fatalf("the mail is only %d bytes", len(raw))
 	}
-	var th gomail.InlineHeader
-	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	tw, _ := mw.CreateSingleInline(th)
-	_, _ = tw.Write([]byte("Voici les journaux demandés."))
-	tw.Close()
-	var ah gomail.AttachmentHeader
-	ah.SetFilename("journaux.bin")
-	aw, _ := mw.CreateAttachment(ah)
-	chunk := bytes.Repeat([]byte{0x42}, 1<<20)
-	for range 22 { // 22 MiB of bytes, ~30 MB once base64-encoded
-		_, _ = aw.Write(chunk)
-	}
-	aw.Close()
-	mw.Close()
-	if buf.Len() < 29<<20 {
-		t.Fatalf("the mail is only %d bytes", buf.Len())
-	}
-	dc.Deliver(t, buf.Bytes())
+	dc.Deliver(t, raw)
 	dc.Deliver(t, deskReply("julie@desk.example", "RE: [ENT-L1] suite", "", "Et la suite."))
 	a := waitTicket(t, d, "L1", func(a answer) bool { return len(deskBodies(a)) == 2 })
 	if b := deskBodies(a); b[0] != "Voici les journaux demandés." || b[1] != "Et la suite." {
@@ -200,4 +175,39 @@ func TestKillBetweenApplyAndMove(t *testing.T) {
 	if b := deskBodies(a); b[0] != "Une seule fois." {
 		t.Fatalf("desk exchanges %q", b)
 	}
+}
+
+// bigDeskReply is a desk reply of about 30 MB: a line of text and a
+// 22 MiB attachment (base64), threaded by inReplyTo when set.
+func bigDeskReply(t testing.TB, subject, inReplyTo string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var h gomail.Header
+	h.SetAddressList("From", []*gomail.Address{{Name: "Julie", Address: "julie@desk.example"}})
+	h.SetAddressList("To", []*gomail.Address{{Address: "assistance@ent.example"}})
+	h.SetSubject(subject)
+	if inReplyTo != "" {
+		h.SetMsgIDList("In-Reply-To", []string{inReplyTo})
+	}
+	h.SetMessageID(fmt.Sprintf("%d.big@desk.example", time.Now().UnixNano()))
+	h.SetDate(time.Now())
+	mw, err := gomail.CreateWriter(&buf, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var th gomail.InlineHeader
+	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	tw, _ := mw.CreateSingleInline(th)
+	_, _ = tw.Write([]byte("Voici les journaux demandés."))
+	tw.Close()
+	var ah gomail.AttachmentHeader
+	ah.SetFilename("journaux.bin")
+	aw, _ := mw.CreateAttachment(ah)
+	chunk := bytes.Repeat([]byte{0x42}, 1<<20)
+	for range 22 { // 22 MiB of bytes, ~30 MB once base64-encoded
+		_, _ = aw.Write(chunk)
+	}
+	aw.Close()
+	mw.Close()
+	return buf.Bytes()
 }
