@@ -65,7 +65,8 @@ type ENT struct {
 	WebhookSecrets   []Secret      `yaml:"webhook_secrets"`
 	WebhookTolerance time.Duration `yaml:"webhook_tolerance"`
 	WebhookMaxBody   ByteSize      `yaml:"webhook_max_body"`
-	// DedupeTTL is how long a webhook-id is remembered.
+	// DedupeTTL is how long the webhook-id of a structure event is
+	// remembered; those of ticket events live as long as their ticket.
 	DedupeTTL      time.Duration `yaml:"dedupe_ttl"`
 	CallbackURL    string        `yaml:"callback_url"` // empty: no callbacks
 	CallbackSecret Secret        `yaml:"callback_secret"`
