@@ -88,12 +88,16 @@ type Desk struct {
 	SubjectTag     string   `yaml:"subject_tag"`
 	// ReferencePattern finds the desk's own ticket number (its one capture
 	// group) in the desk's mails.
-	ReferencePattern   string        `yaml:"reference_pattern"`
-	PlusToken          bool          `yaml:"plus_token"`
-	SigningKey         Secret        `yaml:"signing_key"`
-	Identity           string        `yaml:"identity"`
-	StatusMarkers      StatusMarkers `yaml:"status_markers"`
-	MaxAttachmentBytes ByteSize      `yaml:"max_attachment_bytes"`
+	ReferencePattern string `yaml:"reference_pattern"`
+	PlusToken        bool   `yaml:"plus_token"`
+	SigningKey       Secret `yaml:"signing_key"`
+	// PreviousSigningKeys are accepted when checking tokens and
+	// Message-IDs, never used to sign: they keep replies to older mails
+	// threading after a rotation.
+	PreviousSigningKeys []Secret      `yaml:"previous_signing_keys"`
+	Identity            string        `yaml:"identity"`
+	StatusMarkers       StatusMarkers `yaml:"status_markers"`
+	MaxAttachmentBytes  ByteSize      `yaml:"max_attachment_bytes"`
 }
 
 // StatusMarkers are the texts by which a desk reply changes the ticket's

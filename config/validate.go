@@ -227,6 +227,11 @@ func validateDesk(c *Config, p *problems) {
 	if k := d.SigningKey.Reveal(); k != "" && utf8.RuneCountInString(k) < 16 {
 		p.at("desk.signing_key", "must be at least 16 characters")
 	}
+	for i, k := range d.PreviousSigningKeys {
+		if utf8.RuneCountInString(k.Reveal()) < 16 {
+			p.at(fmt.Sprintf("desk.previous_signing_keys[%d]", i), "must be at least 16 characters")
+		}
+	}
 	if c.IMAP.Enabled() && len(d.AllowedSenders) == 0 {
 		p.at("desk.allowed_senders", "at least one is required when imap.addr is set: replies from other senders never land on a ticket")
 	}

@@ -407,3 +407,23 @@ func TestCheckSenderPattern(t *testing.T) {
 		}
 	}
 }
+
+// Previous signing keys have the signing key's form and are secrets.
+func TestPreviousSigningKeys(t *testing.T) {
+	base := "ent:\n  webhook_secrets: [\"" + testWebhookSecret + "\"]\n  api_tokens: [\"" + testToken + "\"]\n"
+	c, err := Parse([]byte(base+"desk:\n  previous_signing_keys: [\"old-signing-key-0123\"]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Desk.PreviousSigningKeys) != 1 || c.Desk.PreviousSigningKeys[0].Reveal() != "old-signing-key-0123" {
+		t.Errorf("keys %v", c.Desk.PreviousSigningKeys)
+	}
+	if s := fmt.Sprintf("%v %+v", c.Desk.PreviousSigningKeys, c.Desk); strings.Contains(s, "old-signing-key-0123") {
+		t.Errorf("a previous key is printed: %s", s)
+	}
+	_, err = Parse([]byte(base+"desk:\n  previous_signing_keys: [\"short\"]\n"), nil)
+	want := []string{"desk.previous_signing_keys[0]: must be at least 16 characters (line 5)"}
+	if got := problemsOf(t, err); !slices.Equal(got, want) {
+		t.Errorf("problems %q", got)
+	}
+}

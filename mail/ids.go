@@ -17,6 +17,10 @@ import (
 // none ever verifies: an unkeyed MAC proves nothing.
 type Signer struct {
 	Key []byte
+	// PreviousKeys are keys used before Key, still accepted when checking
+	// (never used to sign): after a rotation, tokens and Message-IDs in
+	// the replies to older mails keep threading.
+	PreviousKeys [][]byte
 	// Domain is the right-hand side of the Message-IDs, e.g. "ent.example"
 	// (the domain of reply_to or from).
 	Domain string
@@ -76,7 +80,25 @@ func idsKind(kind string) string {
 }
 
 func (s Signer) mac(label, text string, n int) string {
-	m := hmac.New(sha256.New, s.Key)
+	return idsMAC(s.Key, label, text, n)
+}
+
+// verify reports whether sum is the MAC of text under Key or one of the
+// previous keys.
+func (s Signer) verify(label, text string, n int, sum string) bool {
+	if hmac.Equal([]byte(sum), []byte(idsMAC(s.Key, label, text, n))) {
+		return true
+	}
+	for _, k := range s.PreviousKeys {
+		if len(k) > 0 && hmac.Equal([]byte(sum), []byte(idsMAC(k, label, text, n))) {
+			return true
+		}
+	}
+	return false
+}
+
+func idsMAC(key []byte, label, text string, n int) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(label))
 	m.Write([]byte{0})
 	m.Write([]byte(text))
@@ -122,8 +144,7 @@ func (s Signer) ParseMessageID(id string) (ticketID, kind string, ok bool) {
 		return "", "", false
 	}
 	signed := left[:strings.LastIndexByte(left, '.')]
-	want := s.mac("sb-msgid-v1", signed, idsMsgMACBytes)
-	if !hmac.Equal([]byte(parts[4]), []byte(want)) {
+	if !s.verify("sb-msgid-v1", signed, idsMsgMACBytes, parts[4]) {
 		return "", "", false
 	}
 	raw, err := idsBase32().DecodeString(parts[2])
@@ -172,7 +193,7 @@ func (s Signer) ParseReplyToken(tok string) (ticketID string, ok bool) {
 	}
 	tok = strings.ToLower(tok)
 	payload, sum := tok[:len(tok)-macLen], tok[len(tok)-macLen:]
-	if !hmac.Equal([]byte(sum), []byte(s.mac("sb-reply-v1", payload, idsTokenMACBytes))) {
+	if !s.verify("sb-reply-v1", payload, idsTokenMACBytes, sum) {
 		return "", false
 	}
 	switch payload[0] {

@@ -287,3 +287,38 @@ func FuzzParseReplyToken(f *testing.F) {
 		_ = PlusAddress(base, token)
 	})
 }
+
+func TestSignerKeyRotation(t *testing.T) {
+	old := Signer{Key: []byte("old-key-0123456789abcdef"), Domain: "ent.example"}
+	msgID := old.NewMessageID("42", "esc")
+	tok := old.ReplyToken("42")
+	rotated := Signer{Key: []byte("new-key-0123456789abcdef"), Domain: "ent.example",
+		PreviousKeys: [][]byte{[]byte("older-still-0123456789"), old.Key}}
+	if id, kind, ok := rotated.ParseMessageID(msgID); !ok || id != "42" || kind != "esc" {
+		t.Errorf("old Message-ID after rotation: %q %q %v", id, kind, ok)
+	}
+	if id, ok := rotated.ParseReplyToken(tok); !ok || id != "42" {
+		t.Errorf("old token after rotation: %q %v", id, ok)
+	}
+	// New mails are signed with the new key only.
+	fresh := rotated.NewMessageID("43", "fu")
+	if _, _, ok := old.ParseMessageID(fresh); ok {
+		t.Error("a new Message-ID verifies with the old key alone")
+	}
+	if _, _, ok := rotated.ParseMessageID(fresh); !ok {
+		t.Error("a new Message-ID does not verify")
+	}
+	// Once the old key is dropped, its mails no longer verify.
+	dropped := Signer{Key: rotated.Key, Domain: "ent.example"}
+	if _, _, ok := dropped.ParseMessageID(msgID); ok {
+		t.Error("an old Message-ID verifies after its key was dropped")
+	}
+	if _, ok := dropped.ParseReplyToken(tok); ok {
+		t.Error("an old token verifies after its key was dropped")
+	}
+	// An empty previous key verifies nothing.
+	empty := Signer{Key: rotated.Key, Domain: "ent.example", PreviousKeys: [][]byte{nil}}
+	if _, ok := empty.ParseReplyToken(Signer{Domain: "ent.example"}.ReplyToken("42")); ok {
+		t.Error("a token made with an empty key verifies")
+	}
+}

@@ -181,6 +181,9 @@ func secretScrubber(cfg *config.Config) *strings.Replacer {
 	add(cfg.Redis.Password)
 	add(cfg.ENT.CallbackSecret)
 	add(cfg.Desk.SigningKey)
+	for _, s := range cfg.Desk.PreviousSigningKeys {
+		add(s)
+	}
 	add(cfg.SMTP.Password)
 	add(cfg.IMAP.Password)
 	for _, s := range cfg.ENT.WebhookSecrets {

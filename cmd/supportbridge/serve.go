@@ -139,7 +139,7 @@ func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
 		Composer: &mail.Composer{
 			From: from, ReplyTo: replyTo, DeskAddress: desk,
 			SubjectTag: cfg.Desk.SubjectTag, Identity: cfg.Desk.Identity,
-			Signer:             mail.Signer{Key: []byte(cfg.Desk.SigningKey.Reveal()), Domain: domain},
+			Signer:             deskSigner(cfg, domain),
 			PlusToken:          cfg.Desk.PlusToken,
 			MaxAttachmentBytes: int64(cfg.Desk.MaxAttachmentBytes),
 			Location:           loc,
@@ -274,7 +274,7 @@ func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Servi
 	}
 	_, domain, _ := strings.Cut(replyTo, "@")
 	return mail.NewInboundProcessor(svc, store, mail.InboundOptions{
-		Signer:        mail.Signer{Key: []byte(cfg.Desk.SigningKey.Reveal()), Domain: domain},
+		Signer:        deskSigner(cfg, domain),
 		ReplyTo:       replyTo,
 		SubjectTag:    cfg.Desk.SubjectTag,
 		SenderAllowed: cfg.Desk.SenderAllowed,
@@ -513,4 +513,14 @@ func revealAll(secrets []config.Secret) []string {
 		out = append(out, s.Reveal())
 	}
 	return out
+}
+
+// deskSigner signs with desk.signing_key and also accepts the previous
+// keys when checking.
+func deskSigner(cfg *config.Config, domain string) mail.Signer {
+	s := mail.Signer{Key: []byte(cfg.Desk.SigningKey.Reveal()), Domain: domain}
+	for _, k := range cfg.Desk.PreviousSigningKeys {
+		s.PreviousKeys = append(s.PreviousKeys, []byte(k.Reveal()))
+	}
+	return s
 }
