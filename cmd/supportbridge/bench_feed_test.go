@@ -1,22 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"supportbridge/bridge"
 	"supportbridge/bridge/redisstore/redistest"
 	"supportbridge/config"
-	"supportbridge/webhook"
 )
 
 // BenchmarkFeedFanOut measures feed writes per second: b.N notifications
@@ -60,13 +56,9 @@ func BenchmarkFeedFanOut(b *testing.B) {
 	d.seedStructures(ctx)
 	ts := httptest.NewServer(d.handler)
 	defer ts.Close()
-	key, _ := webhook.ParseSecret(testSecret)
 	run := time.Now().UnixNano()
 	for i := range tickets {
-		body := []byte(ticketCreated(fmt.Sprintf("f%d-%d", run, i), "s1"))
-		req, _ := http.NewRequest("POST", ts.URL+"/v1/webhooks/ent", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		webhook.SignHeaders(req.Header, key, fmt.Sprintf("fan-%d-%d", run, i), time.Now(), body)
+		req := signedRequest(ts.URL, fmt.Sprintf("fan-%d-%d", run, i), []byte(ticketCreated(fmt.Sprintf("f%d-%d", run, i), "s1")))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			b.Fatal(err)
@@ -83,30 +75,11 @@ func BenchmarkFeedFanOut(b *testing.B) {
 			TicketID: fmt.Sprintf("f%d-%d", run, i%tickets), Notify: bridge.NotifyTicketUpdated, Actor: agent, At: time.Now()}
 	}
 
-	var next, failed atomic.Int64
-	var wg sync.WaitGroup
 	b.ResetTimer()
-	start := time.Now()
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				if err := d.worker.Handle(ctx, effects[i]); err != nil {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, failed := fanOut(b.N, workers, func(i int) error { return d.worker.Handle(ctx, effects[i]) })
 	b.StopTimer()
-	if failed.Load() > 0 {
-		b.Fatalf("%d notifications failed", failed.Load())
+	if failed > 0 {
+		b.Fatalf("%d notifications failed", failed)
 	}
 	// Every feed got its notifications: the school's first referent is
 	// notified of each one.

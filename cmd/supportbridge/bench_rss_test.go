@@ -3,10 +3,11 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -153,31 +154,21 @@ func BenchmarkRSSManyTickets(b *testing.B) {
 	before, _ := procMemKiB(pid, "VmRSS")
 	s := sampleRSS(pid)
 	run := time.Now().UnixNano()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	start := time.Now()
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(tickets) {
-					return
-				}
-				req := signed(b, d.base, testSecret, fmt.Sprintf("many-%d-%d", run, i), time.Now(),
-					[]byte(ticketCreated(fmt.Sprintf("M%d-%d", run, i), "s1")))
-				if a := do(b, req); a.Status != 202 {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	posted := time.Since(start)
-	if failed.Load() > 0 {
-		b.Fatalf("%d of %d webhooks failed", failed.Load(), tickets)
+	posted, failed := fanOut(tickets, 16, func(i int) error {
+		resp, err := http.DefaultClient.Do(signedRequest(d.base, fmt.Sprintf("many-%d-%d", run, i),
+			[]byte(ticketCreated(fmt.Sprintf("M%d-%d", run, i), "s1"))))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 202 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+	if failed > 0 {
+		b.Fatalf("%d of %d webhooks failed", failed, tickets)
 	}
 	// Let the jobs (notifications) drain, then read the resident size.
 	deadline := time.Now().Add(10 * time.Minute)

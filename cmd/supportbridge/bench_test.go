@@ -96,34 +96,15 @@ func BenchmarkWebhookIngest(b *testing.B) {
 		}
 	}
 	lat := make([]time.Duration, b.N)
-	var next atomic.Int64
-	var failed atomic.Int64
-	var wg sync.WaitGroup
 	b.ResetTimer()
-	start := time.Now()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				d, err := post(fmt.Sprintf("w-%d-%d", run, i), bodies[i])
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				lat[i] = d
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, failed := fanOut(b.N, clients, func(i int) error {
+		d, err := post(fmt.Sprintf("w-%d-%d", run, i), bodies[i])
+		lat[i] = d
+		return err
+	})
 	b.StopTimer()
-	if failed.Load() > 0 {
-		b.Fatalf("%d webhooks failed", failed.Load())
+	if failed > 0 {
+		b.Fatalf("%d webhooks failed", failed)
 	}
 	slices.Sort(lat)
 	rps := float64(b.N) / elapsed.Seconds()
@@ -137,4 +118,40 @@ func BenchmarkWebhookIngest(b *testing.B) {
 		b.ReportMetric(base, "redis-SET/s")
 		b.ReportMetric(rps/base, "ratio")
 	}
+}
+
+// fanOut calls fn(i) for every i in [0, n) from workers goroutines and
+// returns the time it took and how many calls failed: the load generator
+// of the benchmarks.
+func fanOut(n, workers int, fn func(i int) error) (time.Duration, int64) {
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(start), failed.Load()
+}
+
+// signedRequest is a webhook request signed with testSecret, for load
+// generators (no testing.TB: it may run on any goroutine).
+func signedRequest(base, id string, body []byte) *http.Request {
+	key, _ := webhook.ParseSecret(testSecret)
+	req, _ := http.NewRequest("POST", base+"/v1/webhooks/ent", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	webhook.SignHeaders(req.Header, key, id, time.Now(), body)
+	return req
 }
