@@ -113,6 +113,27 @@ func (f *opsFlags) usageError(name, usage string, rest []string) error {
 	return usageError(f.stderr, name, usage, "unexpected argument %q", rest[0])
 }
 
+// opsCommand is one subcommand of an ops command.
+type opsCommand func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+
+// runSubcommand runs the subcommand args[0] of the command name; ask is
+// what to say when none is given.
+func runSubcommand(ctx context.Context, name, usage, ask string, subs map[string]opsCommand, args []string,
+	getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError(stderr, name, usage, "%s", ask)
+	}
+	if sub, ok := subs[args[0]]; ok {
+		return sub(ctx, args[1:], getenv, stdout, stderr)
+	}
+	switch args[0] {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usageError(stderr, name, usage, "unknown subcommand %q", args[0])
+}
+
 func usageError(stderr io.Writer, name, usage, format string, args ...any) error {
 	fmt.Fprintf(stderr, "supportbridge %s: %s\n%s", name, fmt.Sprintf(format, args...), usage)
 	return exitError{2}
@@ -280,37 +301,17 @@ func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 
 // ---- jobs ----
 
 func cmdJobs(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError(stderr, "jobs", jobsUsage, "list or replay?")
-	}
-	switch args[0] {
-	case "list":
-		return jobsList(ctx, args[1:], getenv, stdout, stderr)
-	case "replay":
-		return jobsReplay(ctx, args[1:], getenv, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, jobsUsage)
-		return nil
-	}
-	return usageError(stderr, "jobs", jobsUsage, "unknown subcommand %q", args[0])
+	return runSubcommand(ctx, "jobs", jobsUsage, "list or replay?", map[string]opsCommand{
+		"list": jobsList, "replay": jobsReplay}, args, getenv, stdout, stderr)
 }
 
-// jobView is a job as shown: its last error scrubbed of secrets. Jobs
-// carry ids and kinds, never a mail or callback body.
-type jobView struct {
-	ID        string    `json:"id"`
-	Kind      string    `json:"kind"`
-	TicketID  string    `json:"ticket_id"`
-	State     string    `json:"state"`
-	Retried   int       `json:"retried"`
-	LastError string    `json:"last_error,omitempty"`
-	FailedAt  time.Time `json:"failed_at,omitzero"`
-	NextRunAt time.Time `json:"next_run_at,omitzero"`
-}
+// jobView is a job as shown: the queue's own, its last error scrubbed of
+// secrets. Jobs carry ids and kinds, never a mail or callback body.
+type jobView = jobqueue.Job
 
 func (o *ops) jobView(j jobqueue.Job) jobView {
-	return jobView{ID: j.ID, Kind: j.Kind, TicketID: j.TicketID, State: j.State, Retried: j.Retried,
-		LastError: o.scrub.Replace(terminalSafe(j.LastError, false)), FailedAt: j.FailedAt, NextRunAt: j.NextRunAt}
+	j.LastError = o.scrub.Replace(terminalSafe(j.LastError, false))
+	return j
 }
 
 func jobsList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -488,21 +489,8 @@ func jobsReplay(ctx context.Context, args []string, getenv func(string) string, 
 // ---- quarantine ----
 
 func cmdQuarantine(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError(stderr, "quarantine", quarantineUsage, "list, assign or discard?")
-	}
-	switch args[0] {
-	case "list":
-		return quarantineList(ctx, args[1:], getenv, stdout, stderr)
-	case "assign":
-		return quarantineAssign(ctx, args[1:], getenv, stdout, stderr)
-	case "discard":
-		return quarantineDiscard(ctx, args[1:], getenv, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, quarantineUsage)
-		return nil
-	}
-	return usageError(stderr, "quarantine", quarantineUsage, "unknown subcommand %q", args[0])
+	return runSubcommand(ctx, "quarantine", quarantineUsage, "list, assign or discard?", map[string]opsCommand{
+		"list": quarantineList, "assign": quarantineAssign, "discard": quarantineDiscard}, args, getenv, stdout, stderr)
 }
 
 // quarantinedView is a quarantined mail as shown; Kept says whether its
@@ -685,17 +673,8 @@ func quarantineDiscard(ctx context.Context, args []string, getenv func(string) s
 // ---- ticket ----
 
 func cmdTicket(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError(stderr, "ticket", ticketUsage, "show?")
-	}
-	switch args[0] {
-	case "show":
-		return ticketShow(ctx, args[1:], getenv, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, ticketUsage)
-		return nil
-	}
-	return usageError(stderr, "ticket", ticketUsage, "unknown subcommand %q", args[0])
+	return runSubcommand(ctx, "ticket", ticketUsage, "show?", map[string]opsCommand{"show": ticketShow},
+		args, getenv, stdout, stderr)
 }
 
 func ticketShow(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
