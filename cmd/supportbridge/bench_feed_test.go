@@ -33,11 +33,7 @@ func BenchmarkFeedFanOut(b *testing.B) {
 		perNotify = onSchool + onParent + 1 // referents and the owner
 	)
 	srv := redistest.Start(b)
-	cfg := config.Default()
-	cfg.Redis.Addrs = []string{srv.Addr}
-	cfg.Redis.KeyPrefix = "benchfeed:"
-	cfg.ENT.WebhookSecrets = []config.Secret{testSecret}
-	cfg.ENT.APITokens = []config.Secret{testToken}
+	cfg := benchConfig(srv.Addr, "benchfeed:")
 	parent := config.Structure{ID: "academie", Name: "Académie"}
 	school := config.Structure{ID: "s1", Name: "Lycée Victor Hugo", ParentID: "academie", EscalationEnabled: true}
 	for i := range onSchool {

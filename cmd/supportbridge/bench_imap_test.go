@@ -21,11 +21,7 @@ import (
 // benchDaemon is a daemon on a real redis-server reading a real Dovecot.
 func benchDaemon(b *testing.B, dc *mailtest.Dovecot) *daemon {
 	srv := redistest.Start(b)
-	cfg := config.Default()
-	cfg.Redis.Addrs = []string{srv.Addr}
-	cfg.Redis.KeyPrefix = "bench:"
-	cfg.ENT.WebhookSecrets = []config.Secret{testSecret}
-	cfg.ENT.APITokens = []config.Secret{testToken}
+	cfg := benchConfig(srv.Addr, "bench:")
 	cfg.Desk.ReplyTo = "assistance@ent.example"
 	cfg.Desk.AllowedSenders = []string{"*@desk.example"}
 	cfg.Desk.SigningKey = "0123456789abcdef-signing"

@@ -47,11 +47,7 @@ func BenchmarkEscalationSend(b *testing.B) {
 	const sessions = 16
 	sink := mailtest.StartSMTPSink(b)
 	srv := redistest.Start(b)
-	cfg := config.Default()
-	cfg.Redis.Addrs = []string{srv.Addr}
-	cfg.Redis.KeyPrefix = "bench:"
-	cfg.ENT.WebhookSecrets = []config.Secret{testSecret}
-	cfg.ENT.APITokens = []config.Secret{testToken}
+	cfg := benchConfig(srv.Addr, "bench:")
 	cfg.Desk.Address = "support@desk.example"
 	cfg.Desk.From = "Assistance ENT <assistance@ent.example>"
 	cfg.Desk.ReplyTo = "assistance@ent.example"

@@ -46,11 +46,7 @@ func redisBenchmarkSET(b *testing.B, host, port string, clients int) float64 {
 func BenchmarkWebhookIngest(b *testing.B) {
 	const clients = 32
 	srv := redistest.Start(b)
-	cfg := config.Default()
-	cfg.Redis.Addrs = []string{srv.Addr}
-	cfg.Redis.KeyPrefix = "bench:"
-	cfg.ENT.WebhookSecrets = []config.Secret{testSecret}
-	cfg.ENT.APITokens = []config.Secret{testToken}
+	cfg := benchConfig(srv.Addr, "bench:")
 	d, err := newDaemon(&cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
 	if err != nil {
 		b.Fatal(err)
@@ -154,4 +150,15 @@ func signedRequest(base, id string, body []byte) *http.Request {
 	req.Header.Set("Content-Type", "application/json")
 	webhook.SignHeaders(req.Header, key, id, time.Now(), body)
 	return req
+}
+
+// benchConfig is the defaults with the test's secrets and a real Redis:
+// the daemon of the in-process benchmarks.
+func benchConfig(redisAddr, prefix string) config.Config {
+	cfg := config.Default()
+	cfg.Redis.Addrs = []string{redisAddr}
+	cfg.Redis.KeyPrefix = prefix
+	cfg.ENT.WebhookSecrets = []config.Secret{testSecret}
+	cfg.ENT.APITokens = []config.Secret{testToken}
+	return cfg
 }
