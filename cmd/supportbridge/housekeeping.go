@@ -110,10 +110,10 @@ func (p *feedPruner) safeOnce(ctx context.Context) {
 	}
 }
 
-// alertSender sends a composed mail (*mail.Sender).
+// alertSender sends a composed mail (*mail.Sender, shared with the
+// daemon, which closes it).
 type alertSender interface {
 	Send(ctx context.Context, msg mail.Outgoing) error
-	Close() error
 }
 
 // deadJob is a job given up, as the alert tells it.
@@ -145,13 +145,14 @@ const (
 	alertSendTimeout = 30 * time.Second
 )
 
-// newAlerter wires the operator alerts; nil (alerts off, each method a
-// no-op) without operators or without mail.
-func newAlerter(cfg *config.Config, store windowStore, log *slog.Logger, outcome func(string)) (*alerter, error) {
+// newAlerter wires the operator alerts to the daemon's desk mailer (its
+// composer's sender identity, its SMTP sender and connections); nil (alerts
+// off, each method a no-op) without operators or without mail.
+func newAlerter(cfg *config.Config, dm *mail.DeskMailer, store windowStore, log *slog.Logger, outcome func(string)) (*alerter, error) {
 	if len(cfg.Operators.Emails) == 0 {
 		return nil, nil
 	}
-	if !digestsConfigured(cfg) {
+	if dm == nil || cfg.SMTP.Addr == "" {
 		log.Warn("operator alert mails off: no desk mail or SMTP configured")
 		return nil, nil
 	}
@@ -162,10 +163,6 @@ func newAlerter(cfg *config.Config, store windowStore, log *slog.Logger, outcome
 			return nil, fmt.Errorf("operators.emails[%d]: %w", i, err)
 		}
 		to = append(to, a)
-	}
-	dm, err := newDeskMailer(cfg)
-	if err != nil {
-		return nil, err
 	}
 	return &alerter{
 		store: store,
@@ -210,7 +207,6 @@ func (a *alerter) start(ctx context.Context) <-chan struct{} {
 	}
 	go func() {
 		defer close(done)
-		defer a.sender.Close()
 		for {
 			select {
 			case <-ctx.Done():

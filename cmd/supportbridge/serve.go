@@ -175,7 +175,12 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		AttachmentRetention: cfg.Attachments.Retention,
 	})
 	met := newMetrics()
-	alerts, err := newAlerter(cfg, store, log, func(r string) { met.operatorAlerts.WithLabelValues(r).Inc() })
+	mailer, err := newDeskMailer(cfg)
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	alerts, err := newAlerter(cfg, mailer, store, log, func(r string) { met.operatorAlerts.WithLabelValues(r).Inc() })
 	if err != nil {
 		rdb.Close()
 		return nil, err
@@ -200,11 +205,6 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 	met.reg.MustRegister(newQueueCollector(queue))
 	svc := bridge.NewService(store, bridge.WithLogger(log), bridge.WithDispatcher(queue),
 		bridge.WithCallbacks(cfg.ENT.CallbackURL != ""))
-	mailer, err := newDeskMailer(cfg)
-	if err != nil {
-		rdb.Close()
-		return nil, err
-	}
 	wo := bridge.WorkerOptions{Ledger: store, Feed: store, Dispatcher: queue, Lifetime: cfg.SMTP.Lifetime,
 		DefaultLocale: cfg.Digest.DefaultLocale}
 	wo.OnAccepted = func(_ bridge.Effect, rec bridge.MailRecord) { met.mailsAccepted.WithLabelValues(rec.Kind).Inc() }
