@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	netmail "net/mail"
 	"os"
@@ -75,15 +74,8 @@ func (s *digMailSession) Logout() error { return nil }
 
 func digStartMail(t *testing.T) *digMailServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &digMailServer{addr: ln.Addr().String(), byRcpt: map[string]int{}, raw: map[string][][]byte{}}
-	srv := smtp.NewServer(s)
-	srv.Domain = "mail.test"
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
+	s := &digMailServer{byRcpt: map[string]int{}, raw: map[string][][]byte{}}
+	s.addr = serveSMTP(t, s, "mail.test", nil)
 	return s
 }
 

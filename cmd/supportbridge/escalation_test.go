@@ -64,28 +64,45 @@ func (f *fakeDesk) mails() [][]byte {
 }
 
 func startFakeDesk(t *testing.T, f *fakeDesk) *fakeDesk {
+	f.addr = serveSMTP(t, f, "desk.example", nil)
+	return f
+}
+
+// serveSMTP serves be on a free loopback port until the test ends (then
+// runs stop, if any, before closing) and returns the address.
+func serveSMTP(t testing.TB, be smtp.Backend, domain string, stop func()) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := smtp.NewServer(f)
-	srv.Domain = "desk.example"
+	srv := smtp.NewServer(be)
+	srv.Domain = domain
 	srv.AllowInsecureAuth = true
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	f.addr = ln.Addr().String()
-	return f
+	t.Cleanup(func() {
+		if stop != nil {
+			stop()
+		}
+		srv.Close()
+	})
+	return ln.Addr().String()
 }
 
 func deskConfig(smtpAddr string) string {
+	return deskConfigWith(smtpAddr, "5s")
+}
+
+// deskConfigWith is deskConfig with another SMTP timeout.
+func deskConfigWith(smtpAddr, timeout string) string {
 	return fmt.Sprintf(`desk:
   address: support@desk.example
   from: "Assistance ENT <assistance@ent.example>"
   reply_to: assistance@ent.example
   allowed_senders: ["*@desk.example"]
   signing_key: "0123456789abcdef-signing"
-smtp: {addr: %q, tls: none, timeout: 5s, retry_initial: 100ms, retry_max: 400ms, lifetime: 1h}
-`, smtpAddr)
+smtp: {addr: %q, tls: none, timeout: %s, retry_initial: 100ms, retry_max: 400ms, lifetime: 1h}
+`, smtpAddr, timeout)
 }
 
 func waitTicket(t *testing.T, d *daemonUnderTest, id string, cond func(answer) bool) answer {

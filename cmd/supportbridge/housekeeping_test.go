@@ -125,7 +125,6 @@ func (s *hkSender) Send(_ context.Context, m mail.Outgoing) error {
 	return nil
 }
 
-
 func (s *hkSender) mails() []mail.Outgoing {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -66,16 +65,7 @@ structures:
 
 // rpDeskConfig points the mail at the desk server; the SMTP timeout is
 // long enough for a stalled DATA to outlive the kill of its sender.
-func rpDeskConfig(smtpAddr string) string {
-	return fmt.Sprintf(`desk:
-  address: support@desk.example
-  from: "Assistance ENT <assistance@ent.example>"
-  reply_to: assistance@ent.example
-  allowed_senders: ["*@desk.example"]
-  signing_key: "0123456789abcdef-signing"
-smtp: {addr: %q, tls: none, timeout: 20s, retry_initial: 100ms, retry_max: 400ms, lifetime: 1h}
-`, smtpAddr)
-}
+func rpDeskConfig(smtpAddr string) string { return deskConfigWith(smtpAddr, "20s") }
 
 // rpMail is one mail the desk server accepted.
 type rpMail struct {
@@ -154,19 +144,7 @@ func (s *rpSession) Logout() error { return nil }
 func startRPDesk(t *testing.T, stallFirstDigest bool) *rpDesk {
 	t.Helper()
 	d := &rpDesk{stallFirst: stallFirstDigest, stalledCh: make(chan struct{}), release: make(chan struct{})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := smtp.NewServer(d)
-	srv.Domain = "desk.example"
-	srv.AllowInsecureAuth = true
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		d.letGo()
-		srv.Close()
-	})
-	d.addr = ln.Addr().String()
+	d.addr = serveSMTP(t, d, "desk.example", d.letGo)
 	return d
 }
 
