@@ -85,7 +85,15 @@ type Desk struct {
 	From           string   `yaml:"from"`
 	ReplyTo        string   `yaml:"reply_to"`
 	AllowedSenders []string `yaml:"allowed_senders"` // "a@b", "*@domain", "*@*.domain"
-	SubjectTag     string   `yaml:"subject_tag"`
+	// AuthServID is the authserv-id with which the server receiving the
+	// reply_to mailbox's mail writes its Authentication-Results. When set,
+	// a mail from an allowed sender that this server found failing DMARC
+	// never lands on a ticket: it is quarantined. Empty: not checked.
+	AuthServID string `yaml:"authserv_id"`
+	// RequireDMARCPass, with authserv_id, quarantines also every mail
+	// whose DMARC result from that server is not "pass".
+	RequireDMARCPass bool   `yaml:"require_dmarc_pass"`
+	SubjectTag       string `yaml:"subject_tag"`
 	// ReferencePattern finds the desk's own ticket number (its one capture
 	// group) in the desk's mails.
 	ReferencePattern string `yaml:"reference_pattern"`

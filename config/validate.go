@@ -240,6 +240,12 @@ func validateDesk(c *Config, p *problems) {
 			p.at(fmt.Sprintf("desk.allowed_senders[%d]", i), "%v", err)
 		}
 	}
+	if d.AuthServID != "" && (len(d.AuthServID) > 253 || !domainRE.MatchString(d.AuthServID)) {
+		p.at("desk.authserv_id", "must be the receiving server's authserv-id, a host name such as mx.school.example (not %q)", d.AuthServID)
+	}
+	if d.RequireDMARCPass && d.AuthServID == "" {
+		p.at("desk.require_dmarc_pass", "needs desk.authserv_id: the server whose DMARC results are trusted")
+	}
 	if !subjectTagRE.MatchString(d.SubjectTag) {
 		p.at("desk.subject_tag", "must be 1 to 16 letters or digits (not %q)", d.SubjectTag)
 	}

@@ -115,6 +115,16 @@ desk: {address: support@desk.example, from: a@ent.example, reply_to: a+b@ent.exa
 smtp: {addr: "smtp.example:587"}`, []string{
 			`desk.reply_to: must not hold a "+" when desk.plus_token is on: the token is added after one (line 5)`,
 		}},
+		{"authserv_id a host name", "", `
+desk: {authserv_id: mx.ent.example, require_dmarc_pass: true}`, nil},
+		{"authserv_id not a host name", "", `
+desk: {authserv_id: "mx ent; dmarc=pass"}`, []string{
+			`desk.authserv_id: must be the receiving server's authserv-id, a host name such as mx.school.example (not "mx ent; dmarc=pass") (line 5)`,
+		}},
+		{"require_dmarc_pass without authserv_id", "", `
+desk: {require_dmarc_pass: true}`, []string{
+			"desk.require_dmarc_pass: needs desk.authserv_id: the server whose DMARC results are trusted (line 5)",
+		}},
 		{"plus in reply_to without plus token", "", `
 desk: {address: support@desk.example, from: a@ent.example, reply_to: a+b@ent.example, signing_key: 0123456789abcdef, plus_token: false}
 smtp: {addr: "smtp.example:587"}`, nil},

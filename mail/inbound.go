@@ -39,7 +39,11 @@ type InboundOptions struct {
 	// SubjectTag is the word of the [<tag>-<id>] subject tag.
 	SubjectTag string
 	// SenderAllowed says whether an address may answer a ticket.
-	SenderAllowed  func(address string) bool
+	SenderAllowed func(address string) bool
+	// SenderAuth checks, when configured, the receiving server's
+	// Authentication-Results: an allowed From that fails DMARC is a
+	// forgery and never lands on a ticket.
+	SenderAuth     SenderAuth
 	Classify       ClassifyOptions
 	StatusMarkers  map[string][]string
 	Limits         ParseLimits
@@ -162,6 +166,10 @@ func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdic
 	}
 	if !p.opt.SenderAllowed(from) {
 		q.Reason = "sender not allowed"
+		return p.quarantine(ctx, log, q)
+	}
+	if reason := p.opt.SenderAuth.Check(in); reason != "" {
+		q.Reason = reason
 		return p.quarantine(ctx, log, q)
 	}
 	ticketID, how, err := p.thread(ctx, in, cls)
@@ -340,6 +348,12 @@ func (p *InboundProcessor) autoReply(ctx context.Context, log *slog.Logger, in *
 	}
 	if !p.opt.SenderAllowed(from) {
 		log.Info("auto-reply from a sender not allowed: ignored")
+		return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
+	}
+	if reason := p.opt.SenderAuth.Check(in); reason != "" {
+		// A forged acknowledgement would teach a desk number that routes
+		// the real desk's later mail to the wrong ticket.
+		log.Info("auto-reply whose sender is not authenticated: ignored", slog.String("reason", reason))
 		return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
 	}
 	ticketID, _, err := p.thread(ctx, in, Classification{})

@@ -242,3 +242,37 @@ func TestInboundLoopAndBrokenMail(t *testing.T) {
 		t.Fatalf("too large: %+v %v", v, err)
 	}
 }
+
+func TestInboundForgedSenderQuarantined(t *testing.T) {
+	f := newInboundFixture(t)
+	f.proc.opt.SenderAuth = SenderAuth{AuthServID: "mx.ent.example"}
+	esc := f.escalationMail(t)
+	const fail = "Authentication-Results: mx.ent.example; spf=fail smtp.mailfrom=evil.example; dmarc=fail (p=none) header.from=desk.example\n"
+	const pass = "Authentication-Results: mx.ent.example; dkim=pass header.d=desk.example; dmarc=pass header.from=desk.example\n"
+	// An allowed From that the receiving server found forged: quarantined,
+	// even with a subject tag and a forged pass of our server below it.
+	v := f.handle(t, reply("agent@desk.example", "assistance@ent.example", "RE: [ENT-42] Écran blanc",
+		fail+strings.Replace(pass, "\n", "", 1)+"\n", "Intrus déguisé."))
+	if v.Disposition != DispositionQuarantine {
+		t.Fatalf("forged sender: %+v", v)
+	}
+	// A forged acknowledgement teaches no desk number.
+	f.handle(t, reply("helpdesk@desk.example", "assistance@ent.example", "[Desk #666] Accusé de réception : [ENT-42]",
+		fail+"Auto-Submitted: auto-replied\nIn-Reply-To: <"+esc.MessageID+">\n", "Enregistrée sous le numéro 666."))
+	// The real desk, authenticated, lands.
+	if v := f.handle(t, reply("agent@desk.example", "assistance@ent.example", "RE: [ENT-42] Écran blanc", pass,
+		"Nous regardons.")); v.Disposition != DispositionProcessed {
+		t.Fatalf("authenticated sender: %+v", v)
+	}
+	tv := f.ticket(t)
+	if len(tv.Exchanges) != 1 || tv.Exchanges[0].Body != "Nous regardons." || tv.Escalation.DeskReference != "" {
+		t.Fatalf("exchanges %+v, desk reference %q", tv.Exchanges, tv.Escalation.DeskReference)
+	}
+	qs, err := f.store.Quarantined(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) != 1 || !strings.Contains(qs[0].Reason, "dmarc=fail") {
+		t.Fatalf("quarantine %+v", qs)
+	}
+}

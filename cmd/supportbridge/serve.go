@@ -278,6 +278,7 @@ func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Servi
 		ReplyTo:       replyTo,
 		SubjectTag:    cfg.Desk.SubjectTag,
 		SenderAllowed: cfg.Desk.SenderAllowed,
+		SenderAuth:    mail.SenderAuth{AuthServID: cfg.Desk.AuthServID, RequirePass: cfg.Desk.RequireDMARCPass},
 		Classify: mail.ClassifyOptions{Identity: cfg.Desk.Identity, OwnDomains: []string{domain},
 			RefPattern: ref},
 		StatusMarkers: map[string][]string{"resolved": cfg.Desk.StatusMarkers.Resolved,
