@@ -161,7 +161,7 @@ func (s *Service) commitOnCopy(ctx context.Context, t Ticket, eventID string,
 	if !s.callbacks {
 		commit.Effects = withoutCallbacks(commit.Effects)
 	}
-	dup, err := s.store.Commit(ctx, commit)
+	dup, outbox, err := s.store.Commit(ctx, commit)
 	if errors.Is(err, ErrVersionConflict) || (err == nil && dup) {
 		return false, nil
 	}
@@ -170,7 +170,7 @@ func (s *Service) commitOnCopy(ctx context.Context, t Ticket, eventID string,
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "ticket changed", slog.String("event", eventID),
 		slog.String("ticket", t.ID), slog.Int64("version", commit.Ticket.Version))
-	if err := s.afterCommit(ctx, commit.Ticket, false, len(commit.Effects) > 0); err != nil {
+	if err := s.afterCommit(ctx, commit.Ticket, false, outbox, true); err != nil {
 		return true, err
 	}
 	return true, nil

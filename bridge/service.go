@@ -141,7 +141,7 @@ func (s *Service) mutate(ctx context.Context, ticketID, eventID string, create b
 			// finish what may have been left undone after that commit
 			// (indexes, outbox), then say so.
 			if found {
-				if err := s.afterCommit(ctx, t, true, true); err != nil {
+				if err := s.afterCommit(ctx, t, true, nil, false); err != nil {
 					return "", err
 				}
 			}
@@ -165,7 +165,7 @@ func (s *Service) mutate(ctx context.Context, ticketID, eventID string, create b
 		if !s.callbacks {
 			commit.Effects = withoutCallbacks(commit.Effects)
 		}
-		dup, err := s.store.Commit(ctx, commit)
+		dup, outbox, err := s.store.Commit(ctx, commit)
 		if errors.Is(err, ErrVersionConflict) {
 			continue
 		}
@@ -177,7 +177,7 @@ func (s *Service) mutate(ctx context.Context, ticketID, eventID string, create b
 		}
 		s.log.LogAttrs(ctx, slog.LevelInfo, "ticket changed", slog.String("event", eventID),
 			slog.String("ticket", ticketID), slog.Int64("version", commit.Ticket.Version))
-		if err := s.afterCommit(ctx, commit.Ticket, create, len(commit.Effects) > 0); err != nil {
+		if err := s.afterCommit(ctx, commit.Ticket, create, outbox, true); err != nil {
 			return "", err
 		}
 		return Applied, nil
@@ -201,18 +201,18 @@ func withoutCallbacks(effects []Effect) []Effect {
 // steps heals on the sender's retry.
 //
 // Only a creation changes the indexes (they hold creation times and
-// structures, which never change), and a commit that added no effect leaves
-// nothing in the outbox this commit must wait for.
-func (s *Service) afterCommit(ctx context.Context, t Ticket, index, flush bool) error {
+// structures, which never change). outbox is the outbox as the commit
+// returned it when known is true; otherwise it is read.
+func (s *Service) afterCommit(ctx context.Context, t Ticket, index bool, outbox []Effect, known bool) error {
 	if index {
 		if err := s.store.IndexTicket(ctx, t); err != nil {
 			return fmt.Errorf("index ticket %s: %w", t.ID, err)
 		}
 	}
-	if !flush {
-		return nil
+	if !known {
+		return s.FlushOutbox(ctx, t.ID)
 	}
-	return s.FlushOutbox(ctx, t.ID)
+	return s.dispatchOutbox(ctx, t.ID, outbox)
 }
 
 // FlushOutbox hands a ticket's pending effects to the dispatcher.
@@ -224,7 +224,13 @@ func (s *Service) FlushOutbox(ctx context.Context, ticketID string) error {
 	if err != nil {
 		return fmt.Errorf("outbox of %s: %w", ticketID, err)
 	}
-	if len(effects) == 0 {
+	return s.dispatchOutbox(ctx, ticketID, effects)
+}
+
+// dispatchOutbox hands effects of a ticket's outbox to the dispatcher, then
+// removes them from the outbox.
+func (s *Service) dispatchOutbox(ctx context.Context, ticketID string, effects []Effect) error {
+	if s.dispatcher == nil || len(effects) == 0 {
 		return nil
 	}
 	if err := s.dispatcher.Dispatch(ctx, effects); err != nil {

@@ -25,8 +25,11 @@ type Store interface {
 	// Commit applies c atomically: dup = true when c.EventID or one of the
 	// exchange ids was already applied (nothing is written then);
 	// ErrVersionConflict when the ticket's version is no longer
-	// c.Ticket.Version-1.
-	Commit(ctx context.Context, c Commit) (dup bool, err error)
+	// c.Ticket.Version-1. On success outbox is the ticket's outbox as the
+	// commit left it (its effects and any not yet dispatched before), read
+	// in the same atomic step: the caller dispatches it without reading it
+	// again.
+	Commit(ctx context.Context, c Commit) (dup bool, outbox []Effect, err error)
 	// IndexTicket makes t visible in listings; idempotent.
 	IndexTicket(ctx context.Context, t Ticket) error
 	ListTickets(ctx context.Context, q ListQuery) (TicketPage, error)

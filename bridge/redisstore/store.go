@@ -205,7 +205,8 @@ func (s *Store) TicketView(ctx context.Context, id string) (bridge.TicketView, e
 }
 
 // commitScript applies one change to a ticket: checks come first so that a
-// refused commit writes nothing.
+// refused commit writes nothing. It answers 'dup', 'conflict', or 'ok'
+// followed by the outbox's effects as the commit left it.
 //
 // KEYS: doc ver seen ex exids ev outbox
 // ARGV: eventID expectVersion doc nowMillis nEx [exID exJSON]... nEv [evJSON]... nEff [effID effJSON]...
@@ -234,20 +235,22 @@ for j = 1, nEff do
   redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1]); i = i + 2
 end
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end
-return 'ok'`)
+local out = redis.call('HVALS', KEYS[7])
+table.insert(out, 1, 'ok')
+return out`)
 
-// Commit applies a change atomically.
-func (s *Store) Commit(ctx context.Context, c bridge.Commit) (bool, error) {
+// Commit applies a change atomically and returns the ticket's outbox.
+func (s *Store) Commit(ctx context.Context, c bridge.Commit) (bool, []bridge.Effect, error) {
 	k := s.ticketKeys(c.Ticket.ID)
 	doc, err := json.Marshal(c.Ticket)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	args := []any{c.EventID, c.Ticket.Version - 1, doc, time.Now().UnixMilli(), len(c.Exchanges)}
 	for _, e := range c.Exchanges {
 		b, err := json.Marshal(e)
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		args = append(args, e.ID, b)
 	}
@@ -255,7 +258,7 @@ func (s *Store) Commit(ctx context.Context, c bridge.Commit) (bool, error) {
 	for _, e := range c.Events {
 		b, err := json.Marshal(e)
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		args = append(args, b)
 	}
@@ -263,24 +266,47 @@ func (s *Store) Commit(ctx context.Context, c bridge.Commit) (bool, error) {
 	for _, e := range c.Effects {
 		b, err := json.Marshal(e)
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		args = append(args, e.ID, b)
 	}
 	res, err := commitScript.Run(ctx, s.rdb,
-		[]string{k.doc, k.ver, k.seen, k.ex, k.exids, k.ev, k.outbox}, args...).Text()
+		[]string{k.doc, k.ver, k.seen, k.ex, k.exids, k.ev, k.outbox}, args...).Result()
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
-	switch res {
-	case "ok":
-		return false, nil
-	case "dup":
-		return true, nil
-	case "conflict":
-		return false, bridge.ErrVersionConflict
+	switch v := res.(type) {
+	case string:
+		switch v {
+		case "dup":
+			return true, nil, nil
+		case "conflict":
+			return false, nil, bridge.ErrVersionConflict
+		}
+	case []any:
+		if len(v) > 0 && v[0] == "ok" {
+			outbox, err := decodeEffects(c.Ticket.ID, v[1:])
+			return false, outbox, err
+		}
 	}
-	return false, fmt.Errorf("commit: unexpected answer %q", res)
+	return false, nil, fmt.Errorf("commit: unexpected answer %v", res)
+}
+
+// decodeEffects decodes an outbox's values.
+func decodeEffects(ticketID string, vals []any) ([]bridge.Effect, error) {
+	out := make([]bridge.Effect, 0, len(vals))
+	for _, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("outbox of %s: unexpected value %T", ticketID, v)
+		}
+		var e bridge.Effect
+		if err := json.Unmarshal([]byte(str), &e); err != nil {
+			return nil, fmt.Errorf("outbox of %s: %w", ticketID, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // IndexTicket adds a ticket to the listings (idempotent).
@@ -464,15 +490,11 @@ func (s *Store) Outbox(ctx context.Context, ticketID string) ([]bridge.Effect, e
 	if err != nil {
 		return nil, err
 	}
-	out := make([]bridge.Effect, 0, len(vals))
-	for _, v := range vals {
-		var e bridge.Effect
-		if err := json.Unmarshal([]byte(v), &e); err != nil {
-			return nil, fmt.Errorf("outbox of %s: %w", ticketID, err)
-		}
-		out = append(out, e)
+	anys := make([]any, len(vals))
+	for i, v := range vals {
+		anys[i] = v
 	}
-	return out, nil
+	return decodeEffects(ticketID, anys)
 }
 
 // AckEffects removes dispatched effects from a ticket's outbox.

@@ -263,6 +263,59 @@ func TestOutboxHealsOnRetry(t *testing.T) {
 	})
 }
 
+// A commit hands back the outbox as it left it: its own effects and those
+// an earlier commit could not dispatch, which the next change of the
+// ticket then dispatches too, without reading the outbox again.
+func TestCommitReturnsOutbox(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		d := &recordingDispatcher{}
+		svc, st := newService(rdb, d)
+		mustApply(t, svc, structureEvent("s1", true), bridge.Applied)
+		mustApply(t, svc, createdEvent("6", "s1", time.Now()), bridge.Applied)
+		d.fail = true
+		esc := bridge.Event{ID: "esc6", Type: bridge.EventEscalationRequested, TicketID: "6", Actor: bridge.Person{ID: "u-ref1"}}
+		if _, err := svc.Apply(ctx, esc); err == nil {
+			t.Fatal("dispatch failure not reported")
+		}
+		tk, _, err := st.LoadTicket(ctx, "6", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.Version++
+		note := bridge.Effect{ID: "note6", Kind: bridge.EffectNotify, TicketID: "6"}
+		dup, outbox, err := st.Commit(ctx, bridge.Commit{EventID: "direct6", Ticket: tk, Effects: []bridge.Effect{note}})
+		if err != nil || dup {
+			t.Fatalf("commit: dup %v, %v", dup, err)
+		}
+		ids := map[string]bool{}
+		for _, e := range outbox {
+			ids[e.ID] = true
+		}
+		if len(outbox) != 2 || !ids["note6"] || !ids["esc6:escalate"] {
+			t.Fatalf("outbox after the commit: %+v", outbox)
+		}
+		// The same event again writes nothing and hands nothing back.
+		if dup, outbox, err := st.Commit(ctx, bridge.Commit{EventID: "direct6", Ticket: tk}); err != nil || !dup || outbox != nil {
+			t.Fatalf("same commit again: dup %v, outbox %v, %v", dup, outbox, err)
+		}
+		// A stale version is refused.
+		if _, _, err := st.Commit(ctx, bridge.Commit{EventID: "stale6", Ticket: tk}); !errors.Is(err, bridge.ErrVersionConflict) {
+			t.Fatalf("stale commit: %v", err)
+		}
+		// The next change through the service dispatches what waited.
+		d.fail = false
+		mustApply(t, svc, bridge.Event{ID: "cm6", Type: bridge.EventTicketCommented, TicketID: "6",
+			Comment: &bridge.Comment{ID: "c6", Author: bridge.Person{ID: "u-owner"}, Body: "Toujours blanc."}}, bridge.Applied)
+		if d.got["esc6:escalate"] != 1 || d.got["note6"] != 1 {
+			t.Fatalf("dispatched %v", d.got)
+		}
+		if pending, _ := st.Outbox(ctx, "6"); len(pending) != 0 {
+			t.Fatalf("outbox left %+v", pending)
+		}
+	})
+}
+
 func TestListTickets(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
