@@ -101,16 +101,42 @@ func (f *opsFlags) parse(args []string) ([]string, error) {
 }
 
 // usageError prints the problem and the command's usage, exit status 2.
-// noArgs reports whether a command that takes no argument was called
-// wrongly: without --config, or with arguments.
-func (f *opsFlags) noArgs(rest []string) bool { return *f.config == "" || len(rest) > 0 }
-
-// usageError says what noArgs found wrong.
-func (f *opsFlags) usageError(name, usage string, rest []string) error {
-	if *f.config == "" {
-		return usageError(f.stderr, name, usage, "--config FILE is required")
+// open parses an ops command's flags and arguments, requires --config,
+// lets check refuse the arguments (it returns a usage message, or "" when
+// they are right; the command's own flags are parsed by then), and opens
+// the deployment. The caller closes what it returns.
+func (f *opsFlags) open(ctx context.Context, name, usage string, args []string, check func(rest []string) string,
+	getenv func(string) string, stdout io.Writer) (*ops, []string, error) {
+	rest, err := f.parse(args)
+	if err != nil {
+		return nil, nil, exitError{2}
 	}
-	return usageError(f.stderr, name, usage, "unexpected argument %q", rest[0])
+	if *f.config == "" {
+		return nil, nil, usageError(f.stderr, name, usage, "--config FILE is required")
+	}
+	if msg := check(rest); msg != "" {
+		return nil, nil, usageError(f.stderr, name, usage, "%s", msg)
+	}
+	o, err := openOps(ctx, name, *f.config, *f.json, getenv, stdout, f.stderr)
+	return o, rest, err
+}
+
+// noArguments is the check of a command that takes no argument.
+func noArguments(rest []string) string {
+	if len(rest) > 0 {
+		return fmt.Sprintf("unexpected argument %q", rest[0])
+	}
+	return ""
+}
+
+// exactly is the check of a command that takes n arguments.
+func exactly(n int, msg string) func(rest []string) string {
+	return func(rest []string) string {
+		if len(rest) != n {
+			return msg
+		}
+		return ""
+	}
 }
 
 // opsCommand is one subcommand of an ops command.
@@ -319,17 +345,12 @@ func jobsList(ctx context.Context, args []string, getenv func(string) string, st
 	f := newOpsFlags(name, stderr)
 	dead := f.fs.Bool("dead", false, "list the dead jobs (the default)")
 	retry := f.fs.Bool("retry", false, "list the jobs waiting for their next try")
-	rest, err := f.parse(args)
-	if err != nil {
-		return exitError{2}
-	}
-	switch {
-	case f.noArgs(rest):
-		return f.usageError(name, jobsUsage, rest)
-	case *dead && *retry:
-		return usageError(stderr, name, jobsUsage, "--dead and --retry exclude each other")
-	}
-	o, err := openOps(ctx, name, *f.config, *f.json, getenv, stdout, stderr)
+	o, _, err := f.open(ctx, name, jobsUsage, args, func(rest []string) string {
+		if *dead && *retry {
+			return "--dead and --retry exclude each other"
+		}
+		return noArguments(rest)
+	}, getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -415,19 +436,15 @@ func jobsReplay(ctx context.Context, args []string, getenv func(string) string, 
 	const name = "jobs replay"
 	f := newOpsFlags(name, stderr)
 	all := f.fs.Bool("all", false, "replay every dead job")
-	ids, err := f.parse(args)
-	if err != nil {
-		return exitError{2}
-	}
-	switch {
-	case *f.config == "":
-		return usageError(stderr, name, jobsUsage, "--config FILE is required")
-	case *all && len(ids) > 0:
-		return usageError(stderr, name, jobsUsage, "give --all or job ids, not both")
-	case !*all && len(ids) == 0:
-		return usageError(stderr, name, jobsUsage, "which jobs? give --all or job ids (see supportbridge jobs list)")
-	}
-	o, err := openOps(ctx, name, *f.config, *f.json, getenv, stdout, stderr)
+	o, ids, err := f.open(ctx, name, jobsUsage, args, func(ids []string) string {
+		switch {
+		case *all && len(ids) > 0:
+			return "give --all or job ids, not both"
+		case !*all && len(ids) == 0:
+			return "which jobs? give --all or job ids (see supportbridge jobs list)"
+		}
+		return ""
+	}, getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -503,15 +520,7 @@ type quarantinedView struct {
 func quarantineList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const name = "quarantine list"
 	f := newOpsFlags(name, stderr)
-	rest, err := f.parse(args)
-	if err != nil {
-		return exitError{2}
-	}
-	switch {
-	case f.noArgs(rest):
-		return f.usageError(name, quarantineUsage, rest)
-	}
-	o, err := openOps(ctx, name, *f.config, *f.json, getenv, stdout, stderr)
+	o, _, err := f.open(ctx, name, quarantineUsage, args, noArguments, getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -564,21 +573,11 @@ func (o *ops) quarantined(ctx context.Context, key string) (bridge.QuarantinedMa
 func quarantineAssign(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const name = "quarantine assign"
 	f := newOpsFlags(name, stderr)
-	rest, err := f.parse(args)
-	if err != nil {
-		return exitError{2}
-	}
-	switch {
-	case *f.config == "":
-		return usageError(stderr, name, quarantineUsage, "--config FILE is required")
-	case len(rest) != 2:
-		return usageError(stderr, name, quarantineUsage, "give the mail's key and the ticket id")
-	}
-	key, ticketID := rest[0], rest[1]
-	o, err := openOps(ctx, name, *f.config, *f.json, getenv, stdout, stderr)
+	o, rest, err := f.open(ctx, name, quarantineUsage, args, exactly(2, "give the mail's key and the ticket id"), getenv, stdout)
 	if err != nil {
 		return err
 	}
+	key, ticketID := rest[0], rest[1]
 	defer o.close()
 	m, err := o.quarantined(ctx, key)
 	if err != nil {
@@ -635,21 +634,11 @@ func quarantineAssign(ctx context.Context, args []string, getenv func(string) st
 func quarantineDiscard(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const name = "quarantine discard"
 	f := newOpsFlags(name, stderr)
-	rest, err := f.parse(args)
-	if err != nil {
-		return exitError{2}
-	}
-	switch {
-	case *f.config == "":
-		return usageError(stderr, name, quarantineUsage, "--config FILE is required")
-	case len(rest) != 1:
-		return usageError(stderr, name, quarantineUsage, "give the key of one mail")
-	}
-	key := rest[0]
-	o, err := openOps(ctx, name, *f.config, *f.json, getenv, stdout, stderr)
+	o, rest, err := f.open(ctx, name, quarantineUsage, args, exactly(1, "give the key of one mail"), getenv, stdout)
 	if err != nil {
 		return err
 	}
+	key := rest[0]
 	defer o.close()
 	if _, err := o.quarantined(ctx, key); err != nil {
 		return o.fail(err)
@@ -680,17 +669,7 @@ func cmdTicket(ctx context.Context, args []string, getenv func(string) string, s
 func ticketShow(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const name = "ticket show"
 	f := newOpsFlags(name, stderr)
-	rest, err := f.parse(args)
-	if err != nil {
-		return exitError{2}
-	}
-	switch {
-	case *f.config == "":
-		return usageError(stderr, name, ticketUsage, "--config FILE is required")
-	case len(rest) != 1:
-		return usageError(stderr, name, ticketUsage, "give one ticket id")
-	}
-	o, err := openOps(ctx, name, *f.config, *f.json, getenv, stdout, stderr)
+	o, rest, err := f.open(ctx, name, ticketUsage, args, exactly(1, "give one ticket id"), getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -848,15 +827,7 @@ type deploymentStatus struct {
 func cmdStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const name = "status"
 	f := newOpsFlags(name, stderr)
-	rest, err := f.parse(args)
-	if err != nil {
-		return exitError{2}
-	}
-	switch {
-	case f.noArgs(rest):
-		return f.usageError(name, statusUsage, rest)
-	}
-	o, err := openOps(ctx, name, *f.config, *f.json, getenv, stdout, stderr)
+	o, _, err := f.open(ctx, name, statusUsage, args, noArguments, getenv, stdout)
 	if err != nil {
 		return err
 	}
