@@ -130,6 +130,9 @@ func BenchmarkIMAPImport(b *testing.B) {
 	}
 	bare := bareFetch(b, dc, b.N)
 
+	cmdsBefore := redisCommands(context.Background(), b, d)
+	redisCPUBefore := redisCPU(context.Background(), b, d)
+	ownCPUBefore := processCPU(b)
 	b.ResetTimer()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -149,6 +152,13 @@ func BenchmarkIMAPImport(b *testing.B) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	// Where the CPU goes, per reply (Dovecot's own is not counted).
+	ownCPU := processCPU(b) - ownCPUBefore
+	cmds := redisCommands(context.Background(), b, d) - cmdsBefore
+	rCPU := redisCPU(context.Background(), b, d) - redisCPUBefore
+	b.ReportMetric(float64(cmds)/float64(b.N), "redis-cmds/reply")
+	b.ReportMetric(float64(ownCPU.Microseconds())/float64(b.N), "daemon-cpu-µs/reply")
+	b.ReportMetric(float64(rCPU.Microseconds())/float64(b.N), "redis-cpu-µs/reply")
 	total := 0
 	for i := range tickets {
 		total += deskExchanges(b, d, fmt.Sprintf("I%d", i))
