@@ -25,6 +25,9 @@ type Config struct {
 	Listen          string        `yaml:"listen"`
 	LogLevel        string        `yaml:"log_level"` // debug | info | warn | error
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MaxConnections caps the HTTP connections open at once; more wait to
+	// be accepted. 0: no cap.
+	MaxConnections int `yaml:"max_connections"`
 	// InstanceID names this replica (leases, logs); Parse fills in the
 	// hostname when it is empty.
 	InstanceID    string        `yaml:"instance_id"`
@@ -233,6 +236,7 @@ func Default() Config {
 		Listen:          "127.0.0.1:8080",
 		LogLevel:        "info",
 		ShutdownTimeout: 15 * time.Second,
+		MaxConnections:  1024,
 		InstanceID:      host,
 		Redis: Redis{
 			Addrs:        []string{"127.0.0.1:6379"},

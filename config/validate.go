@@ -59,6 +59,9 @@ func validate(c *Config, p *problems) {
 		p.at("log_level", "must be one of debug, info, warn, error (not %q)", c.LogLevel)
 	}
 	positive(p, "shutdown_timeout", c.ShutdownTimeout)
+	if c.MaxConnections < 0 {
+		p.at("max_connections", "must be 0 (no cap) or more (not %d)", c.MaxConnections)
+	}
 	if strings.IndexFunc(c.InstanceID, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0 {
 		p.at("instance_id", "must not hold spaces or control characters")
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -570,4 +571,33 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal("did not stop")
 	}
 	d.cancel = nil
+}
+
+// With max_connections, a client past the cap waits to be accepted: it is
+// not served until a connection ends.
+func TestMaxConnections(t *testing.T) {
+	m := redistest.Miniredis(t)
+	d := startDaemon(t, writeConfig(t, m.Addr(), "max_connections: 1\n"))
+	// startDaemon's readiness probe may keep a connection alive.
+	http.DefaultClient.CloseIdleConnections()
+	held, err := net.Dial("tcp", strings.TrimPrefix(d.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	quick := &http.Client{Timeout: 700 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	if resp, err := quick.Get(d.base + "/readyz"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a second connection was served (%s) while the only one allowed is held", resp.Status)
+	}
+	held.Close()
+	patient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := patient.Get(d.base + "/readyz")
+	if err != nil {
+		t.Fatalf("once the held connection ended: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("readyz %s", resp.Status)
+	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/net/netutil"
 
 	"supportbridge/bridge"
 	"supportbridge/bridge/jobqueue"
@@ -447,6 +448,11 @@ func (d *daemon) serve(ctx context.Context, stdout io.Writer) error {
 // serveOn runs the HTTP server on ln and the background loops until ctx
 // ends, then lets in-flight requests finish.
 func (d *daemon) serveOn(ctx context.Context, ln net.Listener, stdout io.Writer) error {
+	if d.cfg.MaxConnections > 0 {
+		// Past the cap a client waits in the kernel's accept queue: the
+		// daemon's goroutines and buffers stay bounded under a flood.
+		ln = netutil.LimitListener(ln, d.cfg.MaxConnections)
+	}
 	srv := &http.Server{
 		Handler:           d.handler,
 		ReadHeaderTimeout: 10 * time.Second,
