@@ -6,9 +6,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"supportbridge/config"
 )
@@ -145,5 +148,87 @@ func TestSystemdUnit(t *testing.T) {
 		if got := one(k); got != want {
 			t.Errorf("%s=%q, want %q", k, got, want)
 		}
+	}
+}
+
+// TestAlertRules checks packaging/alerts.yml: each rule is complete, and
+// every supportbridge metric and label value it names is one the daemon
+// really exports, so the rules cannot silently stop matching after a rename.
+func TestAlertRules(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("packaging", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Expr        string            `yaml:"expr"`
+				For         string            `yaml:"for"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil {
+		t.Fatalf("alerts.yml: %v", err)
+	}
+	// What the code exports: quoted literals of the daemon's sources (metric
+	// names live in this package, label values in the others too).
+	var sources strings.Builder
+	for _, dir := range []string{".", "../../bridge", "../../mail", "../../webhook"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sources.Write(b)
+		}
+	}
+	code := sources.String()
+	metricRE := regexp.MustCompile(`\bsupportbridge_[a-z_]+\b`)
+	matcherRE := regexp.MustCompile(`\b([a-z_]+)="([^"]*)"`)
+	rules := 0
+	for _, g := range file.Groups {
+		for _, r := range g.Rules {
+			rules++
+			if r.Alert == "" || r.Expr == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+				t.Errorf("rule %q: alert, expr, labels.severity and annotations.summary are required", r.Alert)
+			}
+			if r.For != "" {
+				if _, err := time.ParseDuration(r.For); err != nil {
+					t.Errorf("rule %s: for %q: %v", r.Alert, r.For, err)
+				}
+			}
+			if strings.Count(r.Expr, "(") != strings.Count(r.Expr, ")") || strings.Count(r.Expr, "{") != strings.Count(r.Expr, "}") {
+				t.Errorf("rule %s: unbalanced expression %q", r.Alert, r.Expr)
+			}
+			for _, name := range metricRE.FindAllString(r.Expr, -1) {
+				if !strings.Contains(code, `"`+name+`"`) {
+					t.Errorf("rule %s: metric %s is not exported by the daemon", r.Alert, name)
+				}
+			}
+			for _, m := range matcherRE.FindAllStringSubmatch(r.Expr, -1) {
+				if m[1] == "job" {
+					continue // the scrape config's, not ours
+				}
+				if !strings.Contains(code, `"`+m[2]+`"`) {
+					t.Errorf("rule %s: label value %s=%q is never set by the daemon", r.Alert, m[1], m[2])
+				}
+			}
+		}
+	}
+	if rules == 0 {
+		t.Fatal("alerts.yml holds no rule")
 	}
 }
