@@ -3,7 +3,6 @@ package mail
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"image"
 	"image/color"
@@ -11,8 +10,6 @@ import (
 	"io"
 	"mime"
 	netmail "net/mail"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,20 +21,6 @@ import (
 
 	"supportbridge/bridge"
 )
-
-// The golden files are rewritten with `go test ./mail -run Compose -update`.
-// The flag is defined only if no other test file of the package did.
-var _ = func() bool {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files under testdata/")
-	}
-	return true
-}()
-
-func composeUpdate() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
 
 func composeNow() time.Time { return time.Date(2025, 3, 4, 9, 30, 0, 0, time.UTC) }
 
@@ -262,23 +245,7 @@ func composeCheckStructure(t *testing.T, raw []byte) {
 
 func composeGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "compose", name)
-	if composeUpdate() {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (run with -update after checking):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden(t, "compose", name, got)
 }
 
 func composeAddr(t *testing.T, h gomail.Header, key string) *netmail.Address {

@@ -3,11 +3,8 @@ package mail
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"io"
 	netmail "net/mail"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,40 +14,9 @@ import (
 	"supportbridge/bridge"
 )
 
-// The golden files under testdata/digest are rewritten with
-// `go test ./mail -run Digest -update`; the flag is compose_test.go's,
-// defined here only if no other file did.
-var _ = func() bool {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files under testdata/")
-	}
-	return true
-}()
-
-func digUpdate() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
-
 func digGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "digest", name)
-	if digUpdate() {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (run with -update after checking):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden(t, "digest", name, got)
 }
 
 func digComposer() *DigestComposer {
