@@ -63,3 +63,41 @@ func TestAuthresCleanKeepsQuotedParentheses(t *testing.T) {
 		t.Fatalf("authresClean = %q", got)
 	}
 }
+
+// FuzzSenderAuth feeds Authentication-Results values of any shape to the
+// check: it never panics, and a header that is not from the configured
+// server never changes the verdict.
+func FuzzSenderAuth(f *testing.F) {
+	for _, seed := range []string{
+		"mx.ent.example; dmarc=pass header.from=desk.example",
+		"mx.ent.example (c (d)); dkim=pass (x) header.d=desk.example; dmarc=fail header.from=desk.example",
+		"mx.ent.example 1; none",
+		"mx.ent.example 2; dmarc=pass",
+		`mx.ent.example; dmarc=pass reason="a \" (b" header.from=desk.example`,
+		"; dmarc",
+		"(((",
+		"mx.ent.example;;;dmarc=;=;",
+	} {
+		f.Add(seed, "agent@desk.example")
+	}
+	f.Fuzz(func(t *testing.T, header, from string) {
+		in := &Inbound{From: &mail.Address{Address: from}}
+		in.Header.fields = []inbHeaderField{{key: "Authentication-Results", value: header}}
+		for _, require := range []bool{false, true} {
+			a := SenderAuth{AuthServID: "mx.ent.example", RequirePass: require}
+			got := a.Check(in)
+			if again := a.Check(in); again != got {
+				t.Fatalf("two verdicts for one mail: %q, %q", got, again)
+			}
+			if strings.ContainsAny(got, "\r\n") {
+				t.Fatalf("reason with a line break: %q", got)
+			}
+			// The same header under another server's name is ignored.
+			other := &Inbound{From: in.From}
+			other.Header.fields = []inbHeaderField{{key: "Authentication-Results", value: "mx.other.example; " + header}}
+			if v := a.Check(other); v != a.Check(&Inbound{From: in.From}) {
+				t.Fatalf("another server's header changed the verdict: %q", v)
+			}
+		}
+	})
+}
