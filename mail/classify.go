@@ -339,6 +339,10 @@ func inbStatusWords() map[string][]string {
 	}
 }
 
+// inbStatusLineRE is a "Statut : résolu" line, compiled once (compiling it
+// per mail cost more than the rest of the status detection).
+var inbStatusLineRE = regexp.MustCompile(`^\*{0,2}(?:statut|status|etat)\*{0,2}\s*:\s*\*{0,2}(.+?)\*{0,2}\s*\.?$`)
+
 // DetectStatus finds the status the desk set on a reply: a marker of
 // markers (status key → subject markers such as "[RESOLU]") in the
 // subject, or a line of the new text that reads exactly "Statut : résolu"
@@ -381,7 +385,7 @@ func DetectStatus(subject, text string, markers map[string][]string) (status str
 			}
 		}
 	}
-	re := regexp.MustCompile(`^\*{0,2}(?:statut|status|etat)\*{0,2}\s*:\s*\*{0,2}(.+?)\*{0,2}\s*\.?$`)
+	re := inbStatusLineRE
 	n := 0
 	for _, line := range strings.Split(inbNormalizeReply(text), "\n") {
 		if n++; n > 5000 {

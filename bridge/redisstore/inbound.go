@@ -36,7 +36,13 @@ func (s *Store) TicketByDeskReference(ctx context.Context, ref string) (string, 
 
 // KeepRaw keeps a raw inbound mail for ttl (idempotent).
 func (s *Store) KeepRaw(ctx context.Context, key string, raw []byte, ttl time.Duration) error {
-	return s.rdb.SetNX(ctx, s.rawKey(key), raw, ttl).Err()
+	var cmd *redis.BoolCmd
+	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		cmd = pipe.SetNX(ctx, s.rawKey(key), raw, ttl)
+	}); err != nil {
+		return err
+	}
+	return cmd.Err()
 }
 
 // Raw returns a kept raw mail.

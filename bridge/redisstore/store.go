@@ -29,6 +29,9 @@ type Options struct {
 type Store struct {
 	rdb  redis.UniversalClient
 	opts Options
+	// batch carries the hot per-change calls (load, commit, outbox
+	// acknowledgement, raw mail) of concurrent callers in shared pipelines.
+	batch *batcher
 }
 
 var _ bridge.Store = (*Store)(nil)
@@ -41,8 +44,18 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.AttachmentRetention <= 0 {
 		opts.AttachmentRetention = 365 * 24 * time.Hour
 	}
-	return &Store{rdb: rdb, opts: opts}
+	return &Store{rdb: rdb, opts: opts, batch: newBatcher(rdb, storeBatchLanes, storeBatchMax)}
 }
+
+// storeBatchLanes pipelines may be in flight at once, each carrying the
+// calls of up to storeBatchMax callers. One lane is what makes batches:
+// callers arriving while a pipeline is out share the next one. With more,
+// each caller found a free lane and went alone (measured: 1.05 callers per
+// pipeline with 4 lanes, 3 to 8 with one).
+const (
+	storeBatchLanes = 1
+	storeBatchMax   = 64
+)
 
 // Client returns the Redis client (for adapters sharing it).
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
@@ -141,14 +154,18 @@ func (s *Store) Structures(ctx context.Context) ([]bridge.Structure, error) {
 func (s *Store) LoadTicket(ctx context.Context, id, eventID string) (bridge.Ticket, bool, error) {
 	k := s.ticketKeys(id)
 	var t bridge.Ticket
-	pipe := s.rdb.Pipeline()
-	doc := pipe.Get(ctx, k.doc)
+	var doc *redis.StringCmd
 	var seen *redis.BoolCmd
-	if eventID != "" {
-		seen = pipe.HExists(ctx, k.seen, eventID)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		doc = pipe.Get(ctx, k.doc)
+		if eventID != "" {
+			seen = pipe.HExists(ctx, k.seen, eventID)
+		}
+	}); err != nil {
 		return t, false, err
+	}
+	if seen != nil && seen.Err() != nil {
+		return t, false, seen.Err()
 	}
 	wasSeen := seen != nil && seen.Val()
 	raw, err := doc.Bytes()
@@ -168,12 +185,19 @@ func (s *Store) LoadTicket(ctx context.Context, id, eventID string) (bridge.Tick
 func (s *Store) TicketView(ctx context.Context, id string) (bridge.TicketView, error) {
 	k := s.ticketKeys(id)
 	var v bridge.TicketView
-	pipe := s.rdb.Pipeline()
-	doc := pipe.Get(ctx, k.doc)
-	exs := pipe.LRange(ctx, k.ex, 0, -1)
-	evs := pipe.LRange(ctx, k.ev, 0, -1)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	var doc *redis.StringCmd
+	var exs, evs *redis.StringSliceCmd
+	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		doc = pipe.Get(ctx, k.doc)
+		exs = pipe.LRange(ctx, k.ex, 0, -1)
+		evs = pipe.LRange(ctx, k.ev, 0, -1)
+	}); err != nil {
 		return v, err
+	}
+	for _, c := range []redis.Cmder{exs, evs} {
+		if err := c.Err(); err != nil {
+			return v, err
+		}
 	}
 	raw, err := doc.Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -270,8 +294,14 @@ func (s *Store) Commit(ctx context.Context, c bridge.Commit) (bool, []bridge.Eff
 		}
 		args = append(args, e.ID, b)
 	}
-	res, err := commitScript.Run(ctx, s.rdb,
-		[]string{k.doc, k.ver, k.seen, k.ex, k.exids, k.ev, k.outbox}, args...).Result()
+	keys := []string{k.doc, k.ver, k.seen, k.ex, k.exids, k.ev, k.outbox}
+	var cmd *redis.Cmd
+	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		cmd = evalSha(ctx, pipe, commitScript, keys, args...)
+	}); err != nil {
+		return false, nil, err
+	}
+	res, err := scriptResult(ctx, s.rdb, cmd, commitScript, keys, args...)
 	if err != nil {
 		return false, nil, err
 	}
@@ -502,5 +532,11 @@ func (s *Store) AckEffects(ctx context.Context, ticketID string, ids []string) e
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.rdb.HDel(ctx, s.ticketKeys(ticketID).outbox, ids...).Err()
+	var cmd *redis.IntCmd
+	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		cmd = pipe.HDel(ctx, s.ticketKeys(ticketID).outbox, ids...)
+	}); err != nil {
+		return err
+	}
+	return cmd.Err()
 }

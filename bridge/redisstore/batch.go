@@ -1,0 +1,122 @@
+package redisstore
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// batcher sends the commands of callers that wait at the same time to Redis
+// in one pipeline: one write and one read for all of them instead of a round
+// trip each. On this kind of machine a round trip's system calls cost more
+// than the commands themselves, and the daemon's workers (HTTP handlers,
+// job slots, mailbox workers) call the store concurrently, so batches form
+// by themselves under load; a lone caller is sent at once, without waiting.
+//
+// Each caller's commands stay together and in order in the pipeline, and
+// each command keeps its own result and error: batching changes the
+// number of round trips, not what any command does. Scripts stay atomic
+// one by one; nothing is atomic across callers (no MULTI).
+//
+// No goroutine lives longer than the queue is non-empty: a flusher is
+// started when work arrives and fewer than lanes are running, and ends
+// when it finds the queue empty.
+type batcher struct {
+	rdb   redis.UniversalClient
+	lanes int // flushers in flight at the most (pipelines in parallel)
+	max   int // callers per pipeline at the most
+
+	mu      sync.Mutex
+	queue   []*batchReq
+	running int
+
+	calls, pipelines atomic.Int64 // how well it batches
+}
+
+type batchReq struct {
+	build func(redis.Pipeliner)
+	done  chan struct{}
+}
+
+func newBatcher(rdb redis.UniversalClient, lanes, max int) *batcher {
+	return &batcher{rdb: rdb, lanes: max1(lanes), max: max1(max)}
+}
+
+func max1(n int) int {
+	if n < 1 {
+		return 1
+	}
+	return n
+}
+
+// do queues build, which adds the caller's commands to a pipeline, and
+// returns once that pipeline has run: the caller then reads its commands'
+// results. It returns ctx's error if ctx ends first; the commands may still
+// run, as a command sent just before a cancellation may.
+func (b *batcher) do(ctx context.Context, build func(redis.Pipeliner)) error {
+	r := &batchReq{build: build, done: make(chan struct{})}
+	b.mu.Lock()
+	b.queue = append(b.queue, r)
+	if b.running < b.lanes {
+		b.running++
+		go b.flush()
+	}
+	b.mu.Unlock()
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flush runs the queue's callers in pipelines until the queue is empty.
+func (b *batcher) flush() {
+	for {
+		b.mu.Lock()
+		n := min(len(b.queue), b.max)
+		if n == 0 {
+			b.running--
+			b.mu.Unlock()
+			return
+		}
+		batch := make([]*batchReq, n)
+		copy(batch, b.queue)
+		b.queue = append(b.queue[:0], b.queue[n:]...)
+		b.mu.Unlock()
+		b.calls.Add(int64(n))
+		b.pipelines.Add(1)
+
+		pipe := b.rdb.Pipeline()
+		for _, r := range batch {
+			r.build(pipe)
+		}
+		// Each command holds its own error (a redis.Nil, a script's error,
+		// or the connection's for all): Exec's is only the first of them,
+		// so the callers read their own. The client's read and write
+		// timeouts bound the round trip.
+		_, _ = pipe.Exec(context.Background())
+		for _, r := range batch {
+			close(r.done)
+		}
+	}
+}
+
+// evalSha adds a script call to a pipeline. Its answer is NOSCRIPT when
+// Redis does not hold the script (after a restart): runScript then loads it
+// and runs it again on its own.
+func evalSha(ctx context.Context, pipe redis.Pipeliner, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	return s.EvalSha(ctx, pipe, keys, args...)
+}
+
+// scriptResult returns cmd's answer, running the script directly when the
+// pipelined call found it missing.
+func scriptResult(ctx context.Context, rdb redis.UniversalClient, cmd *redis.Cmd, s *redis.Script, keys []string, args ...any) (any, error) {
+	res, err := cmd.Result()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return s.Run(ctx, rdb, keys, args...).Result()
+	}
+	return res, err
+}
