@@ -68,26 +68,31 @@ func (s *Store) PrepareEscalation(ctx context.Context, ticketID string, rec brid
 	if err != nil {
 		return rec, st, nil, err
 	}
-	pipe := s.rdb.Pipeline()
-	// EVAL, not EVALSHA: a pipeline cannot fall back when the script is
-	// not cached yet, and the script is short.
-	prep := prepareMailScript.Eval(ctx, pipe, []string{s.mailKey(ticketID)}, rec.EffectID, b)
 	ttl := s.opts.AttachmentRetention
-	pipe.Set(ctx, s.messageIDKey(rec.MessageID), ticketID, ttl)
+	var prep *redis.Cmd
+	var setID *redis.StatusCmd
 	var stCmd *redis.StringCmd
-	if structureID != "" {
-		stCmd = pipe.Get(ctx, s.structureKey(structureID))
-	}
 	attCmds := make([]*redis.SliceCmd, len(refs))
-	for i, r := range refs {
-		attCmds[i] = pipe.HMGet(ctx, s.attachmentKey(r.ID), "f", "c", "d")
-	}
-	// redis.Nil (no such structure) is sorted out per command below.
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		// EVAL, not EVALSHA: a pipeline cannot fall back when the script
+		// is not cached yet, and the script is short.
+		prep = prepareMailScript.Eval(ctx, pipe, []string{s.mailKey(ticketID)}, rec.EffectID, b)
+		setID = pipe.Set(ctx, s.messageIDKey(rec.MessageID), ticketID, ttl)
+		if structureID != "" {
+			stCmd = pipe.Get(ctx, s.structureKey(structureID))
+		}
+		for i, r := range refs {
+			attCmds[i] = pipe.HMGet(ctx, s.attachmentKey(r.ID), "f", "c", "d")
+		}
+	}); err != nil {
 		return rec, st, nil, err
 	}
+	// redis.Nil (no such structure) is sorted out per command below.
 	res, err := prep.Text()
 	if err != nil {
+		return rec, st, nil, err
+	}
+	if err := setID.Err(); err != nil {
 		return rec, st, nil, err
 	}
 	var got bridge.MailRecord
@@ -138,11 +143,19 @@ return 'ok'`)
 
 // MarkAccepted records that the server accepted an effect's mail.
 func (s *Store) MarkAccepted(ctx context.Context, ticketID, effectID string, at time.Time) error {
-	res, err := markAcceptedScript.Run(ctx, s.rdb, []string{s.mailKey(ticketID), s.threadKey(ticketID)},
-		effectID, at.UTC().Format(time.RFC3339Nano)).Text()
+	keys := []string{s.mailKey(ticketID), s.threadKey(ticketID)}
+	args := []any{effectID, at.UTC().Format(time.RFC3339Nano)}
+	var cmd *redis.Cmd
+	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		cmd = evalSha(ctx, pipe, markAcceptedScript, keys, args...)
+	}); err != nil {
+		return err
+	}
+	out, err := scriptResult(ctx, s.rdb, cmd, markAcceptedScript, keys, args...)
 	if err != nil {
 		return err
 	}
+	res, _ := out.(string)
 	if res == "missing" {
 		return errors.New("mark accepted: no prepared mail for " + effectID)
 	}

@@ -342,13 +342,19 @@ func decodeEffects(ticketID string, vals []any) ([]bridge.Effect, error) {
 // IndexTicket adds a ticket to the listings (idempotent).
 func (s *Store) IndexTicket(ctx context.Context, t bridge.Ticket) error {
 	score := float64(t.CreatedAt.UnixMilli())
-	pipe := s.rdb.Pipeline()
-	pipe.ZAdd(ctx, s.allIndexKey(), redis.Z{Score: score, Member: t.ID})
-	if t.StructureID != "" {
-		pipe.ZAdd(ctx, s.structureIndexKey(t.StructureID), redis.Z{Score: score, Member: t.ID})
+	var all, byStructure *redis.IntCmd
+	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		all = pipe.ZAdd(ctx, s.allIndexKey(), redis.Z{Score: score, Member: t.ID})
+		if t.StructureID != "" {
+			byStructure = pipe.ZAdd(ctx, s.structureIndexKey(t.StructureID), redis.Z{Score: score, Member: t.ID})
+		}
+	}); err != nil {
+		return err
 	}
-	_, err := pipe.Exec(ctx)
-	return err
+	if byStructure != nil && byStructure.Err() != nil {
+		return byStructure.Err()
+	}
+	return all.Err()
 }
 
 type cursor struct {
@@ -480,13 +486,26 @@ return 'ok'`)
 
 // PutAttachments stores attachment bytes (idempotent per ticket).
 func (s *Store) PutAttachments(ctx context.Context, ticketID string, atts []bridge.AttachmentData) error {
+	if len(atts) == 0 {
+		return nil
+	}
+	args := func(a bridge.AttachmentData) []any {
+		return []any{ticketID, a.Filename, a.ContentType, a.Content, s.opts.AttachmentRetention.Milliseconds()}
+	}
+	cmds := make([]*redis.Cmd, len(atts))
+	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		for i, a := range atts {
+			cmds[i] = evalSha(ctx, pipe, putAttachmentScript, []string{s.attachmentKey(a.ID)}, args(a)...)
+		}
+	}); err != nil {
+		return err
+	}
 	for i, a := range atts {
-		res, err := putAttachmentScript.Run(ctx, s.rdb, []string{s.attachmentKey(a.ID)},
-			ticketID, a.Filename, a.ContentType, a.Content, s.opts.AttachmentRetention.Milliseconds()).Text()
+		out, err := scriptResult(ctx, s.rdb, cmds[i], putAttachmentScript, []string{s.attachmentKey(a.ID)}, args(a)...)
 		if err != nil {
 			return fmt.Errorf("attachment %s: %w", a.ID, err)
 		}
-		if res == "taken" {
+		if res, _ := out.(string); res == "taken" {
 			return &bridge.Error{Code: bridge.CodeInvalid,
 				Message: fmt.Sprintf("attachment id %s already belongs to another ticket", a.ID),
 				Fields:  []string{fmt.Sprintf("attachments[%d].id", i)}}
