@@ -56,6 +56,9 @@ func max1(n int) int {
 // results. It returns ctx's error if ctx ends first; the commands may still
 // run, as a command sent just before a cancellation may.
 func (b *batcher) do(ctx context.Context, build func(redis.Pipeliner)) error {
+	if err := ctx.Err(); err != nil {
+		return err // nothing queued: the commands never run
+	}
 	r := &batchReq{build: build, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, r)

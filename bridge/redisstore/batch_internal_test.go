@@ -154,3 +154,21 @@ func TestCommitAfterScriptFlush(t *testing.T) {
 func newTicketCommit(id string) bridge.Commit {
 	return bridge.Commit{EventID: "created-" + id, Ticket: bridge.Ticket{ID: id, Version: 1, Status: bridge.StatusNew}}
 }
+
+// A caller whose context has already ended sends nothing.
+func TestBatcherEndedContextSendsNothing(t *testing.T) {
+	rdb := redistest.Client(t, redistest.Miniredis(t).Addr())
+	b := newBatcher(rdb, 1, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.do(ctx, func(pipe redis.Pipeliner) { pipe.Set(context.Background(), "never", "1", 0) }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("want canceled, got %v", err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n, err := rdb.Exists(context.Background(), "never").Result(); err != nil || n != 0 {
+		t.Fatalf("the command ran: %d, %v", n, err)
+	}
+	if b.calls.Load() != 0 {
+		t.Fatalf("%d calls sent", b.calls.Load())
+	}
+}
