@@ -817,11 +817,13 @@ type jmember struct {
 }
 
 func parseJSON(body []byte) (*jvalue, *Problem) {
-	// A first pass with Unmarshal gives exact byte offsets for syntax
-	// errors, which the streaming Decoder does not.
-	if err := json.Unmarshal(body, new(struct{})); err != nil {
+	// Unmarshal gives exact byte offsets for syntax errors, which the
+	// streaming Decoder does not. json.Valid, the same scanner without
+	// the decoding, first tells whether there is an error to place; well
+	// formed JSON that is not an object is the checker's to report.
+	if !json.Valid(body) {
 		var se *json.SyntaxError
-		if errors.As(err, &se) {
+		if err := json.Unmarshal(body, new(struct{})); errors.As(err, &se) {
 			off := se.Offset - 1 // Offset counts the bad byte itself
 			if se.Offset >= int64(len(body)) {
 				off = int64(len(body))
@@ -829,8 +831,6 @@ func parseJSON(body []byte) (*jvalue, *Problem) {
 			return nil, &Problem{Status: http.StatusBadRequest, Code: codeInvalidPayload,
 				Message: fmt.Sprintf("malformed JSON at byte offset %d: %s", off, se.Error())}
 		}
-		// Otherwise the JSON is well formed but not an object: the
-		// checker says so below.
 	}
 	p := &parser{dec: json.NewDecoder(bytes.NewReader(body)), body: body}
 	p.dec.UseNumber()

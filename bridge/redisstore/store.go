@@ -287,12 +287,16 @@ func (s *Store) Commit(ctx context.Context, c bridge.Commit) (bool, []bridge.Eff
 		args = append(args, b)
 	}
 	args = append(args, len(c.Effects))
+	// The outbox comes back as JSON: this commit's own effects are known
+	// by their encoding and need no decoding.
+	mine := make(map[string]bridge.Effect, len(c.Effects))
 	for _, e := range c.Effects {
 		b, err := json.Marshal(e)
 		if err != nil {
 			return false, nil, err
 		}
 		args = append(args, e.ID, b)
+		mine[string(b)] = e
 	}
 	keys := []string{k.doc, k.ver, k.seen, k.ex, k.exids, k.ev, k.outbox}
 	var cmd *redis.Cmd
@@ -315,20 +319,25 @@ func (s *Store) Commit(ctx context.Context, c bridge.Commit) (bool, []bridge.Eff
 		}
 	case []any:
 		if len(v) > 0 && v[0] == "ok" {
-			outbox, err := decodeEffects(c.Ticket.ID, v[1:])
+			outbox, err := decodeEffects(c.Ticket.ID, v[1:], mine)
 			return false, outbox, err
 		}
 	}
 	return false, nil, fmt.Errorf("commit: unexpected answer %v", res)
 }
 
-// decodeEffects decodes an outbox's values.
-func decodeEffects(ticketID string, vals []any) ([]bridge.Effect, error) {
+// decodeEffects decodes an outbox's values; known maps encodings to the
+// effects they are (nil: none known).
+func decodeEffects(ticketID string, vals []any, known map[string]bridge.Effect) ([]bridge.Effect, error) {
 	out := make([]bridge.Effect, 0, len(vals))
 	for _, v := range vals {
 		str, ok := v.(string)
 		if !ok {
 			return nil, fmt.Errorf("outbox of %s: unexpected value %T", ticketID, v)
+		}
+		if e, ok := known[str]; ok {
+			out = append(out, e)
+			continue
 		}
 		var e bridge.Effect
 		if err := json.Unmarshal([]byte(str), &e); err != nil {
@@ -543,7 +552,7 @@ func (s *Store) Outbox(ctx context.Context, ticketID string) ([]bridge.Effect, e
 	for i, v := range vals {
 		anys[i] = v
 	}
-	return decodeEffects(ticketID, anys)
+	return decodeEffects(ticketID, anys, nil)
 }
 
 // AckEffects removes dispatched effects from a ticket's outbox.
