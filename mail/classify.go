@@ -385,7 +385,6 @@ func DetectStatus(subject, text string, markers map[string][]string) (status str
 			}
 		}
 	}
-	re := inbStatusLineRE
 	n := 0
 	for _, line := range strings.Split(inbNormalizeReply(text), "\n") {
 		if n++; n > 5000 {
@@ -396,7 +395,7 @@ func DetectStatus(subject, text string, markers map[string][]string) (status str
 			continue
 		}
 		l = inbFold(l)
-		m := re.FindStringSubmatch(l)
+		m := inbStatusLineRE.FindStringSubmatch(l)
 		if m == nil {
 			continue
 		}

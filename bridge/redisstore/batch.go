@@ -40,15 +40,8 @@ type batchReq struct {
 	done  chan struct{}
 }
 
-func newBatcher(rdb redis.UniversalClient, lanes, max int) *batcher {
-	return &batcher{rdb: rdb, lanes: max1(lanes), max: max1(max)}
-}
-
-func max1(n int) int {
-	if n < 1 {
-		return 1
-	}
-	return n
+func newBatcher(rdb redis.UniversalClient, lanes, perPipeline int) *batcher {
+	return &batcher{rdb: rdb, lanes: max(1, lanes), max: max(1, perPipeline)}
 }
 
 // do queues build, which adds the caller's commands to a pipeline, and
@@ -107,19 +100,35 @@ func (b *batcher) flush() {
 	}
 }
 
-// evalSha adds a script call to a pipeline. Its answer is NOSCRIPT when
-// Redis does not hold the script (after a restart): runScript then loads it
-// and runs it again on its own.
-func evalSha(ctx context.Context, pipe redis.Pipeliner, s *redis.Script, keys []string, args ...any) *redis.Cmd {
-	return s.EvalSha(ctx, pipe, keys, args...)
+// scriptCall is one script call carried in a shared pipeline by EVALSHA.
+type scriptCall struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+	cmd    *redis.Cmd
 }
 
-// scriptResult returns cmd's answer, running the script directly when the
-// pipelined call found it missing.
-func scriptResult(ctx context.Context, rdb redis.UniversalClient, cmd *redis.Cmd, s *redis.Script, keys []string, args ...any) (any, error) {
-	res, err := cmd.Result()
+// add puts the call in pipe.
+func (c *scriptCall) add(ctx context.Context, pipe redis.Pipeliner) {
+	c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+}
+
+// result is the call's answer once its pipeline ran. Redis answers NOSCRIPT
+// when it does not hold the script (after a restart, a SCRIPT FLUSH): the
+// call is then run on its own, which loads the script.
+func (c *scriptCall) result(ctx context.Context, rdb redis.UniversalClient) (any, error) {
+	res, err := c.cmd.Result()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		return s.Run(ctx, rdb, keys, args...).Result()
+		return c.script.Run(ctx, rdb, c.keys, c.args...).Result()
 	}
 	return res, err
+}
+
+// runScript runs one script call through the shared pipelines.
+func (s *Store) runScript(ctx context.Context, script *redis.Script, keys []string, args ...any) (any, error) {
+	c := &scriptCall{script: script, keys: keys, args: args}
+	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) { c.add(ctx, pipe) }); err != nil {
+		return nil, err
+	}
+	return c.result(ctx, s.rdb)
 }

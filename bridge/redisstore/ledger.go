@@ -69,14 +69,12 @@ func (s *Store) PrepareEscalation(ctx context.Context, ticketID string, rec brid
 		return rec, st, nil, err
 	}
 	ttl := s.opts.AttachmentRetention
-	var prep *redis.Cmd
+	prep := &scriptCall{script: prepareMailScript, keys: []string{s.mailKey(ticketID)}, args: []any{rec.EffectID, b}}
 	var setID *redis.StatusCmd
 	var stCmd *redis.StringCmd
 	attCmds := make([]*redis.SliceCmd, len(refs))
 	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
-		// EVAL, not EVALSHA: a pipeline cannot fall back when the script
-		// is not cached yet, and the script is short.
-		prep = prepareMailScript.Eval(ctx, pipe, []string{s.mailKey(ticketID)}, rec.EffectID, b)
+		prep.add(ctx, pipe)
 		setID = pipe.Set(ctx, s.messageIDKey(rec.MessageID), ticketID, ttl)
 		if structureID != "" {
 			stCmd = pipe.Get(ctx, s.structureKey(structureID))
@@ -88,10 +86,11 @@ func (s *Store) PrepareEscalation(ctx context.Context, ticketID string, rec brid
 		return rec, st, nil, err
 	}
 	// redis.Nil (no such structure) is sorted out per command below.
-	res, err := prep.Text()
+	out, err := prep.result(ctx, s.rdb)
 	if err != nil {
 		return rec, st, nil, err
 	}
+	res, _ := out.(string)
 	if err := setID.Err(); err != nil {
 		return rec, st, nil, err
 	}
@@ -143,15 +142,8 @@ return 'ok'`)
 
 // MarkAccepted records that the server accepted an effect's mail.
 func (s *Store) MarkAccepted(ctx context.Context, ticketID, effectID string, at time.Time) error {
-	keys := []string{s.mailKey(ticketID), s.threadKey(ticketID)}
-	args := []any{effectID, at.UTC().Format(time.RFC3339Nano)}
-	var cmd *redis.Cmd
-	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
-		cmd = evalSha(ctx, pipe, markAcceptedScript, keys, args...)
-	}); err != nil {
-		return err
-	}
-	out, err := scriptResult(ctx, s.rdb, cmd, markAcceptedScript, keys, args...)
+	out, err := s.runScript(ctx, markAcceptedScript, []string{s.mailKey(ticketID), s.threadKey(ticketID)},
+		effectID, at.UTC().Format(time.RFC3339Nano))
 	if err != nil {
 		return err
 	}

@@ -298,14 +298,7 @@ func (s *Store) Commit(ctx context.Context, c bridge.Commit) (bool, []bridge.Eff
 		args = append(args, e.ID, b)
 		mine[string(b)] = e
 	}
-	keys := []string{k.doc, k.ver, k.seen, k.ex, k.exids, k.ev, k.outbox}
-	var cmd *redis.Cmd
-	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
-		cmd = evalSha(ctx, pipe, commitScript, keys, args...)
-	}); err != nil {
-		return false, nil, err
-	}
-	res, err := scriptResult(ctx, s.rdb, cmd, commitScript, keys, args...)
+	res, err := s.runScript(ctx, commitScript, []string{k.doc, k.ver, k.seen, k.ex, k.exids, k.ev, k.outbox}, args...)
 	if err != nil {
 		return false, nil, err
 	}
@@ -498,19 +491,20 @@ func (s *Store) PutAttachments(ctx context.Context, ticketID string, atts []brid
 	if len(atts) == 0 {
 		return nil
 	}
-	args := func(a bridge.AttachmentData) []any {
-		return []any{ticketID, a.Filename, a.ContentType, a.Content, s.opts.AttachmentRetention.Milliseconds()}
+	calls := make([]*scriptCall, len(atts))
+	for i, a := range atts {
+		calls[i] = &scriptCall{script: putAttachmentScript, keys: []string{s.attachmentKey(a.ID)},
+			args: []any{ticketID, a.Filename, a.ContentType, a.Content, s.opts.AttachmentRetention.Milliseconds()}}
 	}
-	cmds := make([]*redis.Cmd, len(atts))
 	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
-		for i, a := range atts {
-			cmds[i] = evalSha(ctx, pipe, putAttachmentScript, []string{s.attachmentKey(a.ID)}, args(a)...)
+		for _, c := range calls {
+			c.add(ctx, pipe)
 		}
 	}); err != nil {
 		return err
 	}
 	for i, a := range atts {
-		out, err := scriptResult(ctx, s.rdb, cmds[i], putAttachmentScript, []string{s.attachmentKey(a.ID)}, args(a)...)
+		out, err := calls[i].result(ctx, s.rdb)
 		if err != nil {
 			return fmt.Errorf("attachment %s: %w", a.ID, err)
 		}

@@ -100,7 +100,6 @@ func (f *opsFlags) parse(args []string) ([]string, error) {
 	return rest, nil
 }
 
-// usageError prints the problem and the command's usage, exit status 2.
 // open parses an ops command's flags and arguments, requires --config,
 // lets check refuse the arguments (it returns a usage message, or "" when
 // they are right; the command's own flags are parsed by then), and opens
@@ -160,6 +159,7 @@ func runSubcommand(ctx context.Context, name, usage, ask string, subs map[string
 	return usageError(stderr, name, usage, "unknown subcommand %q", args[0])
 }
 
+// usageError prints the problem and the command's usage, exit status 2.
 func usageError(stderr io.Writer, name, usage, format string, args ...any) error {
 	fmt.Fprintf(stderr, "supportbridge %s: %s\n%s", name, fmt.Sprintf(format, args...), usage)
 	return exitError{2}
