@@ -60,12 +60,24 @@ func deskExchanges(b *testing.B, d *daemon, id string) int {
 
 // bareFetchBatch is the reader's default FETCH batch, so that the baseline
 // asks for the messages the way the reader does.
-const bareFetchBatch = 50
+const bareFetchBatch = 200
 
 // bareFetch is the baseline: a plain go-imap v2 client that selects the
 // mailbox, finds its UIDs and streams the full bodies (BODY.PEEK[]) in UID
 // FETCH batches, reading every byte and doing nothing else with them.
 func bareFetch(b *testing.B, dc *mailtest.Dovecot, n int) time.Duration {
+	d, bytes := plainFetch(b, dc, "INBOX", "", n)
+	b.Logf("bare fetch: %d messages, %d bytes, UID FETCH BODY.PEEK[] in batches of %d, streamed, one connection: %v",
+		n, bytes, bareFetchBatch, d)
+	return d
+}
+
+// plainFetch streams the bodies of the n messages of box in batches of
+// bareFetchBatch, and, when moveTo is set, moves each batch there with one
+// UID MOVE once it is read — what the reader must do on the IMAP side at
+// the least, with nothing done with the bytes. It returns the time taken
+// and the bytes read.
+func plainFetch(b *testing.B, dc *mailtest.Dovecot, box, moveTo string, n int) (time.Duration, int64) {
 	start := time.Now()
 	c, err := imapclient.DialInsecure(dc.IMAPAddr, nil)
 	if err != nil {
@@ -75,7 +87,13 @@ func bareFetch(b *testing.B, dc *mailtest.Dovecot, n int) time.Duration {
 	if err := c.Login(dc.User, dc.Password).Wait(); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+	if moveTo != "" {
+		// Created beforehand, as the reader's mailboxes are.
+		if err := c.Create(moveTo, nil).Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := c.Select(box, &imap.SelectOptions{ReadOnly: moveTo == ""}).Wait(); err != nil {
 		b.Fatal(err)
 	}
 	sd, err := c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
@@ -103,20 +121,28 @@ func bareFetch(b *testing.B, dc *mailtest.Dovecot, n int) time.Duration {
 		if err := cmd.Close(); err != nil {
 			b.Fatal(err)
 		}
+		if moveTo != "" {
+			if _, err := c.Move(set, moveTo).Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	if got != n {
-		b.Fatalf("bare fetch got %d messages, want %d", got, n)
+		b.Fatalf("fetch of %s got %d messages, want %d", box, got, n)
 	}
-	d := time.Since(start)
-	b.Logf("bare fetch: %d messages, %d bytes, UID FETCH BODY.PEEK[] in batches of %d, streamed, one connection: %v",
-		got, bytes, bareFetchBatch, d)
-	return d
+	return time.Since(start), bytes
 }
 
 // BenchmarkIMAPImport delivers N desk replies into a real Dovecot, times a
 // bare fetch of that mailbox, then times the bridge importing them all
 // (fetch, parse, classify, thread, extract, apply in Redis, move to
 // Processed). Reports replies/s, the bare fetch's messages/s and the ratio.
+//
+// It then measures the floor under the ratio: the same messages fetched
+// the same way and moved in batches, as the reader must move them once
+// handled, by a client that does nothing else (no parsing, no Redis).
+// floor-ratio is that client's rate over the bare fetch's: no reader that
+// moves what it handled can do better on this server.
 func BenchmarkIMAPImport(b *testing.B) {
 	dc := mailtest.StartDovecot(b)
 	d := benchDaemon(b, dc)
@@ -138,7 +164,13 @@ func BenchmarkIMAPImport(b *testing.B) {
 	done := make(chan struct{})
 	start := time.Now()
 	go func() { _ = d.reader.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+	}()
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		st := d.reader.State()
@@ -171,6 +203,16 @@ func BenchmarkIMAPImport(b *testing.B) {
 	b.ReportMetric(rate, "replies/s")
 	b.ReportMetric(bareRate, "bare-fetch-msgs/s")
 	b.ReportMetric(rate/bareRate, "ratio")
+
+	cancel()
+	<-done
+	stopped = true
+	floor, _ := plainFetch(b, dc, d.cfg.IMAP.ProcessedMailbox, "Floor", b.N)
+	floorRate := float64(b.N) / floor.Seconds()
+	b.Logf("fetch and move alone: %d messages from %s to Floor in batches of %d: %v (%.0f msgs/s, %.3f of the bare fetch)",
+		b.N, d.cfg.IMAP.ProcessedMailbox, bareFetchBatch, floor, floorRate, floorRate/bareRate)
+	b.ReportMetric(floorRate, "fetch-move-msgs/s")
+	b.ReportMetric(floorRate/bareRate, "floor-ratio")
 }
 
 // BenchmarkReplyLatency delivers desk replies into a real Dovecot one at a

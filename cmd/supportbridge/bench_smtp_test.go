@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -42,7 +43,8 @@ func smtpSourceRate(b *testing.B, addr string, n, sessions, size int, reuse bool
 // ledger, SMTP to Postfix's smtp-sink, the ticket update), with the job
 // queue's concurrency, then Postfix's smtp-source against the same sink
 // with as many sessions and the same mail size. Reports mails/s,
-// smtp-source mails/s and their ratio.
+// smtp-source mails/s and their ratio, then the floor under that ratio:
+// our SMTP client alone sending the same mail as many times.
 func BenchmarkEscalationSend(b *testing.B) {
 	const sessions = 16
 	sink := mailtest.StartSMTPSink(b)
@@ -130,19 +132,53 @@ func BenchmarkEscalationSend(b *testing.B) {
 		// job slots, connections reused as our sender reuses them, and
 		// as many bytes per mail as our escalation mail (smtp-source adds
 		// its own few headers on top of that payload).
-		size := escalationMailSize(ctx, b, d, fmt.Sprintf("m%d-0", run))
+		out := escalationMail(ctx, b, d, fmt.Sprintf("m%d-0", run))
+		size := len(out.Raw)
 		base := smtpSourceRate(b, sink.Addr, b.N, sessions, size, true)
 		b.Logf("N=%d sessions=%d mail=%d bytes: ours %.0f mails/s, smtp-source -d %.0f mails/s, ratio %.3f",
 			b.N, sessions, size, rate, base, rate/base)
 		b.ReportMetric(base, "smtp-source-mails/s")
 		b.ReportMetric(rate/base, "ratio")
 		b.ReportMetric(float64(size), "mail-bytes")
+		// The floor under the ratio: our SMTP client alone (go-smtp, the
+		// daemon's connection cache) sending that composed mail b.N times
+		// over as many sessions — no queue, no compose, no Redis.
+		floor := senderRate(b, d, out, b.N, sessions)
+		b.Logf("SMTP client alone: %.0f mails/s, %.3f of smtp-source", floor, floor/base)
+		b.ReportMetric(floor, "client-alone-mails/s")
+		b.ReportMetric(floor/base, "floor-ratio")
 	}
 }
 
-// escalationMailSize composes the escalation mail of a ticket as the
-// daemon sends it and returns its size in bytes.
-func escalationMailSize(ctx context.Context, b *testing.B, d *daemon, ticketID string) int {
+// senderRate sends out n times from sessions goroutines through a Sender
+// configured as the daemon's, and returns mails/s.
+func senderRate(b *testing.B, d *daemon, out bridge.OutgoingMail, n, sessions int) float64 {
+	mailer, err := newDeskMailer(d.cfg)
+	if err != nil || mailer == nil {
+		b.Fatalf("desk mailer: %v", err)
+	}
+	defer mailer.Sender.Close()
+	var left atomic.Int64
+	left.Store(int64(n))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range sessions {
+		wg.Go(func() {
+			for left.Add(-1) >= 0 {
+				if err := mailer.Send(context.Background(), out); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// escalationMail composes the escalation mail of a ticket as the daemon
+// sends it.
+func escalationMail(ctx context.Context, b *testing.B, d *daemon, ticketID string) bridge.OutgoingMail {
 	mailer, err := newDeskMailer(d.cfg)
 	if err != nil || mailer == nil {
 		b.Fatalf("desk mailer: %v", err)
@@ -173,7 +209,7 @@ func escalationMailSize(ctx context.Context, b *testing.B, d *daemon, ticketID s
 	if err != nil {
 		b.Fatal(err)
 	}
-	return len(m.Raw)
+	return m
 }
 
 // redisCommands returns how many commands the Redis server has run.
