@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -143,8 +144,12 @@ func BenchmarkEscalationSend(b *testing.B) {
 		// The floor under the ratio: our SMTP client alone (go-smtp, the
 		// daemon's connection cache) sending that composed mail b.N times
 		// over as many sessions — no queue, no compose, no Redis.
+		busyBefore := machineBusy(b)
 		floor := senderRate(b, d, out, b.N, sessions)
-		b.Logf("SMTP client alone: %.0f mails/s, %.3f of smtp-source", floor, floor/base)
+		busy := machineBusy(b) - busyBefore
+		b.Logf("SMTP client alone: %.0f mails/s, %.3f of smtp-source; the machine's CPU (client and sink) %.0f µs per mail",
+			floor, floor/base, float64(busy.Microseconds())/float64(b.N))
+		b.ReportMetric(float64(busy.Microseconds())/float64(b.N), "client-alone-machine-cpu-µs/mail")
 		b.ReportMetric(floor, "client-alone-mails/s")
 		b.ReportMetric(floor/base, "floor-ratio")
 	}
@@ -238,6 +243,34 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// machineBusy returns the CPU time all the machine's processes have used
+// (every core, from /proc/stat): the floors compare it to the time two
+// cores offer.
+func machineBusy(b *testing.B) time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Skipf("no /proc/stat: %v", err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		b.Fatalf("/proc/stat: %q", line)
+	}
+	var ticks int64
+	for i, v := range f[1:8] { // user nice system idle iowait irq softirq
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ticks += n
+	}
+	// USER_HZ is 100 on Linux.
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // redisCPU returns the CPU time the Redis server has used.
