@@ -58,6 +58,12 @@ type Redis struct {
 	DialTimeout  time.Duration `yaml:"dial_timeout"`
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// WaitReplicas, when above 0, holds every acknowledgement (a webhook's
+	// 2xx, a desk reply moved, an accepted mail's job completed) until that
+	// many replicas hold the write (Redis's WAIT, up to WaitTimeout): a
+	// Sentinel failover then loses none of them. Not for a Cluster.
+	WaitReplicas int           `yaml:"wait_replicas"`
+	WaitTimeout  time.Duration `yaml:"wait_timeout"`
 }
 
 // ENT is the school workspace side: inbound webhooks, outbound callbacks
@@ -244,6 +250,7 @@ func Default() Config {
 			DialTimeout:  5 * time.Second,
 			ReadTimeout:  3 * time.Second,
 			WriteTimeout: 3 * time.Second,
+			WaitTimeout:  time.Second,
 		},
 		ENT: ENT{
 			WebhookTolerance: 5 * time.Minute,

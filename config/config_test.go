@@ -85,6 +85,8 @@ func TestDefault(t *testing.T) {
 		{"redis.dial_timeout", d.Redis.DialTimeout, 5 * time.Second},
 		{"redis.read_timeout", d.Redis.ReadTimeout, 3 * time.Second},
 		{"redis.write_timeout", d.Redis.WriteTimeout, 3 * time.Second},
+		{"redis.wait_replicas", d.Redis.WaitReplicas, 0},
+		{"redis.wait_timeout", d.Redis.WaitTimeout, time.Second},
 		{"ent.webhook_secrets", len(d.ENT.WebhookSecrets), 0},
 		{"ent.webhook_tolerance", d.ENT.WebhookTolerance, 5 * time.Minute},
 		{"ent.webhook_max_body", d.ENT.WebhookMaxBody, ByteSize(20 << 20)},

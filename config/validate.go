@@ -133,6 +133,19 @@ func validateRedis(r *Redis, p *problems) {
 	positive(p, "redis.dial_timeout", r.DialTimeout)
 	positive(p, "redis.read_timeout", r.ReadTimeout)
 	positive(p, "redis.write_timeout", r.WriteTimeout)
+	switch {
+	case r.WaitReplicas < 0:
+		p.at("redis.wait_replicas", "must not be negative")
+	case r.WaitReplicas > 0 && len(r.Addrs) > 1 && r.MasterName == "":
+		// WAIT counts the replicas of the connection's own node; a
+		// pipeline spread over a Cluster's nodes has no one to ask.
+		p.at("redis.wait_replicas", "is for a standalone or Sentinel Redis, not a Cluster (set it to 0)")
+	case r.WaitReplicas > 0:
+		positive(p, "redis.wait_timeout", r.WaitTimeout)
+		if r.WaitTimeout > 0 && r.ReadTimeout > 0 && r.WaitTimeout >= r.ReadTimeout {
+			p.at("redis.wait_timeout", "must be shorter than redis.read_timeout (%v): the client gives up reading at that", r.ReadTimeout)
+		}
+	}
 }
 
 func validateENT(e *ENT, p *problems) {

@@ -155,6 +155,20 @@ redis: {addrs: ["a:1", "b:2"], db: 1}`, []string{
 		}},
 		{"sentinel may use another db", "", `
 redis: {addrs: ["a:26379", "b:26379"], master_name: mymaster, db: 1}`, nil},
+		{"sentinel waits for a replica", "", `
+redis: {addrs: ["a:26379"], master_name: mymaster, wait_replicas: 1, wait_timeout: 500ms}`, nil},
+		{"cluster cannot wait for replicas", "", `
+redis: {addrs: ["a:1", "b:2"], wait_replicas: 1}`, []string{
+			"redis.wait_replicas: is for a standalone or Sentinel Redis, not a Cluster (set it to 0) (line 5)",
+		}},
+		{"wait bounds", "", `
+redis: {wait_replicas: 1, wait_timeout: 3s, read_timeout: 3s}`, []string{
+			"redis.wait_timeout: must be shorter than redis.read_timeout (3s): the client gives up reading at that (line 5)",
+		}},
+		{"negative replicas", "", `
+redis: {wait_replicas: -1}`, []string{
+			"redis.wait_replicas: must not be negative (line 5)",
+		}},
 		{"retry bounds", "", `
 smtp: {retry_initial: 1h, retry_max: 30m, lifetime: 10m}`, []string{
 			"smtp.retry_max: must not be less than smtp.retry_initial (line 5)",

@@ -2,8 +2,11 @@ package redisstore
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -23,10 +26,23 @@ import (
 // No goroutine lives longer than the queue is non-empty: a flusher is
 // started when work arrives and fewer than lanes are running, and ends
 // when it finds the queue empty.
+//
+// With waitReplicas set, a pipeline of do callers ends with an increment of
+// a fence key and WAIT: Redis answers once that many replicas hold every
+// write the master made up to the fence (the replication stream is one,
+// in order, so this covers the job queue's writes made on other
+// connections before, and the writes a duplicate's answer relies on).
+// The callers of a pipeline that timed out get ErrNotReplicated: their
+// writes are on the master, they retry as after any error, and the retry
+// is idempotent. Callers of read are not held by it.
 type batcher struct {
 	rdb   redis.UniversalClient
 	lanes int // flushers in flight at the most (pipelines in parallel)
 	max   int // callers per pipeline at the most
+
+	waitReplicas int
+	waitTimeout  time.Duration
+	fenceKey     string
 
 	mu      sync.Mutex
 	queue   []*batchReq
@@ -37,22 +53,38 @@ type batcher struct {
 
 type batchReq struct {
 	build func(redis.Pipeliner)
+	write bool
 	done  chan struct{}
+	err   error // set before done is closed
 }
+
+// ErrNotReplicated is returned to a writer whose writes did not reach the
+// configured number of replicas in time (they are on the master).
+var ErrNotReplicated = errors.New("redis: the write did not reach enough replicas in time")
 
 func newBatcher(rdb redis.UniversalClient, lanes, perPipeline int) *batcher {
 	return &batcher{rdb: rdb, lanes: max(1, lanes), max: max(1, perPipeline)}
 }
 
 // do queues build, which adds the caller's commands to a pipeline, and
-// returns once that pipeline has run: the caller then reads its commands'
-// results. It returns ctx's error if ctx ends first; the commands may still
+// returns once that pipeline has run (and, with waitReplicas, is held by
+// the replicas): the caller then reads its commands' results. It returns ctx's error if ctx ends first; the commands may still
 // run, as a command sent just before a cancellation may.
 func (b *batcher) do(ctx context.Context, build func(redis.Pipeliner)) error {
+	return b.enqueue(ctx, build, true)
+}
+
+// read is do for the callers that only show what is stored (the read
+// API): they do not wait for the replicas.
+func (b *batcher) read(ctx context.Context, build func(redis.Pipeliner)) error {
+	return b.enqueue(ctx, build, false)
+}
+
+func (b *batcher) enqueue(ctx context.Context, build func(redis.Pipeliner), write bool) error {
 	if err := ctx.Err(); err != nil {
 		return err // nothing queued: the commands never run
 	}
-	r := &batchReq{build: build, done: make(chan struct{})}
+	r := &batchReq{build: build, write: write, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, r)
 	if b.running < b.lanes {
@@ -62,7 +94,7 @@ func (b *batcher) do(ctx context.Context, build func(redis.Pipeliner)) error {
 	b.mu.Unlock()
 	select {
 	case <-r.done:
-		return nil
+		return r.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -86,18 +118,48 @@ func (b *batcher) flush() {
 		b.pipelines.Add(1)
 
 		pipe := b.rdb.Pipeline()
+		writes := false
 		for _, r := range batch {
 			r.build(pipe)
+			writes = writes || r.write
+		}
+		var wait *redis.Cmd
+		if writes && b.waitReplicas > 0 {
+			// Last in the pipeline, on its connection: WAIT covers
+			// what that connection wrote last, which the fence makes
+			// the master's latest write.
+			pipe.Incr(context.Background(), b.fenceKey)
+			// (WAIT 0 would block for ever: at least 1 ms.)
+			wait = pipe.Do(context.Background(), "wait", b.waitReplicas, max(1, b.waitTimeout.Milliseconds()))
 		}
 		// Each command holds its own error (a redis.Nil, a script's error,
 		// or the connection's for all): Exec's is only the first of them,
 		// so the callers read their own. The client's read and write
 		// timeouts bound the round trip.
 		_, _ = pipe.Exec(context.Background())
+		werr := b.replicated(wait)
 		for _, r := range batch {
+			if r.write {
+				r.err = werr
+			}
 			close(r.done)
 		}
 	}
+}
+
+// replicated tells the writers whether WAIT found enough replicas.
+func (b *batcher) replicated(wait *redis.Cmd) error {
+	if wait == nil {
+		return nil
+	}
+	n, err := wait.Int64()
+	if err != nil {
+		return fmt.Errorf("%w: WAIT: %w", ErrNotReplicated, err)
+	}
+	if n < int64(b.waitReplicas) {
+		return fmt.Errorf("%w: %d of %d replicas within %v", ErrNotReplicated, n, b.waitReplicas, b.waitTimeout)
+	}
+	return nil
 }
 
 // scriptCall is one script call carried in a shared pipeline by EVALSHA.
@@ -114,12 +176,20 @@ func (c *scriptCall) add(ctx context.Context, pipe redis.Pipeliner) {
 }
 
 // result is the call's answer once its pipeline ran. Redis answers NOSCRIPT
-// when it does not hold the script (after a restart, a SCRIPT FLUSH): the
-// call is then run on its own, which loads the script.
-func (c *scriptCall) result(ctx context.Context, rdb redis.UniversalClient) (any, error) {
+// when it does not hold the script (after a restart, a failover, a SCRIPT
+// FLUSH): the call then goes again with its source (EVAL, which also loads
+// it), through the shared pipelines, so that it is replicated like the
+// others.
+func (c *scriptCall) result(ctx context.Context, b *batcher) (any, error) {
 	res, err := c.cmd.Result()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		return c.script.Run(ctx, rdb, c.keys, c.args...).Result()
+		var again *redis.Cmd
+		if err := b.do(ctx, func(pipe redis.Pipeliner) {
+			again = c.script.Eval(ctx, pipe, c.keys, c.args...)
+		}); err != nil {
+			return nil, err
+		}
+		return again.Result()
 	}
 	return res, err
 }
@@ -130,5 +200,5 @@ func (s *Store) runScript(ctx context.Context, script *redis.Script, keys []stri
 	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) { c.add(ctx, pipe) }); err != nil {
 		return nil, err
 	}
-	return c.result(ctx, s.rdb)
+	return c.result(ctx, s.batch)
 }

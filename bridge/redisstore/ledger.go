@@ -86,7 +86,7 @@ func (s *Store) PrepareEscalation(ctx context.Context, ticketID string, rec brid
 		return rec, st, nil, err
 	}
 	// redis.Nil (no such structure) is sorted out per command below.
-	out, err := prep.result(ctx, s.rdb)
+	out, err := prep.result(ctx, s.batch)
 	if err != nil {
 		return rec, st, nil, err
 	}

@@ -23,6 +23,13 @@ type Options struct {
 	Prefix              string        // key prefix, e.g. "sb:"
 	StructureDedupeTTL  time.Duration // how long a structure event id is remembered
 	AttachmentRetention time.Duration // how long attachment bytes are kept
+	// WaitReplicas, when above 0, has every write of the shared pipelines
+	// (commits, acceptances, outbox acknowledgements, raw mail, ledger,
+	// attachments, indexes) wait until that many replicas hold it, up to
+	// WaitTimeout; past it the writer gets ErrNotReplicated. Standalone or
+	// Sentinel only: not on a Cluster.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
 
 // Store is the Redis implementation of bridge.Store.
@@ -44,7 +51,12 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.AttachmentRetention <= 0 {
 		opts.AttachmentRetention = 365 * 24 * time.Hour
 	}
-	return &Store{rdb: rdb, opts: opts, batch: newBatcher(rdb, storeBatchLanes, storeBatchMax)}
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = time.Second
+	}
+	b := newBatcher(rdb, storeBatchLanes, storeBatchMax)
+	b.waitReplicas, b.waitTimeout, b.fenceKey = opts.WaitReplicas, opts.WaitTimeout, opts.Prefix+"replfence"
+	return &Store{rdb: rdb, opts: opts, batch: b}
 }
 
 // storeBatchLanes pipelines may be in flight at once, each carrying the
@@ -187,7 +199,7 @@ func (s *Store) TicketView(ctx context.Context, id string) (bridge.TicketView, e
 	var v bridge.TicketView
 	var doc *redis.StringCmd
 	var exs, evs *redis.StringSliceCmd
-	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+	if err := s.batch.read(ctx, func(pipe redis.Pipeliner) {
 		doc = pipe.Get(ctx, k.doc)
 		exs = pipe.LRange(ctx, k.ex, 0, -1)
 		evs = pipe.LRange(ctx, k.ev, 0, -1)
@@ -504,7 +516,7 @@ func (s *Store) PutAttachments(ctx context.Context, ticketID string, atts []brid
 		return err
 	}
 	for i, a := range atts {
-		out, err := calls[i].result(ctx, s.rdb)
+		out, err := calls[i].result(ctx, s.batch)
 		if err != nil {
 			return fmt.Errorf("attachment %s: %w", a.ID, err)
 		}

@@ -677,11 +677,7 @@ func cmdDigest(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer rdb.Close()
-	store := redisstore.New(rdb, redisstore.Options{
-		Prefix:              cfg.Redis.KeyPrefix,
-		StructureDedupeTTL:  cfg.ENT.DedupeTTL,
-		AttachmentRetention: cfg.Attachments.Retention,
-	})
+	store := redisstore.New(rdb, storeOptions(cfg))
 	// The configured structures, as the daemon stores them at start, so
 	// that the command works before the daemon ever ran.
 	seeder := &daemon{cfg: cfg, log: log, svc: bridge.NewService(store, bridge.WithLogger(log))}

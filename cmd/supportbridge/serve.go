@@ -160,6 +160,18 @@ const (
 
 func killSelf() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 
+// storeOptions is how the configuration sets up the store, for the daemon
+// and the commands alike.
+func storeOptions(cfg *config.Config) redisstore.Options {
+	return redisstore.Options{
+		Prefix:              cfg.Redis.KeyPrefix,
+		StructureDedupeTTL:  cfg.ENT.DedupeTTL,
+		AttachmentRetention: cfg.Attachments.Retention,
+		WaitReplicas:        cfg.Redis.WaitReplicas,
+		WaitTimeout:         cfg.Redis.WaitTimeout,
+	}
+}
+
 func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string) (*daemon, error) {
 	rdb, err := newRedis(cfg.Redis)
 	if err != nil {
@@ -170,11 +182,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		rdb.Close()
 		return nil, err
 	}
-	store := redisstore.New(rdb, redisstore.Options{
-		Prefix:              cfg.Redis.KeyPrefix,
-		StructureDedupeTTL:  cfg.ENT.DedupeTTL,
-		AttachmentRetention: cfg.Attachments.Retention,
-	})
+	store := redisstore.New(rdb, storeOptions(cfg))
 	met := newMetrics()
 	mailer, err := newDeskMailer(cfg)
 	if err != nil {

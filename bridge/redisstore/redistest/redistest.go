@@ -47,14 +47,22 @@ type Server struct {
 type Option func(*config)
 
 type config struct {
-	aof     bool
-	cluster bool
+	aof       bool
+	cluster   bool
+	replicaOf string
 }
 
 // WithAOF turns on the append-only file with an fsync after every write, so
 // that a Kill then Restart finds every acknowledged write again.
 func WithAOF() Option {
 	return func(c *config) { c.aof = true }
+}
+
+// WithReplicaOf makes the server a replica of the master at addr. Its
+// DEBUG command is open to local clients, so that a test can stall it
+// (DEBUG SLEEP) as a slow or cut-off replica.
+func WithReplicaOf(addr string) Option {
+	return func(c *config) { c.replicaOf = addr }
 }
 
 // Start runs redis-server on 127.0.0.1 and a free port, in its own
@@ -78,6 +86,15 @@ func startIn(t testing.TB, dir string, opts ...Option) *Server {
 	} else {
 		// No snapshots: nothing to write to disk, nothing reloaded.
 		s.extra = append(s.extra, "--save", "", "--appendonly", "no")
+	}
+	// A replica's first sync starts at once rather than after 5 s.
+	s.extra = append(s.extra, "--repl-diskless-sync-delay", "0")
+	if cfg.replicaOf != "" {
+		host, port, err := net.SplitHostPort(cfg.replicaOf)
+		if err != nil {
+			t.Fatalf("WithReplicaOf(%q): %v", cfg.replicaOf, err)
+		}
+		s.extra = append(s.extra, "--replicaof", host, port, "--enable-debug-command", "local")
 	}
 	s.cluster = cfg.cluster
 	if cfg.cluster {

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"supportbridge/bridge/redisstore/redistest"
+)
+
+// TestSentinelFailover runs the daemon on a Sentinel group (a master, two
+// replicas, one Sentinel), cuts the replicas off, sends a webhook, kills
+// the master with SIGKILL and lets the Sentinel promote a replica (the
+// other then follows it); the ENT retries what was not acknowledged. Every
+// webhook answered 2xx must then be on the new master.
+//
+// With redis.wait_replicas 1 the webhook sent while the replicas are cut
+// off is answered 503 (no replica holds it), retried after the failover
+// (the new master has the other replica), and nothing is lost. With 0 it
+// is answered 202 and lost in the failover: the second sub-test shows the
+// check catching that, so it can fail.
+func TestSentinelFailover(t *testing.T) {
+	t.Run("wait_replicas 1: nothing acknowledged is lost", func(t *testing.T) {
+		lost, cutOff := sentinelFailover(t, 1)
+		if cutOff != http.StatusServiceUnavailable {
+			t.Errorf("webhook while no replica holds it: %d, want 503", cutOff)
+		}
+		if len(lost) > 0 {
+			t.Fatalf("acknowledged and lost in the failover: %v", lost)
+		}
+	})
+	t.Run("wait_replicas 0: the check sees the loss", func(t *testing.T) {
+		lost, cutOff := sentinelFailover(t, 0)
+		if cutOff != http.StatusAccepted {
+			t.Fatalf("webhook while no replica holds it: %d, want 202 (nothing waits)", cutOff)
+		}
+		if len(lost) != 1 {
+			t.Fatalf("lost %v, want the one webhook sent while the replica was cut off", lost)
+		}
+		t.Logf("acknowledged and lost without wait_replicas, as expected: %v", lost)
+	})
+}
+
+// sentinelFailover plays the scenario with wait_replicas and returns the
+// tickets acknowledged but missing on the new master, and the answer to
+// the webhook sent while the replica was cut off.
+func sentinelFailover(t *testing.T, wait int) (lost []string, cutOffStatus int) {
+	master := redistest.Start(t)
+	replicas := []*redistest.Server{
+		redistest.Start(t, redistest.WithReplicaOf(master.Addr)),
+		redistest.Start(t, redistest.WithReplicaOf(master.Addr)),
+	}
+	redistest.WaitReplicas(t, master.Addr, len(replicas))
+	sentinel := redistest.StartSentinel(t, "mymaster", master.Addr, len(replicas), time.Second)
+
+	const prefix = "sent:"
+	cfg := benchConfig(sentinel.Addr, prefix)
+	cfg.Redis.MasterName = "mymaster"
+	cfg.Redis.WaitReplicas = wait
+	cfg.Redis.WaitTimeout = 300 * time.Millisecond
+	cfg.Redis.ReadTimeout = time.Second
+	cfg.Redis.DialTimeout = time.Second
+	d, err := newDaemon(&cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.close)
+	ts := httptest.NewServer(d.handler)
+	t.Cleanup(ts.Close)
+
+	run := time.Now().UnixNano()
+	acked := map[string]bool{}
+	post := func(ticket string) int {
+		body := []byte(ticketCreated(ticket, "s1"))
+		resp, err := http.DefaultClient.Do(signedRequest(ts.URL, "wh-"+ticket, body))
+		if err != nil {
+			return 0
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 == 2 {
+			acked[ticket] = true
+		}
+		return resp.StatusCode
+	}
+	// The ENT's retry: the same webhook until it is acknowledged.
+	retry := func(ticket string) {
+		deadline := time.Now().Add(90 * time.Second)
+		for post(ticket)/100 != 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("webhook for %s never acknowledged", ticket)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	for i := range 10 {
+		retry(fmt.Sprintf("A%d-%d", run, i))
+	}
+
+	// The replicas freeze for 2 s and the master drops their links:
+	// until they wake, nothing the master writes reaches them.
+	frozen := make(chan error, len(replicas))
+	for _, r := range replicas {
+		rc := redistest.Client(t, r.Addr)
+		go func() { frozen <- rc.Do(context.Background(), "debug", "sleep", "2").Err() }()
+	}
+	time.Sleep(100 * time.Millisecond)
+	mc := redistest.Client(t, master.Addr)
+	if err := mc.Do(context.Background(), "client", "kill", "type", "replica").Err(); err != nil {
+		t.Fatalf("drop the replicas' links: %v", err)
+	}
+	cutOff := fmt.Sprintf("B%d", run)
+	cutOffStatus = post(cutOff)
+	master.Kill()
+	for range replicas {
+		if err := <-frozen; err != nil {
+			t.Fatalf("DEBUG SLEEP: %v", err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var promoted string
+	for promoted == "" {
+		addr, err := sentinel.Master(ctx)
+		for _, r := range replicas {
+			if err == nil && addr == r.Addr {
+				promoted = addr
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no failover: master %q, %v", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !acked[cutOff] {
+		retry(cutOff)
+	}
+	for i := range 5 {
+		retry(fmt.Sprintf("C%d-%d", run, i))
+	}
+
+	nc := redistest.Client(t, promoted)
+	for ticket := range acked {
+		n, err := nc.Exists(context.Background(), prefix+"{t:"+ticket+"}:doc").Result()
+		if err != nil && err != redis.Nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			lost = append(lost, ticket)
+		}
+	}
+	return lost, cutOffStatus
+}
