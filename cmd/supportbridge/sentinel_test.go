@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,4 +159,64 @@ func sentinelFailover(t *testing.T, wait int) (lost []string, cutOffStatus int) 
 		}
 	}
 	return lost, cutOffStatus
+}
+
+// TestReadyzCountsReplicas: with wait_replicas, /readyz says unavailable,
+// and why, while fewer replicas are online than every acknowledgement
+// waits for.
+func TestReadyzCountsReplicas(t *testing.T) {
+	master := redistest.Start(t)
+	replica := redistest.Start(t, redistest.WithReplicaOf(master.Addr))
+	redistest.WaitReplicas(t, master.Addr, 1)
+	cfg := benchConfig(master.Addr, "ready:")
+	cfg.Redis.WaitReplicas = 1
+	cfg.Redis.WaitTimeout = 200 * time.Millisecond
+	d, err := newDaemon(&cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.close)
+	ts := httptest.NewServer(d.handler)
+	t.Cleanup(ts.Close)
+	readyz := func() (int, string) {
+		resp, err := http.Get(ts.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := readyz(); code != http.StatusOK {
+		t.Fatalf("with its replica: %d %s", code, body)
+	}
+	replica.Stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := readyz()
+		if code == http.StatusServiceUnavailable {
+			if !strings.Contains(body, "0 of 1 replicas online") {
+				t.Fatalf("reason: %s", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica stopped, still %d %s", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestOnlineReplicas(t *testing.T) {
+	info := "# Replication\r\nrole:master\r\nconnected_slaves:3\r\n" +
+		"slave0:ip=127.0.0.1,port=7001,state=online,offset=42,lag=0\r\n" +
+		"slave1:ip=127.0.0.1,port=7002,state=wait_bgsave,offset=0,lag=0\r\n" +
+		"slave2:ip=127.0.0.1,port=7003,state=online,offset=42,lag=1\r\n" +
+		"master_failover_state:no-failover\r\n"
+	if n := onlineReplicas(info); n != 2 {
+		t.Fatalf("online replicas %d, want 2", n)
+	}
+	if n := onlineReplicas("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"); n != 0 {
+		t.Fatalf("online replicas %d, want 0", n)
+	}
 }

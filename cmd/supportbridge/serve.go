@@ -357,6 +357,17 @@ func (d *daemon) ready(ctx context.Context) error {
 	if err := d.rdb.Ping(ctx).Err(); err != nil {
 		return errors.New("redis unreachable")
 	}
+	if want := d.cfg.Redis.WaitReplicas; want > 0 {
+		// Every acknowledgement waits for that many replicas: with fewer
+		// online, webhooks get 503 until one is back.
+		info, err := d.rdb.Info(ctx, "replication").Result()
+		if err != nil {
+			return errors.New("redis unreachable")
+		}
+		if n := onlineReplicas(info); n < want {
+			return fmt.Errorf("redis: %d of %d replicas online (redis.wait_replicas): writes cannot be acknowledged", n, want)
+		}
+	}
 	if d.reader != nil {
 		// Only the replica holding the mailbox lease reads it; the others
 		// are not to blame for a quiet mailbox.
@@ -371,6 +382,19 @@ func (d *daemon) ready(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// onlineReplicas counts the replicas an INFO replication answer lists as
+// online ("slave0:ip=…,port=…,state=online,…").
+func onlineReplicas(info string) int {
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && strings.HasPrefix(k, "slave") && strings.Contains(","+v+",", ",state=online,") {
+			n++
+		}
+	}
+	return n
 }
 
 func (d *daemon) close() {
