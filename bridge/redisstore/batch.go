@@ -68,8 +68,9 @@ func newBatcher(rdb redis.UniversalClient, lanes, perPipeline int) *batcher {
 
 // do queues build, which adds the caller's commands to a pipeline, and
 // returns once that pipeline has run (and, with waitReplicas, is held by
-// the replicas): the caller then reads its commands' results. It returns ctx's error if ctx ends first; the commands may still
-// run, as a command sent just before a cancellation may.
+// the replicas): the caller then reads its commands' results. It returns
+// ctx's error if ctx ends first; the commands may still run, as a command
+// sent just before a cancellation may.
 func (b *batcher) do(ctx context.Context, build func(redis.Pipeliner)) error {
 	return b.enqueue(ctx, build, true)
 }
