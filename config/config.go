@@ -60,8 +60,9 @@ type Redis struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// WaitReplicas, when above 0, holds every acknowledgement (a webhook's
 	// 2xx, a desk reply moved, an accepted mail's job completed) until that
-	// many replicas hold the write (Redis's WAIT, up to WaitTimeout): a
-	// Sentinel failover then loses none of them. Not for a Cluster.
+	// many replicas hold the write (Redis's WAIT, up to WaitTimeout), so
+	// that a Sentinel failover promoting one of them loses none. Not for a
+	// Cluster.
 	WaitReplicas int           `yaml:"wait_replicas"`
 	WaitTimeout  time.Duration `yaml:"wait_timeout"`
 }

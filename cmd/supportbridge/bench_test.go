@@ -44,9 +44,28 @@ func redisBenchmarkSET(b *testing.B, host, port string, clients int) float64 {
 // the same concurrency as the redis-benchmark baseline run right after.
 // Reports: webhooks/s, p50-ms, p99-ms, redis-SET/s and ratio.
 func BenchmarkWebhookIngest(b *testing.B) {
-	const clients = 32
+	benchIngest(b, redistest.Start(b), nil)
+}
+
+// BenchmarkWebhookIngestReplicated is BenchmarkWebhookIngest with a replica
+// and redis.wait_replicas 1: what waiting for the replica costs. Its
+// baseline, redis-benchmark, runs against the same master, replica
+// attached.
+func BenchmarkWebhookIngestReplicated(b *testing.B) {
 	srv := redistest.Start(b)
+	redistest.Start(b, redistest.WithReplicaOf(srv.Addr))
+	redistest.WaitReplicas(b, srv.Addr, 1)
+	benchIngest(b, srv, func(c *config.Config) { c.Redis.WaitReplicas = 1 })
+}
+
+// benchIngest is the ingest benchmark on srv, its configuration changed by
+// configure when not nil.
+func benchIngest(b *testing.B, srv *redistest.Server, configure func(*config.Config)) {
+	const clients = 32
 	cfg := benchConfig(srv.Addr, "bench:")
+	if configure != nil {
+		configure(&cfg)
+	}
 	d, err := newDaemon(&cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
 	if err != nil {
 		b.Fatal(err)
