@@ -40,9 +40,10 @@ type batcher struct {
 	lanes int // flushers in flight at the most (pipelines in parallel)
 	max   int // callers per pipeline at the most
 
-	waitReplicas int
-	waitTimeout  time.Duration
-	fenceKey     string
+	waitReplicas    int
+	waitTimeout     time.Duration
+	fenceKey        string
+	onNotReplicated func()
 
 	mu      sync.Mutex
 	queue   []*batchReq
@@ -139,6 +140,9 @@ func (b *batcher) flush() {
 		// timeouts bound the round trip.
 		_, _ = pipe.Exec(context.Background())
 		werr := b.replicated(wait)
+		if werr != nil && b.onNotReplicated != nil {
+			b.onNotReplicated()
+		}
 		for _, r := range batch {
 			if r.write {
 				r.err = werr

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,13 +70,17 @@ func TestWaitReplicas(t *testing.T) {
 // were safe.
 func TestWaitReplicasWithoutReplica(t *testing.T) {
 	srv := redistest.Start(t)
+	var told atomic.Int64
 	st := redisstore.New(redistest.Client(t, srv.Addr), redisstore.Options{Prefix: "sbwait:", WaitReplicas: 1,
-		WaitTimeout: 100 * time.Millisecond})
+		WaitTimeout: 100 * time.Millisecond, OnNotReplicated: func() { told.Add(1) }})
 	svc := bridge.NewService(st)
 	if _, err := svc.Apply(context.Background(), structureEvent("s1", true)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.Apply(context.Background(), createdEvent("T1", "s1", time.Now())); !errors.Is(err, redisstore.ErrNotReplicated) {
 		t.Fatalf("change with no replica: %v, want ErrNotReplicated", err)
+	}
+	if told.Load() == 0 {
+		t.Fatal("OnNotReplicated was not told")
 	}
 }

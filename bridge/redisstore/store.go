@@ -30,6 +30,9 @@ type Options struct {
 	// Sentinel only: not on a Cluster.
 	WaitReplicas int
 	WaitTimeout  time.Duration
+	// OnNotReplicated, when set, is told of each pipeline of writes that
+	// fewer replicas than WaitReplicas acknowledged in time (metrics).
+	OnNotReplicated func()
 }
 
 // Store is the Redis implementation of bridge.Store.
@@ -56,6 +59,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	}
 	b := newBatcher(rdb, storeBatchLanes, storeBatchMax)
 	b.waitReplicas, b.waitTimeout, b.fenceKey = opts.WaitReplicas, opts.WaitTimeout, opts.Prefix+"replfence"
+	b.onNotReplicated = opts.OnNotReplicated
 	return &Store{rdb: rdb, opts: opts, batch: b}
 }
 

@@ -28,6 +28,7 @@ type metrics struct {
 	operatorAlerts *prometheus.CounterVec
 	feedRemoved    prometheus.Counter
 	feedPrunes     *prometheus.CounterVec
+	notReplicated  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -57,8 +58,10 @@ func newMetrics() *metrics {
 		Help: "Feed entries removed by the retention prune."})
 	m.feedPrunes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_feed_prune_runs_total",
 		Help: "Retention prune runs of the feeds on this replica, by result (done, error)."}, []string{"result"})
+	m.notReplicated = prometheus.NewCounter(prometheus.CounterOpts{Name: "supportbridge_redis_not_replicated_total",
+		Help: "Round trips of writes that fewer replicas than redis.wait_replicas acknowledged in time (their callers failed and retry)."})
 	m.reg.MustRegister(m.webhooks, m.ingest, m.jobs, m.mailsAccepted, m.deadLetters, m.inbound, m.digestRuns,
-		m.callbackResult, m.operatorAlerts, m.feedRemoved, m.feedPrunes,
+		m.callbackResult, m.operatorAlerts, m.feedRemoved, m.feedPrunes, m.notReplicated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

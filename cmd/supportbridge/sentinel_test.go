@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -183,6 +184,10 @@ func TestReadyzCountsReplicas(t *testing.T) {
 	if code, body := readyz(); code != http.StatusOK {
 		t.Fatalf("with its replica: %d %s", code, body)
 	}
+	// One webhook while the replica is online is acknowledged.
+	if code := postStatus(t, ts.URL, "R1"); code != http.StatusAccepted {
+		t.Fatalf("webhook with the replica: %d", code)
+	}
 	replica.Stop()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -198,6 +203,32 @@ func TestReadyzCountsReplicas(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Without it, webhooks get 503 and the metric counts the round trip
+	// that fell short.
+	if code := postStatus(t, ts.URL, "R2"); code != http.StatusServiceUnavailable {
+		t.Fatalf("webhook without the replica: %d, want 503", code)
+	}
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^supportbridge_redis_not_replicated_total [1-9]`).Match(b) {
+		t.Fatalf("metrics do not count the failed wait:\n%s", b)
+	}
+}
+
+// postStatus posts a signed ticket.created webhook and returns the status.
+func postStatus(t *testing.T, base, ticket string) int {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(signedRequest(base, "wh-"+ticket, []byte(ticketCreated(ticket, "s1"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func TestOnlineReplicas(t *testing.T) {

@@ -182,8 +182,10 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		rdb.Close()
 		return nil, err
 	}
-	store := redisstore.New(rdb, storeOptions(cfg))
 	met := newMetrics()
+	sopts := storeOptions(cfg)
+	sopts.OnNotReplicated = met.notReplicated.Inc
+	store := redisstore.New(rdb, sopts)
 	mailer, err := newDeskMailer(cfg)
 	if err != nil {
 		rdb.Close()
