@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -43,11 +42,7 @@ func BenchmarkFeedFanOut(b *testing.B) {
 		parent.Referents = append(parent.Referents, config.Referent{ID: fmt.Sprintf("ref-a-%d", i), Digest: "never", Locale: "en"})
 	}
 	cfg.Structures = []config.Structure{parent, school}
-	d, err := newDaemon(&cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.close()
+	d := quietDaemon(b, &cfg)
 	ctx := context.Background()
 	d.seedStructures(ctx)
 	ts := httptest.NewServer(d.handler)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -30,11 +29,7 @@ func benchDaemon(b *testing.B, dc *mailtest.Dovecot) *daemon {
 	cfg.IMAP.Username = dc.User
 	cfg.IMAP.Password = config.Secret(dc.Password)
 	cfg.IMAP.PollInterval = time.Second
-	d, err := newDaemon(&cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(d.close)
+	d := quietDaemon(b, &cfg)
 	if _, err := d.svc.Apply(context.Background(), bridge.Event{ID: "st", Type: bridge.EventStructureUpserted,
 		Structure: &bridge.Structure{ID: "s1", Name: "Lycée Victor Hugo"}}); err != nil {
 		b.Fatal(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -58,11 +57,7 @@ func BenchmarkEscalationSend(b *testing.B) {
 	cfg.SMTP.Addr = sink.Addr
 	cfg.SMTP.TLS = config.TLSNone
 	cfg.Jobs.Concurrency = sessions
-	d, err := newDaemon(&cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.close()
+	d := quietDaemon(b, &cfg)
 	var sent atomic.Int64
 	d.afterJob = func(e bridge.Effect, err error) {
 		if e.Kind == bridge.EffectEscalate && err == nil {

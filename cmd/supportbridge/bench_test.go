@@ -66,11 +66,7 @@ func benchIngest(b *testing.B, srv *redistest.Server, configure func(*config.Con
 	if configure != nil {
 		configure(&cfg)
 	}
-	d, err := newDaemon(&cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.close()
+	d := quietDaemon(b, &cfg)
 	ts := httptest.NewServer(d.handler)
 	defer ts.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
@@ -169,6 +165,18 @@ func signedRequest(base, id string, body []byte) *http.Request {
 	req.Header.Set("Content-Type", "application/json")
 	webhook.SignHeaders(req.Header, key, id, time.Now(), body)
 	return req
+}
+
+// quietDaemon is a daemon on cfg that logs nothing, closed when the test
+// ends (after its deferred calls).
+func quietDaemon(tb testing.TB, cfg *config.Config) *daemon {
+	tb.Helper()
+	d, err := newDaemon(cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(d.close)
+	return d
 }
 
 // benchConfig is the defaults with the test's secrets and a real Redis:
