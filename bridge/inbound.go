@@ -108,6 +108,68 @@ func (s *Service) LearnDeskReference(ctx context.Context, ticketID, ref string) 
 	return err
 }
 
+// DeskNotice is an automatic notice of the desk's help-desk product that
+// its own ticket was solved or closed.
+type DeskNotice struct {
+	// Key makes the notice idempotent (the mail's key, as DeskReply.Key).
+	Key      string
+	TicketID string
+	Status   DeskStatusValue
+	// At is when the desk said it (the mail's date), else now.
+	At time.Time
+	// DeskReference is the product's ticket number when the notice shows
+	// it, or empty.
+	DeskReference string
+}
+
+// RecordDeskStatus records a desk notice on the ticket's escalation and
+// tells the ENT (a ticket.desk_status_changed callback) and the referent
+// who escalated. The ticket's own status is the ENT's: it does not change.
+// A notice repeating the status already recorded changes nothing.
+func (s *Service) RecordDeskStatus(ctx context.Context, n DeskNotice) (Outcome, error) {
+	if n.Key == "" || n.TicketID == "" || !n.Status.Valid() {
+		return "", Errorf(CodeInvalid, "a desk notice needs a key, a ticket and a status (solved or closed)")
+	}
+	eventID := "desk_status:" + n.Key
+	return s.mutate(ctx, n.TicketID, eventID, false, func(t *Ticket) (Commit, error) {
+		if ds := t.Escalation.DeskStatus; ds != nil && ds.Status == n.Status {
+			return Commit{}, errNoChange
+		}
+		now := s.now().UTC()
+		at := n.At.UTC()
+		if at.IsZero() || at.After(now.Add(24*time.Hour)) {
+			at = now
+		}
+		nt := next(*t, now)
+		nt.Escalation.DeskStatus = &DeskStatus{Status: n.Status, At: at}
+		var events []TimelineEvent
+		ref := strings.TrimSpace(n.DeskReference)
+		if ref != "" && nt.Escalation.DeskReference == "" {
+			nt.Escalation.DeskReference = ref
+			events = append(events, TimelineEvent{Type: "desk_reference", At: now, Detail: ref})
+		}
+		// A notice proves the desk has the mail, as a reply does.
+		if nt.Escalation.Status == EscalationInProgress {
+			nt.Escalation.Status = EscalationSuccessful
+		}
+		detail := string(n.Status)
+		if nt.Escalation.DeskReference != "" {
+			detail += " (desk ticket " + nt.Escalation.DeskReference + ")"
+		}
+		events = append(events, TimelineEvent{Type: "desk_status", At: now, Detail: detail})
+		typ := NotifyDeskSolved
+		if n.Status == DeskClosed {
+			typ = NotifyDeskClosed
+		}
+		payload := map[string]any{"ticket_id": t.ID, "desk_status": nt.Escalation.DeskStatus,
+			"desk_reference": nt.Escalation.DeskReference, "status": nt.Status}
+		return Commit{Ticket: nt, Events: events, Effects: []Effect{
+			notifyEffect(eventID, t.ID, typ, nil, now),
+			callbackEffect(eventID, t.ID, CallbackDeskStatusChanged, payload, now),
+		}}, nil
+	})
+}
+
 // EscalationBounced fails the ticket's current escalation: a mail to the
 // desk came back undelivered.
 func (s *Service) EscalationBounced(ctx context.Context, ticketID, reason string) error {

@@ -115,6 +115,29 @@ type Escalation struct {
 	RootMessageID string `json:"root_message_id,omitempty"`
 	// Attempt counts escalation requests; each gets its own mail job.
 	Attempt int `json:"attempt,omitempty"`
+	// DeskStatus is what the desk's product last said of its own ticket
+	// (solved, closed), from its notices; nil until it says something.
+	// The ENT owns the ticket's status: this never changes it.
+	DeskStatus *DeskStatus `json:"desk_status,omitempty"`
+}
+
+// DeskStatusValue is the state of the desk's own ticket, as its notices
+// tell it.
+type DeskStatusValue string
+
+// The states a desk's notice may report.
+const (
+	DeskSolved DeskStatusValue = "solved"
+	DeskClosed DeskStatusValue = "closed"
+)
+
+// Valid reports whether v is solved or closed.
+func (v DeskStatusValue) Valid() bool { return v == DeskSolved || v == DeskClosed }
+
+// DeskStatus is a desk notice recorded on the escalation.
+type DeskStatus struct {
+	Status DeskStatusValue `json:"status"`
+	At     time.Time       `json:"at"`
 }
 
 // Ticket is a support demand. Exchanges and events are kept apart (see

@@ -17,12 +17,16 @@ type NotificationType string
 
 // The notification types.
 const (
-	NotifyTicketCreated     NotificationType = "ticket.created"
-	NotifyTicketUpdated     NotificationType = "ticket.updated"
-	NotifyDeskReplied       NotificationType = "ticket.desk_replied"
-	NotifyTicketResolved    NotificationType = "ticket.resolved"
-	NotifyTicketClosed      NotificationType = "ticket.closed"
-	NotifyEscalationFailed  NotificationType = "ticket.escalation_failed"
+	NotifyTicketCreated    NotificationType = "ticket.created"
+	NotifyTicketUpdated    NotificationType = "ticket.updated"
+	NotifyDeskReplied      NotificationType = "ticket.desk_replied"
+	NotifyTicketResolved   NotificationType = "ticket.resolved"
+	NotifyTicketClosed     NotificationType = "ticket.closed"
+	NotifyEscalationFailed NotificationType = "ticket.escalation_failed"
+	// NotifyDeskSolved and NotifyDeskClosed tell the referent who
+	// escalated that the desk's product solved or closed its own ticket.
+	NotifyDeskSolved        NotificationType = "ticket.desk_solved"
+	NotifyDeskClosed        NotificationType = "ticket.desk_closed"
 	maxSubjectInTitle                        = 60
 	maxStructureChainLength                  = 16
 )
@@ -69,6 +73,7 @@ const (
 	CallbackEscalationFailed    = "ticket.escalation_failed"
 	CallbackDeskReplied         = "ticket.desk_replied"
 	CallbackNotificationCreated = "notification.created"
+	CallbackDeskStatusChanged   = "ticket.desk_status_changed"
 )
 
 var titles = map[string]map[NotificationType]string{
@@ -79,6 +84,8 @@ var titles = map[string]map[NotificationType]string{
 		NotifyTicketResolved:   "Demande résolue par le support : %s",
 		NotifyTicketClosed:     "Demande fermée par le support : %s",
 		NotifyEscalationFailed: "Échec de la transmission au support : %s",
+		NotifyDeskSolved:       "Le support a résolu la demande de son côté : %s",
+		NotifyDeskClosed:       "Le support a clos la demande de son côté : %s",
 	},
 	"en": {
 		NotifyTicketCreated:    "New request: %s",
@@ -87,6 +94,8 @@ var titles = map[string]map[NotificationType]string{
 		NotifyTicketResolved:   "Request resolved by the support desk: %s",
 		NotifyTicketClosed:     "Request closed by the support desk: %s",
 		NotifyEscalationFailed: "Could not send the request to the support desk: %s",
+		NotifyDeskSolved:       "The support desk solved the request on its side: %s",
+		NotifyDeskClosed:       "The support desk closed the request on its side: %s",
 	},
 }
 
@@ -190,6 +199,17 @@ func Recipients(typ NotificationType, t Ticket, referents []Referent, actor *Per
 	case NotifyEscalationFailed:
 		if t.Escalation.EscalatedBy != nil {
 			add(t.Escalation.EscalatedBy.ID, t.Locale)
+		}
+	case NotifyDeskSolved, NotifyDeskClosed:
+		// The referent who escalated follows the desk's side; the
+		// structure's referents only when that is not known.
+		if by := t.Escalation.EscalatedBy; by != nil {
+			for _, r := range referents {
+				if r.ID == by.ID {
+					return []recipient{{ID: r.ID, Locale: r.Locale}}
+				}
+			}
+			return []recipient{{ID: by.ID, Locale: t.Locale}}
 		}
 	default:
 		add(t.Owner.ID, t.Locale)

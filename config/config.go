@@ -104,6 +104,10 @@ type Desk struct {
 	// whose DMARC result from that server is not "pass".
 	RequireDMARCPass bool   `yaml:"require_dmarc_pass"`
 	SubjectTag       string `yaml:"subject_tag"`
+	// Product is the help-desk product that answers as the desk: auto
+	// (recognised from each mail), one of DeskProducts, or generic (a
+	// person's mail client: no product's conventions).
+	Product string `yaml:"product"`
 	// ReferencePattern finds the desk's own ticket number (its one capture
 	// group) in the desk's mails.
 	ReferencePattern string `yaml:"reference_pattern"`
@@ -117,6 +121,10 @@ type Desk struct {
 	StatusMarkers       StatusMarkers `yaml:"status_markers"`
 	MaxAttachmentBytes  ByteSize      `yaml:"max_attachment_bytes"`
 }
+
+// DeskProducts are the values of desk.product. The inbound side has the
+// conventions of each product (a test keeps the two lists the same).
+var DeskProducts = []string{"auto", "glpi", "rt", "zammad", "zendesk", "freshdesk", "osticket", "jira", "otrs", "freescout", "generic"}
 
 // StatusMarkers are the texts by which a desk reply changes the ticket's
 // status.
@@ -263,6 +271,7 @@ func Default() Config {
 				2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
 		},
 		Desk: Desk{
+			Product:          "auto",
 			SubjectTag:       "ENT",
 			ReferencePattern: `\[Desk #(\d+)\]`,
 			PlusToken:        true,

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -261,6 +262,9 @@ func validateDesk(c *Config, p *problems) {
 	}
 	if d.RequireDMARCPass && d.AuthServID == "" {
 		p.at("desk.require_dmarc_pass", "needs desk.authserv_id: the server whose DMARC results are trusted")
+	}
+	if !slices.Contains(DeskProducts, d.Product) {
+		p.at("desk.product", "must be one of %s (not %q)", strings.Join(DeskProducts, ", "), d.Product)
 	}
 	if !subjectTagRE.MatchString(d.SubjectTag) {
 		p.at("desk.subject_tag", "must be 1 to 16 letters or digits (not %q)", d.SubjectTag)

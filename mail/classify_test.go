@@ -56,7 +56,8 @@ func TestClassifyFixtures(t *testing.T) {
 		t.Run(tc.file, func(t *testing.T) {
 			in := testParseFile(t, filepath.Join("testdata", "inbound", tc.file+".eml"))
 			got := Classify(in, testClassifyOptions())
-			if got != tc.want {
+			if got.Kind != tc.want.Kind || got.Reason != tc.want.Reason || got.OriginalMessageID != tc.want.OriginalMessageID ||
+				got.DeskReference != tc.want.DeskReference || got.DeskStatus != tc.want.DeskStatus || got.Product != tc.want.Product {
 				t.Errorf("Classify = %+v, want %+v", got, tc.want)
 			}
 		})

@@ -32,9 +32,31 @@ func NewReplyExtractor() *ReplyExtractor {
 	return &ReplyExtractor{re: inbNewReplyRes()}
 }
 
+// ReplyContext tells the extractor what the body alone does not: which
+// help-desk product wrote the mail (its separators, preamble and history
+// layout), the mail's subject (a forward's "TR:" or "Fwd:" makes a quoted
+// header block a forwarded message to keep) and our own addresses (a
+// message from one of them is our own mail quoted back: never kept).
+type ReplyContext struct {
+	Product      *DeskProduct
+	Subject      string
+	OwnAddresses []string
+	// KeepForwards keeps a message forwarded below the sender's words
+	// (Extract cuts it like any quote).
+	KeepForwards bool
+}
+
 // Extract does what ExtractReply does. A nil or zero ReplyExtractor works,
 // compiling its patterns on each call.
 func (x *ReplyExtractor) Extract(text, html string) string {
+	return x.ExtractFor(text, html, ReplyContext{})
+}
+
+// ExtractFor is Extract for a mail whose context is known: a help-desk
+// product's notification loses its separator, preamble and history; a
+// message forwarded inside the reply is kept below the sender's words,
+// without its own quotes.
+func (x *ReplyExtractor) ExtractFor(text, html string, rc ReplyContext) string {
 	var re *inbReplyRes
 	if x != nil {
 		re = x.re
@@ -42,29 +64,37 @@ func (x *ReplyExtractor) Extract(text, html string) string {
 	if re == nil {
 		re = inbNewReplyRes()
 	}
+	x2 := &inbExtraction{re: re, rc: rc}
 	t := inbNormalizeReply(text)
 	if strings.TrimSpace(html) != "" {
 		fromHTML := inbNormalizeReply(HTMLToText(html))
 		if strings.TrimSpace(t) == "" || strings.TrimSpace(t) == strings.TrimSpace(fromHTML) {
+			// A message forwarded inside the reply sits in the client's
+			// quote mark (Gmail's gmail_quote, Outlook's divRplyFwdMsg):
+			// the whole text, which the forward survives, comes first.
+			if r := x2.strip(fromHTML, 0); rc.KeepForwards && r.forward && r.text != "" {
+				return r.text
+			}
 			// No text of the sender's own (ParseMessage makes Text from
 			// the HTML then): the HTML's structure marks the quote better
 			// than its text does.
 			if h, ok := inbHTMLReplyText(html); ok {
-				if r, _ := inbStripReply(re, inbNormalizeReply(h)); r != "" {
-					return r
+				if r := x2.strip(inbNormalizeReply(h), 0); r.text != "" {
+					return r.text
 				}
 			}
 			t = fromHTML
 		}
 	}
-	reply, found := inbStripReply(re, t)
+	res := x2.strip(t, 0)
+	reply, found := res.text, res.found
 	if found && reply != "" {
 		return reply
 	}
 	if strings.TrimSpace(html) != "" {
 		if h, ok := inbHTMLReplyText(html); ok {
-			if r, _ := inbStripReply(re, inbNormalizeReply(h)); r != "" {
-				return r
+			if r := x2.strip(inbNormalizeReply(h), 0); r.text != "" {
+				return r.text
 			}
 		}
 	}
@@ -100,6 +130,7 @@ type inbReplyRes struct {
 	headerKey   *regexp.Regexp // the fields that make a block a header block
 	oneLineHdr  *regexp.Regexp // "From: … Sent: … Subject: …" on one line
 	replyAbove  *regexp.Regexp // "reply above this line" and our own
+	forward     *regexp.Regexp // the separators that open a forwarded message
 	mobileSig   *regexp.Regexp // "Envoyé de mon iPhone", …
 	rule        *regexp.Regexp // "_____" or "-----" lines before a header
 }
@@ -111,6 +142,7 @@ func inbNewReplyRes() *inbReplyRes {
 		wroteOnly:   regexp.MustCompile(`(?i)^.{1,200}\s(?:` + verbs + `)\s*:$`),
 		separator: regexp.MustCompile(`(?i)^(?:-{2,}\s*(?:original message|message d'origine|message d’origine|message original|mail original|forwarded message|message transféré|message transmis|ursprüngliche nachricht|weitergeleitete nachricht|mensaje original|messaggio originale|oorspronkelijk bericht)\s*-{2,}(?:\s.*)?` +
 			`|begin forwarded message\s*:|début du message réexpédié\s*:|début du message transféré\s*:|anfang der weitergeleiteten nachricht\s*:)$`),
+		forward: regexp.MustCompile(`(?i)(?:forwarded message|message transféré|message transmis|weitergeleitete nachricht|mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|begin forwarded message|début du message réexpédié|début du message transféré|anfang der weitergeleiteten nachricht)`),
 		headerFrom:  regexp.MustCompile(`(?i)^\*{0,2}(?:from|de|von|van|da|od|fra|från)\s*\*{0,2}\s*:\s*\*{0,2}\s*\S`),
 		headerField: regexp.MustCompile(`(?i)^\*{0,2}(?:sent|envoyé|envoye|date|to|à|a|cc|cci|bcc|subject|objet|sujet|pour|copie à|gesendet|datum|an|betreff|enviado|para|asunto|inviato|oggetto|verzonden|aan|onderwerp|importance|priorité|reply-to|répondre à)\s*\*{0,2}\s*:`),
 		headerKey:   regexp.MustCompile(`(?i)^\*{0,2}(?:sent|envoyé|envoye|date|subject|objet|sujet|gesendet|datum|betreff|enviado|asunto|inviato|oggetto|verzonden|onderwerp)\s*\*{0,2}\s*:`),
@@ -136,11 +168,29 @@ const (
 	inbHardMark             // a separator or header block: all below is quoted
 )
 
-// inbStripReply removes the quote and signature from normalised text.
-// found reports whether a quote boundary was seen.
-func inbStripReply(re *inbReplyRes, t string) (reply string, found bool) {
+// inbExtraction is one extraction: the patterns and the mail's context.
+type inbExtraction struct {
+	re *inbReplyRes
+	rc ReplyContext
+}
+
+// inbStripped is what strip makes of a text.
+type inbStripped struct {
+	text    string
+	found   bool // a quote boundary was seen
+	forward bool // a forwarded message was kept
+}
+
+// inbMaxForwardDepth bounds forwards kept inside forwards.
+const inbMaxForwardDepth = 3
+
+// strip removes the quote and signature from normalised text, and, for a
+// help-desk product's notification, the product's separator, preamble and
+// history; a message forwarded below the sender's words is kept.
+func (x *inbExtraction) strip(t string, depth int) inbStripped {
+	re, prod := x.re, x.rc.Product
 	if strings.TrimSpace(t) == "" {
-		return "", false
+		return inbStripped{}
 	}
 	lines := strings.Split(t, "\n")
 	if len(lines) > 20000 {
@@ -150,10 +200,21 @@ func inbStripReply(re *inbReplyRes, t string) (reply string, found bool) {
 	drop := map[int]bool{}
 
 	cut, kind, span := len(lines), inbNoMarker, 0
+	// notification: the mail opened with a "reply above this line"
+	// separator, so what follows is a product's notification whose
+	// preamble is dropped and whose history ends the new text.
+	notification, preamble := false, false
 	for i := 0; i < len(lines); i++ {
 		trimmed := strings.TrimSpace(lines[i])
 		if trimmed == "" {
 			continue
+		}
+		if preamble {
+			if prod.isPreamble(trimmed) || re.rule.MatchString(trimmed) {
+				drop[i] = true
+				continue
+			}
+			preamble = false
 		}
 		if inbIsQuoteLine(lines[i]) {
 			cut, kind = i, inbQuoteMark
@@ -167,14 +228,26 @@ func inbStripReply(re *inbReplyRes, t string) (reply string, found bool) {
 			cut, kind = i, inbHardMark
 			break
 		}
-		if inbIsReplyAbove(re, trimmed) {
-			if inbHasContent(lines[:i]) {
+		if inbIsReplyAbove(re, trimmed) || prod.isSeparator(trimmed) {
+			if inbHasContentExcept(lines[:i], drop) {
 				cut, kind = i, inbHardMark
 				break
 			}
 			// A desk notification opens with the mark, its new text
 			// below: drop the line, read on.
 			drop[i] = true
+			notification, preamble = true, prod != nil
+			continue
+		}
+		if prod != nil && inbHasContentExcept(lines[:i], drop) && prod.isHistory(trimmed, notification) {
+			cut, kind = i, inbHardMark
+			break
+		}
+		if prod != nil && !inbHasContentExcept(lines[:i], drop) && prod.isPreamble(trimmed) {
+			// A notification without a separator still opens with its
+			// preamble ("Votre demande (5678) a été mise à jour").
+			drop[i] = true
+			preamble = true
 		}
 	}
 	if kind == inbQuoteMark {
@@ -185,7 +258,7 @@ func inbStripReply(re *inbReplyRes, t string) (reply string, found bool) {
 			cut, kind, span = p, inbAttribMark, 1
 		}
 	}
-	found = kind != inbNoMarker
+	found := kind != inbNoMarker
 	bound := cut // the boundary line itself, before the walk back
 	if found {
 		// A rule line ("_____" in Outlook) just above the boundary belongs
@@ -218,7 +291,126 @@ func inbStripReply(re *inbReplyRes, t string) (reply string, found bool) {
 		}
 	}
 	keep = inbCutSignature(re, keep)
-	return inbTrimLines(keep), found
+	out := inbStripped{text: inbTrimLines(keep), found: found}
+	if kind == inbHardMark && x.rc.KeepForwards && depth < inbMaxForwardDepth {
+		if fw, ok := x.forwardAt(lines, bound, depth); ok {
+			if out.text != "" {
+				fw = out.text + "\n\n" + fw
+			}
+			out.text, out.forward = fw, true
+		}
+	}
+	return out
+}
+
+// forwardAt renders the message forwarded at line i (a forward separator,
+// or a quoted header block in a mail whose subject says it forwards), as
+// its separator, its header lines and its body stripped of its own quotes.
+// It reports false when no forward starts there, or when the forwarded
+// message is our own mail.
+func (x *inbExtraction) forwardAt(lines []string, i, depth int) (string, bool) {
+	re := x.re
+	var head []string
+	j := i
+	if sep := strings.TrimSpace(lines[i]); inbIsSeparator(re, sep) {
+		if !re.forward.MatchString(sep) {
+			return "", false
+		}
+		head = append(head, sep)
+		j++
+		for j < len(lines) && strings.TrimSpace(lines[j]) == "" {
+			j++
+		}
+	} else if depth > 0 || !inbForwardSubject(x.rc.Subject) {
+		// A header block is a forward only at the top of a mail whose
+		// subject says it forwards; inside the forwarded message it is
+		// that message's own quote.
+		return "", false
+	}
+	if j >= len(lines) || !inbHeaderBlockAt(re, lines, j) && !re.headerFrom.MatchString(strings.TrimSpace(lines[j])) {
+		if len(head) == 0 {
+			return "", false
+		}
+	}
+	// The header block: field lines (and wrapped values) up to the first
+	// blank line once a field has been seen.
+	fields := 0
+	for ; j < len(lines); j++ {
+		l := strings.TrimSpace(lines[j])
+		if l == "" {
+			if fields > 0 {
+				break
+			}
+			continue
+		}
+		isField := re.headerFrom.MatchString(l) || re.headerField.MatchString(l)
+		if !isField && fields == 0 {
+			break
+		}
+		if isField {
+			fields++
+			if re.headerFrom.MatchString(l) && inbFromOneOf(l, x.rc.OwnAddresses) {
+				// Our own mail, forwarded back: a quote like any other.
+				return "", false
+			}
+		}
+		head = append(head, l)
+	}
+	if fields == 0 && len(head) == 0 {
+		return "", false
+	}
+	body := x.strip(strings.Join(lines[j:], "\n"), depth+1)
+	text := body.text
+	if text == "" {
+		text = inbTrimLines(lines[j:])
+	}
+	out := strings.Join(head, "\n")
+	if text != "" {
+		out += "\n\n" + text
+	}
+	return out, true
+}
+
+// inbForwardSubject reports whether a subject says its mail forwards
+// another ("TR:", "Fwd:", "WG:", "RV:", "I:"), after any "Re:".
+func inbForwardSubject(subject string) bool {
+	s := strings.ToLower(strings.TrimSpace(subject))
+	for n := 0; n < 5 && s != ""; n++ {
+		word, rest, ok := strings.Cut(s, ":")
+		if !ok || len(word) > 6 {
+			return false
+		}
+		switch strings.TrimSpace(word) {
+		case "tr", "fw", "fwd", "wg", "rv", "i", "enc", "doorst":
+			return true
+		case "re", "aw", "sv", "ref", "rép", "rep", "antw":
+			s = strings.TrimSpace(rest)
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// inbFromOneOf reports whether a header line names one of addrs.
+func inbFromOneOf(line string, addrs []string) bool {
+	l := strings.ToLower(line)
+	for _, a := range addrs {
+		if a = strings.ToLower(strings.TrimSpace(a)); a != "" && strings.Contains(l, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// inbHasContentExcept is inbHasContent for the lines not dropped.
+func inbHasContentExcept(lines []string, drop map[int]bool) bool {
+	for i, l := range lines {
+		if !drop[i] && strings.TrimSpace(l) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // inbPrevContent returns the index of the last non-blank line before i,

@@ -19,6 +19,7 @@ type ReplyApplier interface {
 	ApplyDeskReply(ctx context.Context, r bridge.DeskReply) (bridge.Outcome, error)
 	LearnDeskReference(ctx context.Context, ticketID, ref string) error
 	EscalationBounced(ctx context.Context, ticketID, reason string) error
+	RecordDeskStatus(ctx context.Context, n bridge.DeskNotice) (bridge.Outcome, error)
 }
 
 // InboundStore is what the inbound side keeps and looks up.
@@ -36,6 +37,10 @@ type InboundOptions struct {
 	// ReplyTo is the mailbox the desk answers to (plus-address tokens are
 	// looked for on it).
 	ReplyTo string
+	// OwnAddresses are our own addresses (desk.from, desk.reply_to): a
+	// message from one of them, forwarded back inside a reply, is our own
+	// mail and is not kept.
+	OwnAddresses []string
 	// SubjectTag is the word of the [<tag>-<id>] subject tag.
 	SubjectTag string
 	// SenderAllowed says whether an address may answer a ticket.
@@ -51,7 +56,7 @@ type InboundOptions struct {
 	Mailbox        string
 	Logger         *slog.Logger
 	Now            func() time.Time
-	OnOutcome      func(outcome string) // metrics: applied, duplicate, loop, auto_reply, bounce, quarantined
+	OnOutcome      func(outcome string) // metrics: applied, duplicate, loop, auto_reply, desk_notice, bounce, quarantined
 	MaxAttachments int
 }
 
@@ -146,7 +151,7 @@ func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdic
 	// An acknowledgement teaches a desk number that the mails after it
 	// may be threaded by: they wait for it (the reader runs handlers
 	// concurrently).
-	if err := WaitThreading(ctx, cls.Kind == KindAutoReply && cls.DeskReference != ""); err != nil {
+	if err := WaitThreading(ctx, (cls.Kind == KindAutoReply || cls.Kind == KindDeskNotice) && cls.DeskReference != ""); err != nil {
 		return Verdict{}, err
 	}
 	switch cls.Kind {
@@ -158,6 +163,9 @@ func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdic
 		return p.bounce(ctx, log, in, cls, q)
 	case KindAutoReply:
 		return p.autoReply(ctx, log, in, cls)
+	}
+	if cls.Product != nil {
+		log = log.With(slog.String("desk_product", cls.Product.Name))
 	}
 
 	from := ""
@@ -183,7 +191,10 @@ func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdic
 	if err := WaitTurn(ctx, ticketID); err != nil {
 		return Verdict{}, err
 	}
-	reply := p.deskReply(in, key, ticketID, cls.DeskReference)
+	if cls.Kind == KindDeskNotice {
+		return p.deskNotice(ctx, log, in, cls, key, ticketID, how, q)
+	}
+	reply := p.deskReply(in, key, ticketID, cls)
 	res, err := p.apply.ApplyDeskReply(ctx, reply)
 	if err != nil {
 		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
@@ -203,14 +214,40 @@ func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdic
 	return Verdict{Disposition: DispositionProcessed, Reason: string(res)}, nil
 }
 
+// deskNotice records a help-desk product's solved/closed notice on the
+// escalation of the ticket it threads to; nothing is posted on the ticket.
+func (p *InboundProcessor) deskNotice(ctx context.Context, log *slog.Logger, in *Inbound, cls Classification,
+	key, ticketID, how string, q bridge.QuarantinedMail) (Verdict, error) {
+	res, err := p.apply.RecordDeskStatus(ctx, bridge.DeskNotice{Key: key, TicketID: ticketID,
+		Status: bridge.DeskStatusValue(cls.DeskStatus), At: in.Date, DeskReference: cls.DeskReference})
+	if err != nil {
+		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
+			return Verdict{}, fmt.Errorf("%w: record desk status: %v", errTransient, err)
+		}
+		q.Reason = "desk notice not applied: " + err.Error()
+		return p.quarantine(ctx, log, q)
+	}
+	if cls.DeskReference != "" {
+		if err := p.store.IndexDeskReference(ctx, cls.DeskReference, ticketID); err != nil {
+			return Verdict{}, err
+		}
+	}
+	p.outcome("desk_notice")
+	log.Info("desk notice", slog.String("ticket", ticketID), slog.String("threaded_by", how),
+		slog.String("desk_status", cls.DeskStatus), slog.String("outcome", string(res)))
+	return Verdict{Disposition: DispositionProcessed, Reason: "desk notice: " + cls.DeskStatus}, nil
+}
+
 // deskReply builds the reply a parsed mail makes on a ticket: the new text
 // only, the status it asks for, its attachments with ids derived from key.
-func (p *InboundProcessor) deskReply(in *Inbound, key, ticketID, deskRef string) bridge.DeskReply {
+func (p *InboundProcessor) deskReply(in *Inbound, key, ticketID string, cls Classification) bridge.DeskReply {
 	from := ""
 	if in.From != nil {
 		from = in.From.Address
 	}
-	text := p.extract.Extract(in.Text, in.HTML)
+	deskRef := cls.DeskReference
+	text := p.extract.ExtractFor(in.Text, in.HTML, ReplyContext{Product: cls.Product, Subject: in.Subject,
+		OwnAddresses: p.opt.OwnAddresses, KeepForwards: true})
 	reply := bridge.DeskReply{
 		Key:           key,
 		TicketID:      ticketID,
@@ -246,7 +283,7 @@ func (p *InboundProcessor) ApplyToTicket(ctx context.Context, raw []byte, ticket
 		return "", fmt.Errorf("parse: %w", err)
 	}
 	cls := Classify(in, p.opt.Classify)
-	return p.apply.ApplyDeskReply(ctx, p.deskReply(in, mailKey(in.MessageID, raw), ticketID, cls.DeskReference))
+	return p.apply.ApplyDeskReply(ctx, p.deskReply(in, mailKey(in.MessageID, raw), ticketID, cls))
 }
 
 // damaged returns the parse problems that mean the content itself was

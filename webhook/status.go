@@ -431,6 +431,7 @@ a{color:#175cd3}
 <table id="escalation">
 <tr><th>status</th><td{{if eq .Escalation.Status "failed"}} class="bad"{{end}}>{{.Escalation.Status}}</td></tr>
 <tr><th>desk reference</th><td>{{or .Escalation.DeskReference "—"}}</td></tr>
+<tr><th>desk status</th><td>{{with .Escalation.DeskStatus}}{{.Status}} ({{when .At}}){{else}}—{{end}}</td></tr>
 <tr><th>escalated</th><td>{{whenPtr .Escalation.EscalatedAt}}{{with .Escalation.EscalatedBy}} by {{person .}}{{end}}</td></tr>
 <tr><th>last error</th><td>{{or .Escalation.LastError "—"}}</td></tr>
 </table>

@@ -22,6 +22,9 @@ type escalationJSON struct {
 	DeskReference string                  `json:"desk_reference"`
 	EscalatedAt   *time.Time              `json:"escalated_at"`
 	LastError     string                  `json:"last_error"`
+	// DeskStatus is what the desk's product said of its own ticket
+	// (solved, closed) and when; absent until it said something.
+	DeskStatus *bridge.DeskStatus `json:"desk_status,omitempty"`
 }
 
 type ticketJSON struct {
@@ -79,7 +82,8 @@ func toTicketJSON(t bridge.Ticket) ticketJSON {
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Attachments: nonNil(t.Attachments),
 		Status: t.Status,
 		Escalation: escalationJSON{Status: t.Escalation.Status, DeskReference: t.Escalation.DeskReference,
-			EscalatedAt: t.Escalation.EscalatedAt, LastError: t.Escalation.LastError},
+			EscalatedAt: t.Escalation.EscalatedAt, LastError: t.Escalation.LastError,
+			DeskStatus: t.Escalation.DeskStatus},
 	}
 }
 

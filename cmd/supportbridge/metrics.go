@@ -45,7 +45,7 @@ func newMetrics() *metrics {
 	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_dead_letters_total",
 		Help: "Jobs given up and moved to the dead letters, by kind."}, []string{"kind"})
 	m.inbound = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_imap_messages_total",
-		Help: "Inbound mails handled, by outcome (applied, duplicate, loop, auto_reply, bounce, quarantined)."},
+		Help: "Inbound mails handled, by outcome (applied, duplicate, loop, auto_reply, desk_notice, bounce, quarantined)."},
 		[]string{"outcome"})
 	m.digestRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_digest_runs_total",
 		Help: "Digest runs, by period and result."}, []string{"period", "result"})

@@ -761,6 +761,9 @@ func writeTicket(w io.Writer, v bridge.TicketView) {
 	if e.DeskReference != "" {
 		row("  desk reference", tableCell(e.DeskReference, 80))
 	}
+	if ds := e.DeskStatus; ds != nil {
+		row("  desk status", string(ds.Status)+" "+timeCell(ds.At))
+	}
 	if e.RootMessageID != "" {
 		row("  message-id", tableCell(e.RootMessageID, 120))
 	}

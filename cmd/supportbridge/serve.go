@@ -284,14 +284,20 @@ func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Servi
 		replyTo = a.Address
 	}
 	_, domain, _ := strings.Cut(replyTo, "@")
+	own := []string{replyTo}
+	if a, err := netmail.ParseAddress(cfg.Desk.From); err == nil {
+		own = append(own, a.Address)
+	}
+	products, product := mail.DeskProductFor(cfg.Desk.Product)
 	return mail.NewInboundProcessor(svc, store, mail.InboundOptions{
 		Signer:        deskSigner(cfg, domain),
 		ReplyTo:       replyTo,
+		OwnAddresses:  own,
 		SubjectTag:    cfg.Desk.SubjectTag,
 		SenderAllowed: cfg.Desk.SenderAllowed,
 		SenderAuth:    mail.SenderAuth{AuthServID: cfg.Desk.AuthServID, RequirePass: cfg.Desk.RequireDMARCPass},
 		Classify: mail.ClassifyOptions{Identity: cfg.Desk.Identity, OwnDomains: []string{domain},
-			RefPattern: ref},
+			RefPattern: ref, Products: products, Product: product},
 		StatusMarkers: map[string][]string{"resolved": cfg.Desk.StatusMarkers.Resolved,
 			"closed": cfg.Desk.StatusMarkers.Closed, "waiting": cfg.Desk.StatusMarkers.Waiting},
 		Limits: mail.ParseLimits{MaxBytes: int64(cfg.IMAP.MaxMessageBytes),
