@@ -95,7 +95,8 @@ func TestEscalateOutcome(t *testing.T) {
 				}
 			}
 			apply(bridge.Event{ID: "st", Type: bridge.EventStructureUpserted, Structure: &bridge.Structure{
-				ID: "s1", Name: "Lycée Victor Hugo", UAI: "0750001A", EscalationEnabled: true}})
+				ID: "s1", Name: "Lycée Victor Hugo", UAI: "0750001A", EscalationEnabled: true,
+				Referents: []bridge.Referent{{ID: "u-ref1", DisplayName: "Mme Martin"}}}})
 			apply(bridge.Event{ID: "c", Type: bridge.EventTicketCreated, NewTicket: &bridge.NewTicket{
 				ID: "t1", StructureID: "s1", Owner: bridge.Person{ID: "u1", DisplayName: "Léa Dupont"},
 				Subject: "Écran blanc", Description: "Page blanche", Locale: "fr", CreatedAt: time.Now(),

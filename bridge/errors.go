@@ -16,6 +16,8 @@ const (
 	CodeTransitionNotAllowed Code = "transition_not_allowed"
 	CodeEscalationConflict   Code = "escalation_conflict"
 	CodeEscalationDisabled   Code = "escalation_disabled"
+	CodeForbiddenActor       Code = "forbidden_actor"
+	CodeUnknownStructure     Code = "unknown_structure"
 	CodeNotFound             Code = "not_found"
 	CodeUnavailable          Code = "unavailable"
 )

@@ -22,8 +22,9 @@ type DeskReply struct {
 	// or empty.
 	Status Status
 	// DeskReference is the desk's own ticket number when the mail taught
-	// it, or empty.
+	// it, or empty; DeskTag its subject tag as written, when known.
 	DeskReference string
+	DeskTag       string
 }
 
 // ApplyDeskReply adds a desk reply to its ticket, once per Key, with the
@@ -51,6 +52,7 @@ func (s *Service) ApplyDeskReply(ctx context.Context, r DeskReply) (Outcome, err
 			nt.Escalation.DeskReference = r.DeskReference
 			events = append(events, TimelineEvent{Type: "desk_reference", At: now, Detail: r.DeskReference})
 		}
+		learnDeskTag(&nt.Escalation, r.DeskReference, r.DeskTag)
 		// A reply proves the desk has the mail, whatever the queue has
 		// recorded so far.
 		if nt.Escalation.Status == EscalationInProgress {
@@ -85,20 +87,37 @@ func (s *Service) ApplyDeskReply(ctx context.Context, r DeskReply) (Outcome, err
 	})
 }
 
+// learnDeskTag records the desk's subject tag along with its number: when
+// the number is the one the escalation holds and no tag is known yet.
+func learnDeskTag(e *Escalation, ref, tag string) {
+	tag = strings.TrimSpace(tag)
+	if tag != "" && e.DeskTag == "" && ref != "" && ref == e.DeskReference && len(tag) <= 200 {
+		e.DeskTag = tag
+	}
+}
+
 // LearnDeskReference records the desk's own ticket number, taught by an
-// acknowledgement; no exchange is added.
-func (s *Service) LearnDeskReference(ctx context.Context, ticketID, ref string) error {
+// acknowledgement, with its subject tag when known (tag may be empty); no
+// exchange is added.
+func (s *Service) LearnDeskReference(ctx context.Context, ticketID, ref, tag string) error {
 	ref = strings.TrimSpace(ref)
 	if ref == "" {
 		return nil
 	}
 	_, err := s.mutate(ctx, ticketID, "desk_reference:"+ref, false, func(t *Ticket) (Commit, error) {
 		if t.Escalation.DeskReference != "" {
-			return Commit{}, errNoChange
+			if t.Escalation.DeskReference != ref || t.Escalation.DeskTag != "" || strings.TrimSpace(tag) == "" {
+				return Commit{}, errNoChange
+			}
+			// The number was known without its tag: learn the tag.
+			nt := next(*t, s.now().UTC())
+			learnDeskTag(&nt.Escalation, ref, tag)
+			return Commit{Ticket: nt}, nil
 		}
 		now := s.now().UTC()
 		nt := next(*t, now)
 		nt.Escalation.DeskReference = ref
+		learnDeskTag(&nt.Escalation, ref, tag)
 		if nt.Escalation.Status == EscalationInProgress {
 			nt.Escalation.Status = EscalationSuccessful
 		}
@@ -118,8 +137,9 @@ type DeskNotice struct {
 	// At is when the desk said it (the mail's date), else now.
 	At time.Time
 	// DeskReference is the product's ticket number when the notice shows
-	// it, or empty.
+	// it, or empty; DeskTag its subject tag as written.
 	DeskReference string
+	DeskTag       string
 }
 
 // RecordDeskStatus records a desk notice on the ticket's escalation and
@@ -148,6 +168,7 @@ func (s *Service) RecordDeskStatus(ctx context.Context, n DeskNotice) (Outcome, 
 			nt.Escalation.DeskReference = ref
 			events = append(events, TimelineEvent{Type: "desk_reference", At: now, Detail: ref})
 		}
+		learnDeskTag(&nt.Escalation, ref, n.DeskTag)
 		// A notice proves the desk has the mail, as a reply does.
 		if nt.Escalation.Status == EscalationInProgress {
 			nt.Escalation.Status = EscalationSuccessful

@@ -107,9 +107,13 @@ type AttachmentData struct {
 type Escalation struct {
 	Status        EscalationStatus `json:"status"`
 	DeskReference string           `json:"desk_reference"`
-	EscalatedAt   *time.Time       `json:"escalated_at"`
-	EscalatedBy   *Person          `json:"escalated_by,omitempty"`
-	LastError     string           `json:"last_error"`
+	// DeskTag is the desk's ticket tag as its subjects write it
+	// ("[rt.desk.example #4512]", "[GLPI #0005678]"): our follow-ups
+	// echo it so that the desk's product threads them.
+	DeskTag     string     `json:"desk_tag,omitempty"`
+	EscalatedAt *time.Time `json:"escalated_at"`
+	EscalatedBy *Person    `json:"escalated_by,omitempty"`
+	LastError   string     `json:"last_error"`
 	// RootMessageID is the Message-ID of the first mail sent to the desk;
 	// follow-ups thread on it.
 	RootMessageID string `json:"root_message_id,omitempty"`

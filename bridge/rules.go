@@ -33,9 +33,14 @@ func (t *Ticket) Escalated() bool {
 
 // decide applies the support module's rules to one ENT event and returns
 // the commit that records it. t is the current ticket (nil for
-// ticket.created); st is the ticket's structure when known. decide is pure:
-// the service loads, decides and commits optimistically.
-func decide(now time.Time, t *Ticket, st *Structure, ev Event) (Commit, error) {
+// ticket.created); st is the ticket's structure when known; role is the
+// actor's role on t, or nil when the ENT checks rights itself
+// (ent.trust_actor_roles). decide is pure: the service loads, decides and
+// commits optimistically.
+func decide(now time.Time, t *Ticket, st *Structure, ev Event, role *Role) (Commit, error) {
+	if err := allowed(t, ev, role); err != nil {
+		return Commit{}, err
+	}
 	switch ev.Type {
 	case EventTicketCreated:
 		return decideCreated(now, ev)
@@ -49,6 +54,32 @@ func decide(now time.Time, t *Ticket, st *Structure, ev Event) (Commit, error) {
 		return decideEscalation(now, *t, st, ev)
 	}
 	return Commit{}, Errorf(CodeInvalid, "event type %q does not apply to a ticket", ev.Type)
+}
+
+// allowed applies the role rules to an event on t (nil role: not checked).
+func allowed(t *Ticket, ev Event, role *Role) error {
+	if role == nil || t == nil {
+		return nil
+	}
+	switch ev.Type {
+	case EventTicketUpdated:
+		return MayEdit(*role, *t)
+	case EventTicketCommented:
+		return MayComment(*role)
+	case EventStatusChanged:
+		return MayChangeStatus(*role, ev.Status)
+	case EventEscalationRequested:
+		return MayEscalate(*role)
+	}
+	return nil
+}
+
+// actorID is who acts in an event on a ticket.
+func (ev Event) actorID() string {
+	if ev.Type == EventTicketCommented && ev.Comment != nil {
+		return ev.Comment.Author.ID
+	}
+	return ev.Actor.ID
 }
 
 func attachmentRefs(atts []AttachmentData) []Attachment {
@@ -112,7 +143,9 @@ func decideUpdated(now time.Time, t Ticket, ev Event) (Commit, error) {
 	nt := next(t, now)
 	var changed []string
 	if c.Description != nil && *c.Description != t.Description {
-		if t.Escalation.Status != EscalationNotDone {
+		if t.Escalated() {
+			// Frozen once the desk has (or is being sent) it; a failed
+			// escalation never reached the desk.
 			return Commit{}, &Error{Code: CodeTransitionNotAllowed,
 				Message: "the description can no longer change once the ticket is escalated",
 				Fields:  []string{"data.changes.description"}}

@@ -95,7 +95,7 @@ func TestDecide(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cur := tc.ticket
-			c, err := decide(t0, &cur, tc.st, tc.ev)
+			c, err := decide(t0, &cur, tc.st, tc.ev, nil)
 			if tc.wantCode != "" {
 				var be *Error
 				if !errors.As(err, &be) || be.Code != tc.wantCode {
@@ -134,7 +134,7 @@ func TestDecide(t *testing.T) {
 func TestDecideCreated(t *testing.T) {
 	ev := Event{ID: "e0", Type: EventTicketCreated, NewTicket: &NewTicket{ID: "42", StructureID: "s1",
 		Owner: Person{ID: "u1"}, Subject: "Écran", Attachments: []AttachmentData{{Attachment: Attachment{ID: "a1", Filename: "x.png"}, Content: []byte("png")}}}}
-	c, err := decide(t0, nil, nil, ev)
+	c, err := decide(t0, nil, nil, ev, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -29,6 +30,11 @@ type Service struct {
 	now        func() time.Time
 	log        *slog.Logger
 	callbacks  bool
+	// trustRoles leaves the actors' rights to the ENT (ent.trust_actor_roles).
+	trustRoles bool
+	// onNoReferent is told of a demand whose structure has no referent
+	// anywhere up its chain: nobody would hear of it.
+	onNoReferent func(ticketID, structureID string)
 }
 
 // ServiceOption configures a Service.
@@ -44,6 +50,16 @@ func WithDispatcher(d Dispatcher) ServiceOption { return func(s *Service) { s.di
 // WithCallbacks says whether the ENT takes callbacks: without, no callback
 // effect is recorded at all.
 func WithCallbacks(enabled bool) ServiceOption { return func(s *Service) { s.callbacks = enabled } }
+
+// WithTrustActorRoles turns the role checks off, for an ENT that checks its
+// users' rights itself (ent.trust_actor_roles).
+func WithTrustActorRoles(trust bool) ServiceOption { return func(s *Service) { s.trustRoles = trust } }
+
+// WithNoReferentHook sets what is told of a demand created in a structure
+// that has no referent anywhere up its chain (a metric).
+func WithNoReferentHook(f func(ticketID, structureID string)) ServiceOption {
+	return func(s *Service) { s.onNoReferent = f }
+}
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) ServiceOption { return func(s *Service) { s.log = l } }
@@ -96,16 +112,27 @@ func (s *Service) upsertStructure(ctx context.Context, ev Event) (Outcome, error
 
 func (s *Service) applyTicket(ctx context.Context, ticketID string, ev Event) (Outcome, error) {
 	if ev.Type == EventTicketCreated {
+		referents, err := s.structureReferents(ctx, ev.NewTicket.StructureID)
+		if err != nil {
+			return "", err
+		}
 		if err := s.store.PutAttachments(ctx, ticketID, ev.NewTicket.Attachments); err != nil {
 			return "", err
 		}
+		out, err := s.mutate(ctx, ticketID, ev.ID, true, func(*Ticket) (Commit, error) {
+			return decide(s.now().UTC(), nil, nil, ev, nil)
+		})
+		if err == nil && out == Applied && len(referents) == 0 {
+			s.noReferent(ctx, ticketID, ev.NewTicket.StructureID)
+		}
+		return out, err
 	}
 	if ev.Type == EventTicketCommented {
 		if err := s.store.PutAttachments(ctx, ticketID, ev.Comment.Attachments); err != nil {
 			return "", err
 		}
 	}
-	return s.mutate(ctx, ticketID, ev.ID, ev.Type == EventTicketCreated, func(current *Ticket) (Commit, error) {
+	return s.mutate(ctx, ticketID, ev.ID, false, func(current *Ticket) (Commit, error) {
 		var st *Structure
 		if ev.Type == EventEscalationRequested {
 			got, err := s.store.Structure(ctx, current.StructureID)
@@ -116,8 +143,57 @@ func (s *Service) applyTicket(ctx context.Context, ticketID string, ev Event) (O
 				return Commit{}, fmt.Errorf("load structure %s: %w", current.StructureID, err)
 			}
 		}
-		return decide(s.now().UTC(), current, st, ev)
+		var role *Role
+		if !s.trustRoles {
+			referents, err := referentsOf(ctx, s.store, current.StructureID)
+			if err != nil {
+				return Commit{}, fmt.Errorf("referents of %s: %w", current.StructureID, err)
+			}
+			r := RoleOf(ev.actorID(), *current, referents)
+			role = &r
+		}
+		return decide(s.now().UTC(), current, st, ev, role)
 	})
+}
+
+// structureReferents checks that a demand's structure is known and returns
+// the referents of it and of its parents: unknown_structure when it is not
+// known (yet: the ENT may send structure.upserted first and retry).
+func (s *Service) structureReferents(ctx context.Context, structureID string) ([]Referent, error) {
+	if _, err := s.store.Structure(ctx, structureID); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, &Error{Code: CodeUnknownStructure, Fields: []string{"data.ticket.structure_id"},
+				Message: fmt.Sprintf("structure %s is not known (yet): send structure.upserted, then retry", structureID)}
+		}
+		return nil, fmt.Errorf("load structure %s: %w", structureID, err)
+	}
+	referents, err := referentsOf(ctx, s.store, structureID)
+	if err != nil {
+		return nil, fmt.Errorf("referents of %s: %w", structureID, err)
+	}
+	return referents, nil
+}
+
+// NoReferentIndex is kept by a store that lists the demands nobody would
+// hear of, for the operators.
+type NoReferentIndex interface {
+	FlagNoReferent(ctx context.Context, ticketID string, at time.Time) error
+}
+
+// noReferent reports a demand created where no referent would hear of it:
+// accepted (the requester still follows it), but logged, counted and listed.
+func (s *Service) noReferent(ctx context.Context, ticketID, structureID string) {
+	s.log.LogAttrs(ctx, slog.LevelWarn, "demand without any referent up its structure chain: nobody is notified",
+		slog.String("ticket", ticketID), slog.String("structure", structureID))
+	if s.onNoReferent != nil {
+		s.onNoReferent(ticketID, structureID)
+	}
+	if idx, ok := s.store.(NoReferentIndex); ok {
+		if err := idx.FlagNoReferent(ctx, ticketID, s.now().UTC()); err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "demand without referent not listed",
+				slog.String("ticket", ticketID), slog.String("error", err.Error()))
+		}
+	}
 }
 
 // errNoChange, returned by a mutation, ends it without a commit.
@@ -256,7 +332,39 @@ func (s *Service) Tickets(ctx context.Context, q ListQuery) (TicketPage, error) 
 	if q.Limit <= 0 || q.Limit > 200 {
 		q.Limit = 50
 	}
+	q.StructureIDs = nil
+	if q.IncludeChildren && q.StructureID != "" {
+		all, err := s.store.Structures(ctx)
+		if err != nil {
+			return TicketPage{}, err
+		}
+		q.StructureIDs = Descendants(q.StructureID, all)
+	}
 	return s.store.ListTickets(ctx, q)
+}
+
+// Descendants returns id and the ids of every structure below it, id
+// first; a cycle in the parents ends the walk.
+func Descendants(id string, all []Structure) []string {
+	children := map[string][]string{}
+	for _, st := range all {
+		if st.ParentID != "" && st.ParentID != st.ID {
+			children[st.ParentID] = append(children[st.ParentID], st.ID)
+		}
+	}
+	out := []string{id}
+	seen := map[string]bool{id: true}
+	for i := 0; i < len(out); i++ {
+		kids := children[out[i]]
+		slices.Sort(kids)
+		for _, c := range kids {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }
 
 // Attachment returns an attachment's bytes.

@@ -58,9 +58,15 @@ type Commit struct {
 // ListQuery selects tickets, newest first.
 type ListQuery struct {
 	StructureID string
-	Status      Status
-	Limit       int
-	Cursor      string // from a previous page's NextCursor
+	// IncludeChildren lists, with StructureID, the demands of every
+	// structure below it too (an academy and its schools).
+	IncludeChildren bool
+	// StructureIDs, set by the service from IncludeChildren, are the
+	// structures listed together (StructureID among them).
+	StructureIDs []string
+	Status       Status
+	Limit        int
+	Cursor       string // from a previous page's NextCursor
 }
 
 // TicketPage is one page of a listing.

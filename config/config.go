@@ -87,6 +87,9 @@ type ENT struct {
 	APITokens             []Secret        `yaml:"api_tokens"`
 	// LinkBase is prefixed to a ticket id to link to it from digests.
 	LinkBase string `yaml:"link_base"`
+	// TrustActorRoles leaves the actors' rights to the ENT: the daemon
+	// then takes any actor for any action (the module's roles unchecked).
+	TrustActorRoles bool `yaml:"trust_actor_roles"`
 }
 
 // Desk is the external support desk reached by email.

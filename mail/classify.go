@@ -16,11 +16,11 @@ type Kind int
 // The kinds of inbound mail. The zero Kind is none of them, so that a
 // Classification left unset is never taken for a reply.
 const (
-	KindReply     Kind = iota + 1 // a person's answer: may become an exchange
-	KindLoop                      // our own mail come back: drop
-	KindAutoReply                 // out of office, acknowledgement, delay notice: post nothing
-	KindBounce                    // a delivery failure of one of our mails
-	KindDeskNotice                // a help-desk product's solved/closed notice
+	KindReply      Kind = iota + 1 // a person's answer: may become an exchange
+	KindLoop                       // our own mail come back: drop
+	KindAutoReply                  // out of office, acknowledgement, delay notice: post nothing
+	KindBounce                     // a delivery failure of one of our mails
+	KindDeskNotice                 // a help-desk product's solved/closed notice
 )
 
 func (k Kind) String() string {
@@ -49,6 +49,9 @@ type Classification struct {
 	// DeskReference is the desk's own ticket number, from RefPattern,
 	// whatever the kind (an acknowledgement is where it is learned).
 	DeskReference string
+	// DeskTag is the desk's ticket tag as the subject writes it
+	// ("[rt.desk.example #4512]"), when the subject shows one.
+	DeskTag string
 	// Product is the help-desk product that wrote the mail, when known.
 	Product *DeskProduct
 	// DeskStatus is, for a KindDeskNotice, what the product says of its
@@ -85,7 +88,7 @@ func Classify(in *Inbound, opt ClassifyOptions) Classification {
 		return Classification{Reason: "no message"}
 	}
 	c := inbClassifyKind(in, opt)
-	c.DeskReference = inbDeskReference(in, opt.RefPattern)
+	c.DeskReference, c.DeskTag = inbDeskReference(in, opt.RefPattern)
 	if c.Kind != KindReply && c.Kind != KindAutoReply {
 		return c
 	}
@@ -101,7 +104,7 @@ func Classify(in *Inbound, opt ClassifyOptions) Classification {
 	// on every mail.
 	c.Product = prod
 	if ref := prod.Reference(in); ref != "" {
-		c.DeskReference = ref
+		c.DeskReference, c.DeskTag = ref, prod.Tag(in)
 	}
 	switch prod.Kind(in) {
 	case DeskMailAck:
@@ -288,11 +291,11 @@ func inbOutOfOfficeSubject(subject string) bool {
 
 // inbDeskReference applies the desk's pattern to the subject, then to the
 // body.
-func inbDeskReference(in *Inbound, re *regexp.Regexp) string {
+func inbDeskReference(in *Inbound, re *regexp.Regexp) (ref, tag string) {
 	if re == nil {
-		return ""
+		return "", ""
 	}
-	for _, s := range []string{in.Subject, in.Text} {
+	for n, s := range []string{in.Subject, in.Text} {
 		if len(s) > 1<<20 {
 			s = s[:1<<20]
 		}
@@ -300,14 +303,18 @@ func inbDeskReference(in *Inbound, re *regexp.Regexp) string {
 		if m == nil {
 			continue
 		}
+		if n == 0 && strings.HasPrefix(m[0], "[") && strings.HasSuffix(m[0], "]") {
+			// A bracketed tag in the subject is echoed as written.
+			tag = m[0]
+		}
 		for _, g := range m[1:] {
 			if g != "" {
-				return g
+				return g, tag
 			}
 		}
-		return m[0]
+		return m[0], tag
 	}
-	return ""
+	return "", ""
 }
 
 // inbMaxTicketIDLen bounds the ids SubjectTicketID accepts.

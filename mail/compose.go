@@ -296,7 +296,11 @@ func (c *Composer) compSubject(t bridge.Ticket, reply bool) string {
 	if !strings.Contains(subject, tag) {
 		prefix = append(prefix, tag)
 	}
-	if ref := compHeaderText(t.Escalation.DeskReference, compMaxNameRunes); ref != "" {
+	ref := t.Escalation.DeskTag
+	if ref == "" {
+		ref = t.Escalation.DeskReference
+	}
+	if ref = compHeaderText(ref, compMaxNameRunes); ref != "" {
 		// The desk's reference is echoed as it was learned; bare
 		// references get brackets so that they read as a tag.
 		if !strings.HasPrefix(ref, "[") || !strings.HasSuffix(ref, "]") {

@@ -29,6 +29,10 @@ type DeskProduct struct {
 	// ReferenceHeaders hold the number in a header of their own; the
 	// pattern's first capture group is the number.
 	ReferenceHeaders []HeaderPattern
+	// BodyReferences find the number in a line of the text when the
+	// subject does not carry it ("Votre demande (23871) a été mise à
+	// jour"); first capture group.
+	BodyReferences []*regexp.Regexp
 	// BodyMarkers are lines only the product writes; with the subject tag
 	// they recognise it when it sets no header of its own.
 	BodyMarkers []*regexp.Regexp
@@ -41,6 +45,12 @@ type DeskProduct struct {
 	// History lines start the history below the new text: the new text
 	// ends there.
 	History []*regexp.Regexp
+	// Layout, when set, reads a notification whose layout patterns cannot
+	// describe (a ticket dump with the newest follow-up somewhere inside):
+	// given the normalised text, it returns the agent's new text and true,
+	// or false to let the generic reading (separators, preamble, history,
+	// quotes) run. An empty text with true means the mail carries none.
+	Layout func(text string) (string, bool)
 
 	// Acknowledgement subjects and body lines: the automatic answer that
 	// opens the product's ticket; it teaches the number, posts nothing.
@@ -127,7 +137,34 @@ func (p *DeskProduct) Reference(in *Inbound) string {
 			return m[1]
 		}
 	}
+	if len(p.BodyReferences) == 0 {
+		return ""
+	}
+	n := 0
+	for _, line := range strings.Split(inbNormalizeReply(in.Text), "\n") {
+		l := strings.TrimSpace(line)
+		if l == "" || len(l) > 500 {
+			continue
+		}
+		if n++; n > 200 {
+			break
+		}
+		for _, re := range p.BodyReferences {
+			if m := re.FindStringSubmatch(l); len(m) > 1 && m[1] != "" {
+				return m[1]
+			}
+		}
+	}
 	return ""
+}
+
+// Tag returns the product's ticket tag as the mail's subject writes it, or
+// "".
+func (p *DeskProduct) Tag(in *Inbound) string {
+	if p == nil || in == nil || p.SubjectTag == nil {
+		return ""
+	}
+	return p.SubjectTag.FindString(in.Subject)
 }
 
 // Kind tells the product's acknowledgements and notices apart from the
@@ -294,8 +331,8 @@ func DeskProductFor(name string) (detect *DeskProducts, fixed *DeskProduct) {
 // mustRe compiles a pattern of the catalogue.
 func mustRe(pattern string) *regexp.Regexp { return regexp.MustCompile(pattern) }
 
-// mustRes compiles several.
-func mustRes(patterns ...string) []*regexp.Regexp {
+// res compiles several patterns of the catalogue.
+func res(patterns ...string) []*regexp.Regexp {
 	out := make([]*regexp.Regexp, len(patterns))
 	for i, p := range patterns {
 		out[i] = mustRe(p)

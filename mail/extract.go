@@ -44,6 +44,10 @@ type ReplyContext struct {
 	// KeepForwards keeps a message forwarded below the sender's words
 	// (Extract cuts it like any quote).
 	KeepForwards bool
+	// Notice reads a product's notice: what is left once its boilerplate is
+	// gone may be nothing, and then nothing is returned (a reply falls back
+	// on its whole text instead).
+	Notice bool
 }
 
 // Extract does what ExtractReply does. A nil or zero ReplyExtractor works,
@@ -66,6 +70,18 @@ func (x *ReplyExtractor) ExtractFor(text, html string, rc ReplyContext) string {
 	}
 	x2 := &inbExtraction{re: re, rc: rc}
 	t := inbNormalizeReply(text)
+	if rc.Product != nil && rc.Product.Layout != nil {
+		lt := t
+		if strings.TrimSpace(lt) == "" {
+			lt = inbNormalizeReply(HTMLToText(html))
+		}
+		if got, ok := rc.Product.Layout(lt); ok {
+			if got == "" && !rc.Notice {
+				return inbTrimLines(strings.Split(lt, "\n"))
+			}
+			return got
+		}
+	}
 	if strings.TrimSpace(html) != "" {
 		fromHTML := inbNormalizeReply(HTMLToText(html))
 		if strings.TrimSpace(t) == "" || strings.TrimSpace(t) == strings.TrimSpace(fromHTML) {
@@ -98,7 +114,7 @@ func (x *ReplyExtractor) ExtractFor(text, html string, rc ReplyContext) string {
 			}
 		}
 	}
-	if reply != "" {
+	if reply != "" || rc.Notice {
 		return reply
 	}
 	return inbTrimLines(strings.Split(t, "\n"))
@@ -142,7 +158,7 @@ func inbNewReplyRes() *inbReplyRes {
 		wroteOnly:   regexp.MustCompile(`(?i)^.{1,200}\s(?:` + verbs + `)\s*:$`),
 		separator: regexp.MustCompile(`(?i)^(?:-{2,}\s*(?:original message|message d'origine|message d’origine|message original|mail original|forwarded message|message transféré|message transmis|ursprüngliche nachricht|weitergeleitete nachricht|mensaje original|messaggio originale|oorspronkelijk bericht)\s*-{2,}(?:\s.*)?` +
 			`|begin forwarded message\s*:|début du message réexpédié\s*:|début du message transféré\s*:|anfang der weitergeleiteten nachricht\s*:)$`),
-		forward: regexp.MustCompile(`(?i)(?:forwarded message|message transféré|message transmis|weitergeleitete nachricht|mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|begin forwarded message|début du message réexpédié|début du message transféré|anfang der weitergeleiteten nachricht)`),
+		forward:     regexp.MustCompile(`(?i)(?:forwarded message|message transféré|message transmis|weitergeleitete nachricht|mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|begin forwarded message|début du message réexpédié|début du message transféré|anfang der weitergeleiteten nachricht)`),
 		headerFrom:  regexp.MustCompile(`(?i)^\*{0,2}(?:from|de|von|van|da|od|fra|från)\s*\*{0,2}\s*:\s*\*{0,2}\s*\S`),
 		headerField: regexp.MustCompile(`(?i)^\*{0,2}(?:sent|envoyé|envoye|date|to|à|a|cc|cci|bcc|subject|objet|sujet|pour|copie à|gesendet|datum|an|betreff|enviado|para|asunto|inviato|oggetto|verzonden|aan|onderwerp|importance|priorité|reply-to|répondre à)\s*\*{0,2}\s*:`),
 		headerKey:   regexp.MustCompile(`(?i)^\*{0,2}(?:sent|envoyé|envoye|date|subject|objet|sujet|gesendet|datum|betreff|enviado|asunto|inviato|oggetto|verzonden|onderwerp)\s*\*{0,2}\s*:`),

@@ -17,7 +17,7 @@ import (
 // ReplyApplier is what the inbound side needs from the domain.
 type ReplyApplier interface {
 	ApplyDeskReply(ctx context.Context, r bridge.DeskReply) (bridge.Outcome, error)
-	LearnDeskReference(ctx context.Context, ticketID, ref string) error
+	LearnDeskReference(ctx context.Context, ticketID, ref, tag string) error
 	EscalationBounced(ctx context.Context, ticketID, reason string) error
 	RecordDeskStatus(ctx context.Context, n bridge.DeskNotice) (bridge.Outcome, error)
 }
@@ -219,7 +219,8 @@ func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdic
 func (p *InboundProcessor) deskNotice(ctx context.Context, log *slog.Logger, in *Inbound, cls Classification,
 	key, ticketID, how string, q bridge.QuarantinedMail) (Verdict, error) {
 	res, err := p.apply.RecordDeskStatus(ctx, bridge.DeskNotice{Key: key, TicketID: ticketID,
-		Status: bridge.DeskStatusValue(cls.DeskStatus), At: in.Date, DeskReference: cls.DeskReference})
+		Status: bridge.DeskStatusValue(cls.DeskStatus), At: in.Date, DeskReference: cls.DeskReference,
+		DeskTag: cls.DeskTag})
 	if err != nil {
 		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
 			return Verdict{}, fmt.Errorf("%w: record desk status: %v", errTransient, err)
@@ -255,6 +256,7 @@ func (p *InboundProcessor) deskReply(in *Inbound, key, ticketID string, cls Clas
 		Body:          text,
 		ReceivedAt:    in.Date.UTC(),
 		DeskReference: deskRef,
+		DeskTag:       cls.DeskTag,
 	}
 	if reply.ReceivedAt.IsZero() || reply.ReceivedAt.After(p.opt.Now().Add(24*time.Hour)) {
 		reply.ReceivedAt = p.opt.Now().UTC()
@@ -404,7 +406,7 @@ func (p *InboundProcessor) autoReply(ctx context.Context, log *slog.Logger, in *
 	if err := WaitTurn(ctx, ticketID); err != nil {
 		return Verdict{}, err
 	}
-	if err := p.apply.LearnDeskReference(ctx, ticketID, cls.DeskReference); err != nil {
+	if err := p.apply.LearnDeskReference(ctx, ticketID, cls.DeskReference, cls.DeskTag); err != nil {
 		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
 			return Verdict{}, fmt.Errorf("%w: learn desk reference: %v", errTransient, err)
 		}

@@ -52,7 +52,8 @@ func newInboundFixture(t *testing.T) *inboundFixture {
 		}
 	}
 	mustOK(svc.Apply(ctx, bridge.Event{ID: "st", Type: bridge.EventStructureUpserted,
-		Structure: &bridge.Structure{ID: "s1", Name: "Lycée Victor Hugo", EscalationEnabled: true}}))
+		Structure: &bridge.Structure{ID: "s1", Name: "Lycée Victor Hugo", EscalationEnabled: true,
+			Referents: []bridge.Referent{{ID: "u-ref"}}}}))
 	mustOK(svc.Apply(ctx, bridge.Event{ID: "c42", Type: bridge.EventTicketCreated, NewTicket: &bridge.NewTicket{
 		ID: "42", StructureID: "s1", Owner: bridge.Person{ID: "u1", DisplayName: "Léa"}, Subject: "Écran blanc",
 		CreatedAt: time.Now()}}))

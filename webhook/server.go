@@ -165,9 +165,9 @@ func problemFor(err error) *Problem {
 	switch be.Code {
 	case bridge.CodeInvalid:
 		status = http.StatusBadRequest
-	case bridge.CodeUnknownTicket, bridge.CodeTransitionNotAllowed, bridge.CodeEscalationConflict:
+	case bridge.CodeUnknownTicket, bridge.CodeUnknownStructure, bridge.CodeTransitionNotAllowed, bridge.CodeEscalationConflict:
 		status = http.StatusConflict
-	case bridge.CodeEscalationDisabled:
+	case bridge.CodeEscalationDisabled, bridge.CodeForbiddenActor:
 		status = http.StatusForbidden
 	case bridge.CodeNotFound:
 		status = http.StatusNotFound
@@ -326,6 +326,16 @@ func (s *Server) handleTickets(w http.ResponseWriter, r *http.Request) {
 	var bad []string
 	if q.Status != "" && !q.Status.Valid() {
 		bad = append(bad, "status")
+	}
+	switch r.URL.Query().Get("include_children") {
+	case "", "false":
+	case "true":
+		q.IncludeChildren = true
+		if q.StructureID == "" {
+			bad = append(bad, "include_children")
+		}
+	default:
+		bad = append(bad, "include_children")
 	}
 	if l := r.URL.Query().Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)

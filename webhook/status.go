@@ -27,6 +27,9 @@ type StatusSource interface {
 	IMAPState() MailboxState
 	Tickets(ctx context.Context, q bridge.ListQuery) (bridge.TicketPage, error)
 	Ticket(ctx context.Context, id string) (bridge.TicketView, error)
+	// NoReferent lists the newest demands that no referent hears of (their
+	// structure has none up its chain) and how many there are.
+	NoReferent(ctx context.Context, limit int) (ids []string, total int64, err error)
 }
 
 // QueueDepths counts the job queue's jobs by state.
@@ -172,6 +175,9 @@ type statusPage struct {
 	Quarantine   []bridge.QuarantinedMail
 	QuarantTotal int
 	QuarantErr   bool
+	NoReferent   []string
+	NoRefTotal   int64
+	NoRefErr     bool
 }
 
 type ticketPage struct {
@@ -221,6 +227,10 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	} else {
 		p.QuarantTotal = len(q)
 		p.Quarantine = q[:min(len(q), statusRowsMax)]
+	}
+	if p.NoReferent, p.NoRefTotal, err = src.NoReferent(ctx, statusRowsMax); err != nil {
+		p.NoRefErr = true
+		s.statusError(r, "demands without referent", err)
 	}
 	s.renderStatus(w, r, http.StatusOK, "status", p)
 }
@@ -409,6 +419,12 @@ a{color:#175cd3}
 <table id="quarantine"><tr><th>received</th><th>from</th><th>subject</th><th>reason</th></tr>
 {{range .Quarantine}}<tr><td>{{when .At}}</td><td>{{.From}}</td><td>{{.Subject}}</td><td>{{.Reason}}</td></tr>
 {{end}}</table>{{end}}
+
+<h2>Demands no referent hears of</h2>
+{{if .NoRefErr}}<p class="bad">This list cannot be read right now.</p>
+{{else if not .NoReferent}}<p class="muted">None.</p>{{else}}
+<p>{{.NoRefTotal}} demand(s) created in a structure with no referent up its chain: give the structure a referent (structure.upserted).{{if gt .NoRefTotal (len .NoReferent)}} The newest {{len .NoReferent}}:{{end}}</p>
+<ul id="noreferent">{{range .NoReferent}}<li><a href="{{link .}}">{{.}}</a></li>{{end}}</ul>{{end}}
 {{template "foot"}}{{end}}
 
 {{define "ticket"}}{{template "head" (printf "Ticket %s" .V.ID)}}

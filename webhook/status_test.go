@@ -41,6 +41,11 @@ type fakeStatus struct {
 	views       map[string]bridge.TicketView
 	viewErr     error
 	lastQuery   bridge.ListQuery
+	noReferent  []string
+}
+
+func (f *fakeStatus) NoReferent(_ context.Context, limit int) ([]string, int64, error) {
+	return f.noReferent[:min(limit, len(f.noReferent))], int64(len(f.noReferent)), nil
 }
 
 func (f *fakeStatus) Depths(context.Context) (QueueDepths, error) { return f.depths, f.depthsErr }
@@ -84,7 +89,8 @@ func sampleStatus() *fakeStatus {
 	odd := bridge.Ticket{ID: "a/b?c", StructureID: "s1", Subject: "odd id", Status: bridge.StatusNew,
 		Escalation: bridge.Escalation{Status: bridge.EscalationNotDone}}
 	return &fakeStatus{
-		depths: QueueDepths{Pending: 3, Active: 1, Scheduled: 7, Retry: 2, Dead: 1},
+		noReferent: []string{"T9", "a/b?c"},
+		depths:     QueueDepths{Pending: 3, Active: 1, Scheduled: 7, Retry: 2, Dead: 1},
 		dead: []DeadJob{{ID: "job-escalate-T2", Kind: "escalate", TicketID: "T2", LastError: "smtp: 550 " + hostile,
 			FailedAt: statusNow.Add(-30 * time.Minute)}},
 		quarantined: []bridge.QuarantinedMail{{Key: "k1", From: "stranger@evil.example", Subject: "Re: " + hostile,
@@ -392,6 +398,10 @@ func TestStatusPageRendersData(t *testing.T) {
 	}
 	if got := rows(t, doc, "quarantine"); len(got) != 2 || fmt.Sprint(got[1]) != fmt.Sprint([]string{"2026-11-28 09:20:00 UTC", "stranger@evil.example", "Re: " + hostile, "unknown_sender"}) {
 		t.Errorf("quarantine %q", got)
+	}
+	if !strings.Contains(body, `<ul id="noreferent"><li><a href="/tickets/T9">T9</a></li><li><a href="/tickets/a%2Fb%3Fc">a/b?c</a></li></ul>`) ||
+		!strings.Contains(body, "2 demand(s) created in a structure with no referent") {
+		t.Errorf("demands without referent not listed")
 	}
 
 	// The next page passes its cursor through; a forged cursor is a 400.

@@ -92,7 +92,8 @@ func seed(t *testing.T, svc *bridge.Service, ticketID string) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := svc.Apply(ctx, bridge.Event{ID: "st", Type: bridge.EventStructureUpserted,
-		Structure: &bridge.Structure{ID: "s1", Name: "Lycée", EscalationEnabled: true}}); err != nil {
+		Structure: &bridge.Structure{ID: "s1", Name: "Lycée", EscalationEnabled: true,
+			Referents: []bridge.Referent{{ID: "u-ref"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.Apply(ctx, bridge.Event{ID: "c-" + ticketID, Type: bridge.EventTicketCreated, NewTicket: &bridge.NewTicket{

@@ -56,6 +56,8 @@ func TestStructureTicketViews(t *testing.T) {
 		ctx := context.Background()
 		svc, st, _ := digSetup(t, rdb)
 		const n = 450 // more than two batches
+		digApply(t, svc, digStructure("s1", "", bridge.Referent{ID: "u-ref"}))
+		digApply(t, svc, digStructure("s2", "", bridge.Referent{ID: "u-ref"}))
 		for i := 0; i < n; i++ {
 			digApply(t, svc, digCreate(fmt.Sprintf("t%03d", i), "s1"))
 		}

@@ -19,6 +19,25 @@ func (s *Store) deskRefKey(ref string) string {
 func (s *Store) rawKey(key string) string { return s.opts.Prefix + "raw:" + key }
 func (s *Store) quarantineKey() string    { return s.opts.Prefix + "quarantine" }
 func (s *Store) quarantineIndex() string  { return s.opts.Prefix + "quarantine:idx" }
+func (s *Store) noReferentIndex() string  { return s.opts.Prefix + "noreferent:idx" }
+
+// FlagNoReferent lists a demand that no referent hears of (its structure
+// has none up its chain), for the operators; idempotent.
+func (s *Store) FlagNoReferent(ctx context.Context, ticketID string, at time.Time) error {
+	return s.rdb.ZAddNX(ctx, s.noReferentIndex(), redis.Z{Score: float64(at.UnixMilli()), Member: ticketID}).Err()
+}
+
+// NoReferentTickets returns the newest limit demands that no referent hears
+// of, and how many there are in all.
+func (s *Store) NoReferentTickets(ctx context.Context, limit int) (ids []string, total int64, err error) {
+	pipe := s.rdb.Pipeline()
+	card := pipe.ZCard(ctx, s.noReferentIndex())
+	rng := pipe.ZRevRange(ctx, s.noReferentIndex(), 0, int64(limit)-1)
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, 0, err
+	}
+	return rng.Val(), card.Val(), nil
+}
 
 // IndexDeskReference maps the desk's own ticket number to a ticket.
 func (s *Store) IndexDeskReference(ctx context.Context, ref, ticketID string) error {

@@ -403,6 +403,9 @@ func decodeCursor(s string) (cursor, error) {
 // ListTickets returns a page of tickets, newest first. The status filter is
 // applied to the tickets themselves, so it is never stale.
 func (s *Store) ListTickets(ctx context.Context, q bridge.ListQuery) (bridge.TicketPage, error) {
+	if len(q.StructureIDs) > 1 {
+		return s.listMerged(ctx, q)
+	}
 	page := bridge.TicketPage{Tickets: []bridge.Ticket{}}
 	key := s.allIndexKey()
 	if q.StructureID != "" {
@@ -461,6 +464,124 @@ func (s *Store) ListTickets(ctx context.Context, q bridge.ListQuery) (bridge.Tic
 		}
 		if int64(len(zs)) < batch {
 			return page, nil
+		}
+	}
+	return page, nil
+}
+
+// listCandidate is a member of a listing index.
+type listCandidate struct {
+	id    string
+	score float64
+}
+
+// before reports whether a comes before b in a listing: newest first, then
+// (same score) by id descending, as ZREVRANGEBYSCORE orders them.
+func (a listCandidate) before(b listCandidate) bool {
+	return a.score > b.score || a.score == b.score && a.id > b.id
+}
+
+// listSource is one structure's index, read in batches.
+type listSource struct {
+	key    string
+	buf    []listCandidate
+	offset int64
+	done   bool
+}
+
+// listMerged lists the tickets of several structures together, newest
+// first, with the same cursors as one structure's listing: each
+// structure's index (in its own slot on a Cluster) is read in batches and
+// the batches merged.
+func (s *Store) listMerged(ctx context.Context, q bridge.ListQuery) (bridge.TicketPage, error) {
+	page := bridge.TicketPage{Tickets: []bridge.Ticket{}}
+	max := "+inf"
+	var after *cursor
+	if q.Cursor != "" {
+		c, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return page, &bridge.Error{Code: bridge.CodeInvalid, Message: "invalid cursor", Fields: []string{"cursor"}}
+		}
+		after = &c
+		max = strconv.FormatFloat(c.Score, 'f', -1, 64)
+	}
+	batch := int64(q.Limit + 1)
+	if batch < 20 {
+		batch = 20
+	}
+	srcs := make([]*listSource, 0, len(q.StructureIDs))
+	for _, id := range q.StructureIDs {
+		srcs = append(srcs, &listSource{key: s.structureIndexKey(id)})
+	}
+	refill := func() error {
+		pipe := s.rdb.Pipeline()
+		cmds := map[*listSource]*redis.ZSliceCmd{}
+		for _, src := range srcs {
+			if len(src.buf) == 0 && !src.done {
+				cmds[src] = pipe.ZRevRangeByScoreWithScores(ctx, src.key, &redis.ZRangeBy{
+					Max: max, Min: "-inf", Offset: src.offset, Count: batch})
+			}
+		}
+		if len(cmds) == 0 {
+			return nil
+		}
+		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+			return err
+		}
+		for src, cmd := range cmds {
+			zs := cmd.Val()
+			src.offset += int64(len(zs))
+			src.done = int64(len(zs)) < batch
+			for _, z := range zs {
+				id, _ := z.Member.(string)
+				if after != nil && z.Score == after.Score && id >= after.ID {
+					continue
+				}
+				src.buf = append(src.buf, listCandidate{id: id, score: z.Score})
+			}
+		}
+		return nil
+	}
+	for len(page.Tickets) < q.Limit {
+		// Take, in order, as many candidates as the page still needs:
+		// every source with more to read must have a candidate buffered
+		// before the smallest can be known.
+		var ids []string
+		var scores []float64
+		for len(ids) < q.Limit-len(page.Tickets) {
+			if err := refill(); err != nil {
+				return page, err
+			}
+			var best *listSource
+			for _, src := range srcs {
+				if len(src.buf) > 0 && (best == nil || src.buf[0].before(best.buf[0])) {
+					best = src
+				}
+			}
+			if best == nil {
+				break
+			}
+			c := best.buf[0]
+			best.buf = best.buf[1:]
+			ids = append(ids, c.id)
+			scores = append(scores, c.score)
+		}
+		if len(ids) == 0 {
+			return page, nil
+		}
+		tickets, err := s.loadTickets(ctx, ids)
+		if err != nil {
+			return page, err
+		}
+		for i, t := range tickets {
+			if t == nil || (q.Status != "" && t.Status != q.Status) {
+				continue
+			}
+			page.Tickets = append(page.Tickets, *t)
+			if len(page.Tickets) == q.Limit {
+				page.NextCursor = encodeCursor(cursor{Score: scores[i], ID: ids[i]})
+				return page, nil
+			}
 		}
 	}
 	return page, nil

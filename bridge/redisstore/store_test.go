@@ -135,11 +135,13 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("missing attachment: %v", err)
 		}
 
-		unknown := bridge.Event{ID: "wh-x", Type: bridge.EventStatusChanged, TicketID: "404", Status: bridge.StatusOpened}
+		unknown := bridge.Event{ID: "wh-x", Type: bridge.EventStatusChanged, TicketID: "404", Status: bridge.StatusOpened,
+			Actor: bridge.Person{ID: "u-ref1"}}
 		if _, err := svc.Apply(ctx, unknown); bridge.ErrorCode(err) != bridge.CodeUnknownTicket {
 			t.Errorf("unknown ticket: %v", err)
 		}
-		back := bridge.Event{ID: "wh-back", Type: bridge.EventStatusChanged, TicketID: "42", Status: bridge.StatusNew}
+		back := bridge.Event{ID: "wh-back", Type: bridge.EventStatusChanged, TicketID: "42", Status: bridge.StatusNew,
+			Actor: bridge.Person{ID: "u-ref1"}}
 		if _, err := svc.Apply(ctx, back); bridge.ErrorCode(err) != bridge.CodeTransitionNotAllowed {
 			t.Errorf("back to new: %v", err)
 		}
@@ -153,6 +155,7 @@ func TestLifecycle(t *testing.T) {
 func TestAttachmentIDOfAnotherTicket(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		svc, _ := newService(rdb, nil)
+		mustApply(t, svc, structureEvent("s1", true), bridge.Applied)
 		mustApply(t, svc, createdEvent("1", "s1", time.Now()), bridge.Applied)
 		ev := createdEvent("2", "s1", time.Now())
 		ev.NewTicket.Attachments[0].ID = "att-1"
@@ -214,6 +217,7 @@ func TestConcurrentEscalations(t *testing.T) {
 func TestConcurrentComments(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		svc, _ := newService(rdb, nil)
+		mustApply(t, svc, structureEvent("s1", true), bridge.Applied)
 		mustApply(t, svc, createdEvent("9", "s1", time.Now()), bridge.Applied)
 		const n = 20
 		var wg sync.WaitGroup
@@ -321,6 +325,8 @@ func TestListTickets(t *testing.T) {
 		ctx := context.Background()
 		svc, _ := newService(rdb, nil)
 		base := time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC)
+		mustApply(t, svc, structureEvent("s1", true), bridge.Applied)
+		mustApply(t, svc, structureEvent("s2", true), bridge.Applied)
 		for i := range 25 {
 			sid := "s1"
 			if i%5 == 0 {
@@ -329,7 +335,8 @@ func TestListTickets(t *testing.T) {
 			// Pairs share a creation time: ties must not be lost or repeated.
 			mustApply(t, svc, createdEvent(fmt.Sprintf("t%02d", i), sid, base.Add(time.Duration(i/2)*time.Minute)), bridge.Applied)
 		}
-		mustApply(t, svc, bridge.Event{ID: "r", Type: bridge.EventStatusChanged, TicketID: "t03", Status: bridge.StatusResolved}, bridge.Applied)
+		mustApply(t, svc, bridge.Event{ID: "r", Type: bridge.EventStatusChanged, TicketID: "t03", Status: bridge.StatusResolved,
+			Actor: bridge.Person{ID: "u-ref1"}}, bridge.Applied)
 
 		var all []string
 		cursor := ""

@@ -29,6 +29,7 @@ type metrics struct {
 	feedRemoved    prometheus.Counter
 	feedPrunes     *prometheus.CounterVec
 	notReplicated  prometheus.Counter
+	noReferent     prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -60,8 +61,10 @@ func newMetrics() *metrics {
 		Help: "Retention prune runs of the feeds on this replica, by result (done, error)."}, []string{"result"})
 	m.notReplicated = prometheus.NewCounter(prometheus.CounterOpts{Name: "supportbridge_redis_not_replicated_total",
 		Help: "Round trips of writes that fewer replicas than redis.wait_replicas acknowledged in time (their callers failed and retry)."})
+	m.noReferent = prometheus.NewCounter(prometheus.CounterOpts{Name: "supportbridge_tickets_without_referent_total",
+		Help: "Demands created in a structure with no referent anywhere up its chain: no referent is notified of them."})
 	m.reg.MustRegister(m.webhooks, m.ingest, m.jobs, m.mailsAccepted, m.deadLetters, m.inbound, m.digestRuns,
-		m.callbackResult, m.operatorAlerts, m.feedRemoved, m.feedPrunes, m.notReplicated,
+		m.callbackResult, m.operatorAlerts, m.feedRemoved, m.feedPrunes, m.notReplicated, m.noReferent,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -215,7 +215,8 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 	})
 	met.reg.MustRegister(newQueueCollector(queue))
 	svc := bridge.NewService(store, bridge.WithLogger(log), bridge.WithDispatcher(queue),
-		bridge.WithCallbacks(cfg.ENT.CallbackURL != ""))
+		bridge.WithCallbacks(cfg.ENT.CallbackURL != ""), bridge.WithTrustActorRoles(cfg.ENT.TrustActorRoles),
+		bridge.WithNoReferentHook(func(string, string) { met.noReferent.Inc() }))
 	wo := bridge.WorkerOptions{Ledger: store, Feed: store, Dispatcher: queue, Lifetime: cfg.SMTP.Lifetime,
 		DefaultLocale: cfg.Digest.DefaultLocale}
 	wo.OnAccepted = func(_ bridge.Effect, rec bridge.MailRecord) { met.mailsAccepted.WithLabelValues(rec.Kind).Inc() }

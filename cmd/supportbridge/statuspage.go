@@ -57,3 +57,7 @@ func (s statusPageSource) Tickets(ctx context.Context, q bridge.ListQuery) (brid
 func (s statusPageSource) Ticket(ctx context.Context, id string) (bridge.TicketView, error) {
 	return s.d.svc.Ticket(ctx, id)
 }
+
+func (s statusPageSource) NoReferent(ctx context.Context, limit int) ([]string, int64, error) {
+	return s.d.store.NoReferentTickets(ctx, limit)
+}
