@@ -25,6 +25,10 @@ type DeskReply struct {
 	// it, or empty; DeskTag its subject tag as written, when known.
 	DeskReference string
 	DeskTag       string
+	// SkipRepeated posts nothing when the ticket's latest desk exchange
+	// already says the same (a product's closed notice repeating the
+	// solution its solved notice carried).
+	SkipRepeated bool
 }
 
 // ApplyDeskReply adds a desk reply to its ticket, once per Key, with the
@@ -38,6 +42,20 @@ func (s *Service) ApplyDeskReply(ctx context.Context, r DeskReply) (Outcome, err
 	}
 	exID := "desk-" + r.Key
 	return s.mutate(ctx, r.TicketID, "reply:"+r.Key, false, func(t *Ticket) (Commit, error) {
+		if r.SkipRepeated {
+			v, err := s.store.TicketView(ctx, t.ID)
+			if err != nil {
+				return Commit{}, err
+			}
+			for i := len(v.Exchanges) - 1; i >= 0; i-- {
+				if v.Exchanges[i].Origin == OriginDesk {
+					if strings.TrimSpace(v.Exchanges[i].Body) == strings.TrimSpace(r.Body) {
+						return Commit{}, errNoChange
+					}
+					break
+				}
+			}
+		}
 		now := s.now().UTC()
 		at := r.ReceivedAt
 		if at.IsZero() {

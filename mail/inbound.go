@@ -233,6 +233,17 @@ func (p *InboundProcessor) deskNotice(ctx context.Context, log *slog.Logger, in 
 			return Verdict{}, err
 		}
 	}
+	// A notice may carry the agent's words (the solution): they become an
+	// exchange, once.
+	if reply := p.deskReply(in, key, ticketID, cls); reply.Body != "" {
+		reply.Status, reply.SkipRepeated = "", true
+		if _, err := p.apply.ApplyDeskReply(ctx, reply); err != nil {
+			if bridge.ErrorCode(err) == bridge.CodeUnavailable {
+				return Verdict{}, fmt.Errorf("%w: apply the notice's text: %v", errTransient, err)
+			}
+			log.Warn("the desk notice's text was not applied", slog.String("ticket", ticketID), slog.String("error", err.Error()))
+		}
+	}
 	p.outcome("desk_notice")
 	log.Info("desk notice", slog.String("ticket", ticketID), slog.String("threaded_by", how),
 		slog.String("desk_status", cls.DeskStatus), slog.String("outcome", string(res)))
@@ -248,7 +259,7 @@ func (p *InboundProcessor) deskReply(in *Inbound, key, ticketID string, cls Clas
 	}
 	deskRef := cls.DeskReference
 	text := p.extract.ExtractFor(in.Text, in.HTML, ReplyContext{Product: cls.Product, Subject: in.Subject,
-		OwnAddresses: p.opt.OwnAddresses, KeepForwards: true})
+		OwnAddresses: p.opt.OwnAddresses, KeepForwards: true, Notice: cls.Kind == KindDeskNotice})
 	reply := bridge.DeskReply{
 		Key:           key,
 		TicketID:      ticketID,
