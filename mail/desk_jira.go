@@ -39,12 +39,14 @@ func deskJira() *DeskProduct {
 			// A customised template's history heading.
 			`^Previous activity$`,
 			// The footer: "View request: URL" (text), "View request (URL)
-			// · Turn off …" (HTML).
-			`^View request(?:$|:? |\s*\()`,
-			`^Turn off this request's notifications\b`,
+			// · Turn off … (URL)" (HTML), then "This is shared with …"
+			// should a long link push the first past the line limit.
+			`^View request(?::\s*https?://\S+|\s*\(https?://[^\s)]+\)(?:\s*·.*)?)$`,
+			`^Turn off this request's notifications(?::\s*https?://\S+|\s*\(https?://[^\s)]+\))$`,
+			`^This is shared with .{1,200}\.$`,
 		),
-		// "Request created": its default wording was not found; this is
-		// the wording of the sites' usual customisation.
+		// "Request created": its subject is a reply's, and its default
+		// wording was not found (NOTES-B.md): these lines are assumed.
 		AckBody: res(
 			`^Thanks for contacting .{1,80}\. We have received your request\b`,
 			`^Your request reference is [A-Z][A-Z0-9_]{1,19}-\d+\.$`,

@@ -28,22 +28,17 @@ func deskOsTicket() *DeskProduct {
 			{Name: "X-Mailer", Pattern: mustRe(`^osTicket Mailer$`)},
 			// getMessageId() format "B": B + 6-char system id, 5 random
 			// characters, the base64 thread tag, the sender's address.
-			{Name: "Message-ID", Pattern: mustRe(`^<B[0-9A-Za-z]{6}-[0-9A-Za-z]{5}-[0-9A-Za-z+/_=]{16,}-[^\s@<>]+@[^\s@<>]+>$`)},
+			{Name: "Message-ID", Pattern: mustRe(`^<B[0-9A-Za-z]{6}-[0-9A-Za-z]{5}-[0-9A-Za-z+/_=-]{16,}-[^\s@<>]+@[^\s@<>]+>$`)},
 		},
 		SubjectTag: mustRe(`\[#(\d+)\]`),
 		// reply_separator's default; older versions put it at the top of
 		// the text too.
 		Separators: res(`^-- reply above this line --$`),
-		Preamble: res(
-			// The template greeting: an <h3> that html2text upper-cases
-			// ("DEAR ASSISTANCE ENT,", the French templates' "BONJOUR
-			// …,"); the HTML keeps the template's case.
-			`^(?:DEAR|BONJOUR) [^a-z]{1,80},$`,
-			`^Dear [^,]{1,80},$`,
-			// ticket.autoclose.yaml's opening.
-			`^Thank you for contacting the .{1,80}\.$`,
-			`^This message is to confirm that we have resolved and closed your ticket\b`,
-		),
+		// The template greeting: an <h3> that html2text upper-cases in
+		// the text part ("DEAR ASSISTANCE ENT,", the French templates'
+		// "BONJOUR …,"), so that it never takes the agent's own "Dear
+		// Claire," or "Bonjour," that follows it.
+		Preamble: res(`^(?:DEAR|BONJOUR) [^a-z]{1,80},$`),
 		History: res(
 			// The template's team line, before the signature and footer.
 			`^Your .{1,80} Team,$`,
@@ -65,7 +60,14 @@ func deskOsTicket() *DeskProduct {
 	// The auto-close notice is template from greeting to footer: its team
 	// line follows the preamble at once, where the generic reading, which
 	// only cuts history below some text, would keep the footer.
-	p.Layout = deskBoilerplateOnly(p)
+	p.Layout = deskBoilerplateOnly(p,
+		// The same template seen through its HTML (the synthetic
+		// HTML-only notice): the greeting in the template's case, and
+		// ticket.autoclose.yaml's sentences, which no agent writes.
+		mustRe(`^Dear [^,]{1,80},$`),
+		mustRe(`^Thank you for contacting the .{1,80}\.$`),
+		mustRe(`^This message is to confirm that we have resolved and closed your ticket\b`),
+	)
 	return p
 }
 

@@ -138,17 +138,18 @@ func inbNormalizeReply(s string) string {
 // inbReplyRes holds the compiled patterns of the reply extractor. They
 // are built per call: the package keeps no state.
 type inbReplyRes struct {
-	attribution *regexp.Regexp // "On … wrote:", "Le … a écrit :", …
-	wroteOnly   *regexp.Regexp // "… wrote:" with no opening word
-	separator   *regexp.Regexp // "-----Original Message-----", … (format=flowed may join the next line to it)
-	headerFrom  *regexp.Regexp // "From: …", "De : …" opening a header block
-	headerField *regexp.Regexp // "Sent:", "Objet :", …
-	headerKey   *regexp.Regexp // the fields that make a block a header block
-	oneLineHdr  *regexp.Regexp // "From: … Sent: … Subject: …" on one line
-	replyAbove  *regexp.Regexp // "reply above this line" and our own
-	forward     *regexp.Regexp // the separators that open a forwarded message
-	mobileSig   *regexp.Regexp // "Envoyé de mon iPhone", …
-	rule        *regexp.Regexp // "_____" or "-----" lines before a header
+	attribution   *regexp.Regexp // "On … wrote:", "Le … a écrit :", …
+	wroteOnly     *regexp.Regexp // "… wrote:" with no opening word
+	separator     *regexp.Regexp // "-----Original Message-----", … (format=flowed may join the next line to it)
+	headerFrom    *regexp.Regexp // "From: …", "De : …" opening a header block
+	headerField   *regexp.Regexp // "Sent:", "Objet :", …
+	headerKey     *regexp.Regexp // the fields that make a block a header block
+	headerSubject *regexp.Regexp // a header block's subject field
+	oneLineHdr    *regexp.Regexp // "From: … Sent: … Subject: …" on one line
+	replyAbove    *regexp.Regexp // "reply above this line" and our own
+	forward       *regexp.Regexp // the separators that open a forwarded message
+	mobileSig     *regexp.Regexp // "Envoyé de mon iPhone", …
+	rule          *regexp.Regexp // "_____" or "-----" lines before a header
 }
 
 func inbNewReplyRes() *inbReplyRes {
@@ -158,12 +159,13 @@ func inbNewReplyRes() *inbReplyRes {
 		wroteOnly:   regexp.MustCompile(`(?i)^.{1,200}\s(?:` + verbs + `)\s*:$`),
 		separator: regexp.MustCompile(`(?i)^(?:-{2,}\s*(?:original message|message d'origine|message d’origine|message original|mail original|forwarded message|message transféré|message transmis|ursprüngliche nachricht|weitergeleitete nachricht|mensaje original|messaggio originale|oorspronkelijk bericht)\s*-{2,}(?:\s.*)?` +
 			`|begin forwarded message\s*:|début du message réexpédié\s*:|début du message transféré\s*:|anfang der weitergeleiteten nachricht\s*:)$`),
-		forward:     regexp.MustCompile(`(?i)(?:forwarded message|message transféré|message transmis|weitergeleitete nachricht|mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|begin forwarded message|début du message réexpédié|début du message transféré|anfang der weitergeleiteten nachricht)`),
-		headerFrom:  regexp.MustCompile(`(?i)^\*{0,2}(?:from|de|von|van|da|od|fra|från)\s*\*{0,2}\s*:\s*\*{0,2}\s*\S`),
-		headerField: regexp.MustCompile(`(?i)^\*{0,2}(?:sent|envoyé|envoye|date|to|à|a|cc|cci|bcc|subject|objet|sujet|pour|copie à|gesendet|datum|an|betreff|enviado|para|asunto|inviato|oggetto|verzonden|aan|onderwerp|importance|priorité|reply-to|répondre à)\s*\*{0,2}\s*:`),
-		headerKey:   regexp.MustCompile(`(?i)^\*{0,2}(?:sent|envoyé|envoye|date|subject|objet|sujet|gesendet|datum|betreff|enviado|asunto|inviato|oggetto|verzonden|onderwerp)\s*\*{0,2}\s*:`),
-		oneLineHdr:  regexp.MustCompile(`(?i)^\*{0,2}(?:from|de)\s*\*{0,2}\s*:.+\s\*{0,2}(?:sent|envoyé|date)\s*\*{0,2}\s*:.+\s\*{0,2}(?:subject|objet)\s*\*{0,2}\s*:`),
-		replyAbove:  regexp.MustCompile(`(?i)(?:reply above this (?:line|message)|type your reply above|répond(?:re|ez) au-dessus de (?:cette ligne|ce message)|repond(?:re|ez) au-dessus de (?:cette ligne|ce message))`),
+		forward:       regexp.MustCompile(`(?i)(?:forwarded message|message transféré|message transmis|weitergeleitete nachricht|mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|begin forwarded message|début du message réexpédié|début du message transféré|anfang der weitergeleiteten nachricht)`),
+		headerFrom:    regexp.MustCompile(`(?i)^\*{0,2}(?:from|de|von|van|da|od|fra|från)\s*\*{0,2}\s*:\s*\*{0,2}\s*\S`),
+		headerField:   regexp.MustCompile(`(?i)^\*{0,2}(?:sent|envoyé|envoye|date|to|à|a|cc|cci|bcc|subject|objet|sujet|pour|copie à|gesendet|datum|an|betreff|enviado|para|asunto|inviato|oggetto|verzonden|aan|onderwerp|importance|priorité|reply-to|répondre à)\s*\*{0,2}\s*:`),
+		headerSubject: regexp.MustCompile(`(?i)^\*{0,2}(?:subject|objet|sujet|betreff|asunto|oggetto|onderwerp)\s*\*{0,2}\s*:`),
+		headerKey:     regexp.MustCompile(`(?i)^\*{0,2}(?:sent|envoyé|envoye|date|subject|objet|sujet|gesendet|datum|betreff|enviado|asunto|inviato|oggetto|verzonden|onderwerp)\s*\*{0,2}\s*:`),
+		oneLineHdr:    regexp.MustCompile(`(?i)^\*{0,2}(?:from|de)\s*\*{0,2}\s*:.+\s\*{0,2}(?:sent|envoyé|date)\s*\*{0,2}\s*:.+\s\*{0,2}(?:subject|objet)\s*\*{0,2}\s*:`),
+		replyAbove:    regexp.MustCompile(`(?i)(?:reply above this (?:line|message)|type your reply above|répond(?:re|ez) au-dessus de (?:cette ligne|ce message)|repond(?:re|ez) au-dessus de (?:cette ligne|ce message))`),
 		mobileSig: regexp.MustCompile(`(?i)^(?:envoy[ée] (?:de|depuis|à partir de|a partir de) (?:mon|ma|l'application|outlook|yahoo|gmail|un|une)\b.*` +
 			`|sent (?:from|with|via) (?:my|outlook|yahoo|gmail|mail for|samsung|the)\b.*` +
 			`|get outlook for (?:ios|android)|obtenir outlook pour (?:ios|android)|télécharger outlook pour (?:ios|android)` +
@@ -233,6 +235,13 @@ func (x *inbExtraction) strip(t string, depth int) inbStripped {
 			preamble = false
 		}
 		if inbIsQuoteLine(lines[i]) {
+			if x.rc.KeepForwards && x.quotedForwardAt(lines, i) {
+				// A forward the client cited whole (a blockquote):
+				// read it one level down, as a forward.
+				lines = append(append([]string{}, lines[:i]...), inbUnquote(lines[i:])...)
+				cut, kind = i, inbHardMark
+				break
+			}
 			cut, kind = i, inbQuoteMark
 			break
 		}
@@ -337,11 +346,19 @@ func (x *inbExtraction) forwardAt(lines []string, i, depth int) (string, bool) {
 		for j < len(lines) && strings.TrimSpace(lines[j]) == "" {
 			j++
 		}
-	} else if depth > 0 || !inbForwardSubject(x.rc.Subject) {
-		// A header block is a forward only at the top of a mail whose
-		// subject says it forwards; inside the forwarded message it is
-		// that message's own quote.
-		return "", false
+		if j < len(lines) && inbIsQuoteLine(lines[j]) {
+			// The client cited the forwarded message (Apple Mail's
+			// blockquote): read it one level of quoting down.
+			lines = append(append([]string{}, lines[:j]...), inbUnquote(lines[j:])...)
+		}
+	} else {
+		if depth > 0 || !x.forwardBlock(lines, i) {
+			return "", false
+		}
+		// Outlook's rule line above the header block opens the forward.
+		if p := inbPrevContent(lines, i, 1); p >= 0 && re.rule.MatchString(strings.TrimSpace(lines[p])) {
+			head = append(head, strings.TrimSpace(lines[p]))
+		}
 	}
 	if j >= len(lines) || !inbHeaderBlockAt(re, lines, j) && !re.headerFrom.MatchString(strings.TrimSpace(lines[j])) {
 		if len(head) == 0 {
@@ -385,6 +402,112 @@ func (x *inbExtraction) forwardAt(lines []string, i, depth int) (string, bool) {
 		out += "\n\n" + text
 	}
 	return out, true
+}
+
+// quotedForwardAt reports whether the quote starting at line i opens, one
+// level down, with a forward separator.
+func (x *inbExtraction) quotedForwardAt(lines []string, i int) bool {
+	for j := i; j < len(lines) && j < i+5; j++ {
+		l := strings.TrimSpace(lines[j])
+		if l == "" {
+			continue
+		}
+		if !inbIsQuoteLine(l) {
+			return false
+		}
+		l = strings.TrimSpace(strings.TrimLeft(l, " \t")[1:])
+		if l == "" {
+			continue
+		}
+		return inbIsSeparator(x.re, l) && x.re.forward.MatchString(l)
+	}
+	return false
+}
+
+// forwardBlock reports whether the header block at line i (an Outlook
+// "De : … Envoyé : … Objet :" block, no separator) opens a forwarded
+// message rather than the quoted history: in a mail whose subject says it
+// forwards, or when the block's message is not of this conversation — not
+// from one of our addresses and its subject without any tag of the mail's
+// own subject ("[ENT-42]", the desk's "[Desk #5678]").
+func (x *inbExtraction) forwardBlock(lines []string, i int) bool {
+	if inbForwardSubject(x.rc.Subject) {
+		return true
+	}
+	tags := inbSubjectTags(x.rc.Subject)
+	if len(tags) == 0 {
+		return false
+	}
+	subject, from := "", ""
+	for j, seen := i, 0; j < len(lines) && seen < 10; j++ {
+		l := strings.TrimSpace(lines[j])
+		if l == "" {
+			if seen > 0 {
+				break
+			}
+			continue
+		}
+		seen++
+		switch {
+		case from == "" && x.re.headerFrom.MatchString(l):
+			from = l
+		case subject == "" && x.re.headerSubject.MatchString(l):
+			subject = l
+		}
+	}
+	if from == "" || subject == "" || inbFromOneOf(from, x.rc.OwnAddresses) {
+		return false
+	}
+	ls := strings.ToLower(subject)
+	for _, tag := range tags {
+		if strings.Contains(ls, tag) {
+			return false
+		}
+	}
+	return true
+}
+
+// inbSubjectTags lists the bracketed tags of a subject, lower-cased.
+func inbSubjectTags(subject string) []string {
+	var out []string
+	s := strings.ToLower(subject)
+	for len(out) < 8 {
+		i := strings.IndexByte(s, '[')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(s[i:], ']')
+		if j < 0 {
+			break
+		}
+		if tag := s[i : i+j+1]; len(tag) > 3 && len(tag) <= 64 {
+			out = append(out, tag)
+		}
+		s = s[i+j+1:]
+	}
+	return out
+}
+
+// inbUnquote removes one level of "> " from the quoted lines at the start
+// of lines (blank lines among them kept), up to the first line that is
+// neither.
+func inbUnquote(lines []string) []string {
+	out := make([]string, 0, len(lines))
+	k := 0
+	for ; k < len(lines); k++ {
+		l := lines[k]
+		if strings.TrimSpace(l) == "" {
+			out = append(out, "")
+			continue
+		}
+		if !inbIsQuoteLine(l) {
+			break
+		}
+		l = strings.TrimLeft(l, " \t")[1:]
+		l = strings.TrimPrefix(l, " ")
+		out = append(out, l)
+	}
+	return append(out, lines[k:]...)
 }
 
 // inbForwardSubject reports whether a subject says its mail forwards

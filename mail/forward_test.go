@@ -43,17 +43,40 @@ func TestExtractForward(t *testing.T) {
 				"Objet : Export des notes\n\nun établissement signale...\n",
 			"",
 			"Voici la réponse de l'éditeur.\n\nKarim\n\n" +
+				"________________________________\n" +
 				"De : Support Éditeur <support@editeur.example>\n" +
 				"Envoyé : mercredi 3 décembre 2026 16:20\n" +
 				"À : Karim Benali <karim@desk.example>\n" +
 				"Objet : RE: Export des notes\n\n" +
 				"Le correctif sera livré le 10 décembre."},
-		{"outlook reply block is a quote", "RE: [ENT-42] Export des notes",
-			"C'est corrigé.\n\n________________________________\n" +
+		{"outlook forward of another conversation in a reply", "RE: [ENT-42] Export des notes",
+			"Voici la réponse de l'éditeur.\n\n________________________________\n" +
 				"De : Support Éditeur <support@editeur.example>\n" +
 				"Envoyé : mercredi 3 décembre 2026 16:20\n" +
-				"Objet : RE: Export des notes\n\nancien texte\n",
+				"Objet : RE: Export LSU\n\nCorrigé.\n",
+			"",
+			"Voici la réponse de l'éditeur.\n\n________________________________\n" +
+				"De : Support Éditeur <support@editeur.example>\n" +
+				"Envoyé : mercredi 3 décembre 2026 16:20\n" +
+				"Objet : RE: Export LSU\n\nCorrigé."},
+		{"outlook reply block of this conversation is a quote", "RE: [ENT-42] Export des notes",
+			"C'est corrigé.\n\n________________________________\n" +
+				"De : Julie (support) <julie@desk.example>\n" +
+				"Envoyé : mercredi 3 décembre 2026 16:20\n" +
+				"Objet : RE: [ENT-42] Export des notes\n\nancien texte\n",
 			"", "C'est corrigé."},
+		{"outlook reply block of our own mail is a quote", "RE: Export des notes [ENT-42]",
+			"C'est corrigé.\n\n________________________________\n" +
+				"De : Assistance ENT <assistance@ent.example>\n" +
+				"Envoyé : mercredi 3 décembre 2026 16:20\n" +
+				"Objet : Export des notes\n\nancien texte\n",
+			"", "C'est corrigé."},
+		{"apple mail forward cited whole", "Re: [ENT-42] Export",
+			"À transmettre.\n\n> Début du message réexpédié :\n>\n> De: Éditeur <support@editeur.example>\n" +
+				"> Objet: Export\n> Date: 3 décembre 2026 à 16:20:00 UTC+1\n>\n> Corrigé en version 4.2.\n>> ancien\n",
+			"", "À transmettre.\n\nDébut du message réexpédié :\n" +
+				"De: Éditeur <support@editeur.example>\nObjet: Export\nDate: 3 décembre 2026 à 16:20:00 UTC+1\n\n" +
+				"Corrigé en version 4.2."},
 		{"our own mail forwarded back is a quote", "TR: [ENT-42] Export des notes",
 			"Pour info.\n\n-------- Message transféré --------\n" +
 				"Sujet : [ENT-42] Export des notes\n" +
