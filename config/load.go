@@ -84,7 +84,7 @@ func parseYAML(data []byte) (root *yaml.Node, err error) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, yamlError(err)
+		return nil, syntaxError(data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -100,6 +100,40 @@ func parseYAML(data []byte) (root *yaml.Node, err error) {
 		return doc.Content[0], nil
 	}
 	return &doc, nil
+}
+
+// syntaxMaxLines bounds the search for a syntax error's line.
+const syntaxMaxLines = 5000
+
+// syntaxError places a YAML syntax error on the line where it is. The
+// parser names the line where the enclosing block or flow began, counted
+// from zero ("line 1" for an unclosed "[" opened on line 2, "line 2" for a
+// key misindented on line 4 of a block opened on line 3). The line at
+// fault is the first from which every longer prefix of the file fails to
+// parse: a flow still open on it is never closed, a misindented key fails
+// there and on.
+func syntaxError(data []byte, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if _, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(msg, "line ") {
+		msg = rest
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > syntaxMaxLines {
+		return yamlError(err)
+	}
+	fails := func(n int) bool {
+		var node yaml.Node
+		err := yaml.Unmarshal(bytes.Join(lines[:n], nil), &node)
+		return err != nil
+	}
+	at := 0
+	for n := len(lines); n >= 1 && fails(n); n-- {
+		at = n
+	}
+	if at == 0 {
+		return yamlError(err)
+	}
+	return fmt.Errorf("line %d: %s", at, msg)
 }
 
 func yamlError(err error) error {

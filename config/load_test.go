@@ -316,3 +316,26 @@ func TestKnownKeysAgreeWithYAML(t *testing.T) {
 		}
 	}
 }
+
+// TestSyntaxErrorLines: a YAML syntax error names the line at fault, not
+// the line (counted from zero) where its enclosing block or flow began.
+func TestSyntaxErrorLines(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unclosed flow sequence", "listen: 127.0.0.1:8080\nredis: {addrs: [\"127.0.0.1:6379\"\nent:\n  webhook_secrets: []\n",
+			"line 2: did not find expected ',' or ']'"},
+		{"misindented key", "listen: 127.0.0.1:8080\nredis:\n  addrs: [\"x\"]\n    key_prefix: \"sb:\"\n",
+			"line 4: did not find expected key"},
+		{"a tab", "listen: 127.0.0.1:8080\nredis:\n\taddrs: [\"x\"]\n", "line 3: found character that cannot start any token"},
+		{"valid flow over two lines, error below", "redis: {addrs: [\"a\",\n  \"b\"]}\nlisten: [\n", "line 3: did not find expected node content"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), func(string) string { return "" })
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

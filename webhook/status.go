@@ -101,6 +101,12 @@ const statusLoginMaxBody = 4 << 10
 // links from older runbooks) lands in access logs and history.
 func (s *Server) handleStatusLogin(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
+	if r.Method == http.MethodGet && !r.URL.Query().Has("token") {
+		// Nothing to check yet: the sign-in form itself.
+		s.renderStatus(w, r, http.StatusOK, "login", messagePage{Title: "Sign in",
+			Text: "Enter one of ent.api_tokens to open the status page."})
+		return
+	}
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, statusLoginMaxBody)
 		if err := r.ParseForm(); err != nil {

@@ -552,3 +552,21 @@ func TestStatusRoutes(t *testing.T) {
 		t.Errorf("POST /: %d", rec.Code)
 	}
 }
+
+// TestStatusLoginForm: GET /login with nothing to check shows the sign-in
+// form, 200, without an error; a wrong token still says so.
+func TestStatusLoginForm(t *testing.T) {
+	h := newStatusServer(sampleStatus())
+	rec := getStatus(t, h, "/login", nil)
+	body := rec.Body.String()
+	if rec.Code != 200 || !strings.Contains(body, `<form method="post" action="/login">`) || strings.Contains(body, "is not one of") {
+		t.Errorf("GET /login: %d %s", rec.Code, body)
+	}
+	if len(rec.Result().Cookies()) != 0 {
+		t.Errorf("GET /login set a cookie")
+	}
+	rec = getStatus(t, h, "/login?token=wrong-token-0123456789", nil)
+	if rec.Code != 401 || !strings.Contains(rec.Body.String(), "is not one of") {
+		t.Errorf("a wrong token: %d", rec.Code)
+	}
+}
