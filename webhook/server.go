@@ -120,7 +120,7 @@ func (s *Server) withRequestLog(next http.Handler) http.Handler {
 		}
 		s.log.LogAttrs(ctx, level, "http request", slog.String("request_id", id),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
+			slog.Int("status", rec.status), slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
 	})
 }
 

@@ -5,6 +5,7 @@
 package jobqueue
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,10 @@ type Options struct {
 	// 0 means one per 4 slots, at most 4.
 	Dequeuers int
 	Logger    *slog.Logger
+	// LibraryLogger, when set, takes asynq's own lines (its forwarder
+	// and heartbeat errors repeat while Redis is down: give it a
+	// rate-limited logger); Logger otherwise.
+	LibraryLogger *slog.Logger
 	// asynq keeps due times in whole seconds: delays under a second are
 	// rounded.
 	//
@@ -160,7 +165,7 @@ func (q *Queue) Run(ctx context.Context, handle Handler) error {
 		TaskCheckInterval:        q.opts.PollInterval,
 		DelayedTaskCheckInterval: q.opts.PollInterval,
 		ShutdownTimeout:          q.opts.ShutdownTimeout,
-		Logger:                   asynqLogger{log},
+		Logger:                   asynqLogger{cmp.Or(q.opts.LibraryLogger, log)},
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, task *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)

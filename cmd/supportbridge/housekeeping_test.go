@@ -274,3 +274,14 @@ func TestServeMetricsToken(t *testing.T) {
 		}
 	}
 }
+
+// TestLogDurations: durations in the JSON log read as durations, not as
+// nanoseconds.
+func TestLogDurations(t *testing.T) {
+	var buf strings.Builder
+	log := newLogger(&buf, "info")
+	log.Info("x", slog.Duration("retention", 2160*time.Hour), slog.Duration("wait", 1500*time.Microsecond))
+	if got := buf.String(); !strings.Contains(got, `"retention":"2160h0m0s"`) || !strings.Contains(got, `"wait":"1.5ms"`) {
+		t.Errorf("log line %s", got)
+	}
+}

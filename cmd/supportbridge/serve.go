@@ -33,7 +33,16 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: readableDuration}))
+}
+
+// readableDuration writes durations as people read them ("2160h0m0s",
+// "1.2ms"), not as the nanoseconds slog's JSON gives.
+func readableDuration(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // newRedis returns a universal client: one address is a standalone server,
@@ -173,6 +182,7 @@ func storeOptions(cfg *config.Config) redisstore.Options {
 }
 
 func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string) (*daemon, error) {
+	routeRedisLogs(log)
 	rdb, err := newRedis(cfg.Redis)
 	if err != nil {
 		return nil, err
@@ -197,15 +207,16 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		return nil, err
 	}
 	queue := jobqueue.New(rdb, jobqueue.Options{
-		Queue:        strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + "-jobs",
-		RetryInitial: cfg.SMTP.RetryInitial,
-		RetryMax:     cfg.SMTP.RetryMax,
-		Schedules:    map[bridge.EffectKind][]time.Duration{bridge.EffectCallback: cfg.ENT.CallbackRetrySchedule},
-		Concurrency:  cfg.Jobs.Concurrency,
-		PollInterval: cfg.Jobs.PollInterval,
-		Retention:    cfg.Jobs.Retention,
-		Logger:       log,
-		OnDone:       met.jobDone,
+		Queue:         strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + "-jobs",
+		RetryInitial:  cfg.SMTP.RetryInitial,
+		RetryMax:      cfg.SMTP.RetryMax,
+		Schedules:     map[bridge.EffectKind][]time.Duration{bridge.EffectCallback: cfg.ENT.CallbackRetrySchedule},
+		Concurrency:   cfg.Jobs.Concurrency,
+		PollInterval:  cfg.Jobs.PollInterval,
+		Retention:     cfg.Jobs.Retention,
+		Logger:        log,
+		LibraryLogger: libraryLogger(log),
+		OnDone:        met.jobDone,
 		OnDead: func(j jobqueue.Job, err error) {
 			met.deadLetters.WithLabelValues(j.Kind).Inc()
 			log.Error("job dead-lettered: an operator must look", slog.String("job", j.ID),
