@@ -199,6 +199,24 @@ func (s *Service) EscalationFailed(ctx context.Context, ticketID string, attempt
 	return err
 }
 
+// EscalationRecorded notes, on an escalation that no desk will get (no
+// desk address is configured: escalations are only recorded), that nothing
+// was mailed. The escalation stays in_progress: the ENT's escalation is
+// recorded, and an operator who configures a desk may ask again after a
+// failure; it is not called failed, since nothing failed.
+func (s *Service) EscalationRecorded(ctx context.Context, ticketID string, attempt int) error {
+	eventID := "escalation_recorded:" + ticketID + ":" + strconv.Itoa(attempt)
+	_, err := s.mutate(ctx, ticketID, eventID, false, func(t *Ticket) (Commit, error) {
+		if t.Escalation.Attempt != attempt || t.Escalation.Status != EscalationInProgress {
+			return Commit{}, errNoChange
+		}
+		now := s.now().UTC()
+		return Commit{Ticket: next(*t, now), Events: []TimelineEvent{{Type: "escalation_recorded", At: now,
+			Detail: "no desk is configured (desk.address is empty): recorded, nothing was mailed"}}}, nil
+	})
+	return err
+}
+
 func escalatedPayload(t Ticket) map[string]any {
 	return map[string]any{"ticket_id": t.ID, "desk_reference": t.Escalation.DeskReference,
 		"escalated_at": t.Escalation.EscalatedAt}
@@ -367,10 +385,8 @@ func (w *Worker) escalate(ctx context.Context, eff Effect) error {
 		return nil // already accepted or failed
 	}
 	if w.mailer == nil || w.ledger == nil {
-		if err := w.svc.EscalationFailed(ctx, eff.TicketID, eff.Attempt, "no support desk is configured"); err != nil {
-			return err
-		}
-		return fmt.Errorf("%w: no support desk is configured", ErrGiveUp)
+		// desk.address is empty: escalations are only recorded.
+		return w.svc.EscalationRecorded(ctx, eff.TicketID, eff.Attempt)
 	}
 	refs := append([]Attachment{}, view.Attachments...)
 	for _, ex := range view.Exchanges {

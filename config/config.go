@@ -398,6 +398,16 @@ func (c *Config) SlogLevel() slog.Level {
 // MailEnabled reports whether escalations are mailed to the desk.
 func (d Desk) MailEnabled() bool { return d.Address != "" }
 
+// Warnings lists what is valid but likely not meant: check-config prints
+// them and still exits 0.
+func (c *Config) Warnings() []string {
+	var out []string
+	if !c.Desk.MailEnabled() {
+		out = append(out, "desk.address is empty: escalations are only recorded (escalation in_progress, an \"escalation_recorded\" event), nothing is mailed to a desk")
+	}
+	return out
+}
+
 // ReferenceRegexp compiles reference_pattern; Parse has checked it, so the
 // error only comes for a Desk built by hand.
 func (d Desk) ReferenceRegexp() (*regexp.Regexp, error) {

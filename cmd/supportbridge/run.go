@@ -133,8 +133,12 @@ func printConfigError(w io.Writer, err error) {
 }
 
 func cmdCheckConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if _, _, err := loadConfig("check-config", args, getenv, stderr); err != nil {
+	cfg, _, err := loadConfig("check-config", args, getenv, stderr)
+	if err != nil {
 		return err
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(stderr, "warning: "+w)
 	}
 	fmt.Fprintln(stdout, "configuration is valid")
 	return nil
