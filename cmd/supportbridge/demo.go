@@ -241,8 +241,8 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string, std
 	fs := newFlags("demo", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address of the bridge's HTTP API")
 	pace := fs.Duration("pace", 1500*time.Millisecond, "how long the desk agent takes to answer")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+	if err := parseFlags(fs, args, false, stderr); err != nil {
+		return err
 	}
 	n := &narrator{w: stdout, start: time.Now()}
 	say := n.say

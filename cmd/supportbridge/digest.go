@@ -650,8 +650,8 @@ func cmdDigest(ctx context.Context, args []string, getenv func(string) string, s
 	fs := newFlags("digest", stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
 	periodFlag := fs.String("period", string(bridge.DigestDaily), "daily or weekly")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+	if err := parseFlags(fs, args, false, stderr); err != nil {
+		return err
 	}
 	period := bridge.Digest(*periodFlag)
 	if period != bridge.DigestDaily && period != bridge.DigestWeekly {

@@ -108,6 +108,9 @@ func (f *opsFlags) open(ctx context.Context, name, usage string, args []string, 
 	getenv func(string) string, stdout io.Writer) (*ops, []string, error) {
 	rest, err := f.parse(args)
 	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, err
+		}
 		return nil, nil, exitError{2}
 	}
 	if *f.config == "" {
@@ -492,6 +495,8 @@ func jobsReplay(ctx context.Context, args []string, getenv func(string) string, 
 		switch {
 		case len(ids) == 0:
 			fmt.Fprintln(stdout, "no dead job to replay")
+		case len(replayed) == 0:
+			// Each failure was said on its own line: no "replayed 0/1".
 		default:
 			fmt.Fprintf(stdout, "replayed %d/%d job(s): they run again as soon as a daemon's workers take them\n",
 				len(replayed), len(ids))
@@ -885,9 +890,14 @@ func writeStatus(w io.Writer, st deploymentStatus) {
 	fmt.Fprintln(w)
 	tw = newTable(w)
 	m := st.IMAP
-	if m.Configured {
+	switch {
+	case m.Configured:
 		fmt.Fprintf(tw, "imap mailbox\t%s\n", tableCell(m.Mailbox, 80))
-	} else {
+	case m.LeaseHolder != "":
+		// This file reads no mailbox, but a replica of the deployment
+		// (with another file) does.
+		fmt.Fprintf(tw, "imap mailbox\t%s (imap.addr is not set in this file; a replica reads the mailbox)\n", tableCell(m.Mailbox, 80))
+	default:
 		fmt.Fprintf(tw, "imap mailbox\t%s (imap.addr is not set: no replica reads it)\n", tableCell(m.Mailbox, 80))
 	}
 	if m.LeaseHolder != "" {

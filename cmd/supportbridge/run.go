@@ -24,14 +24,19 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 const usage = `usage: supportbridge <command> [flags]
 
 commands:
-  demo [--listen ADDR]         the whole loop in one process, nothing to install
+  demo [--listen ADDR] [--pace DURATION]
+                               the whole loop in one process, nothing to install
+                               (--pace: how long the desk agent takes to answer)
   serve --config FILE          run the daemon
   check-config --config FILE   validate a configuration file
   digest --config FILE [--period daily|weekly]
                                send the digests of the last scheduled period now
   version                      print the version
 
-ops commands (on the deployment's Redis; --json for scripts):
+every command takes -h (or --help) for its flags.
+
+ops commands (on the deployment's Redis; each takes --config FILE and --json, one
+JSON document instead of tables, for scripts):
   jobs list [--dead|--retry] --config FILE
                                dead (or retrying) jobs
   jobs replay --config FILE (--all | ID...)
@@ -55,7 +60,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usage)
 		return exitError{2}
 	}
-	cmd, rest := args[1], args[2:]
+	err := dispatch(ctx, args[1], args[2:], getenv, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		// -h or --help: the command printed its flags.
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, cmd string, rest []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
 		return cmdServe(ctx, rest, getenv, stdout, stderr)
@@ -101,13 +114,30 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseFlags parses a command's flags: flag.ErrHelp after -h or --help
+// (run then exits 0), exit status 2 for a flag it does not know, and an
+// error for any argument left over when the command takes none.
+func parseFlags(fs *flag.FlagSet, args []string, allowArgs bool, stderr io.Writer) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return exitError{2}
+	}
+	if !allowArgs && fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "supportbridge %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitError{2}
+	}
+	return nil
+}
+
 // loadConfig parses the --config flag and loads the file; problems are
 // printed one a line.
 func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (*config.Config, *flag.FlagSet, error) {
 	fs := newFlags(name, stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, exitError{2}
+	if err := parseFlags(fs, args, false, stderr); err != nil {
+		return nil, nil, err
 	}
 	if *path == "" {
 		fmt.Fprintf(stderr, "supportbridge %s: --config FILE is required\n", name)
