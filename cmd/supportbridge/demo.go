@@ -15,6 +15,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -206,6 +209,59 @@ func screenshot() []byte {
 	return b.Bytes()
 }
 
+// The demo's webhook secret and API token: the README's examples use them.
+const (
+	demoWebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	demoAPIToken      = "demo-api-token-4f9c2a71"
+)
+
+// demoReplyCommand is the shell command the demo prints to answer T-1001
+// as the desk: a mail to the bridge's mailbox through the desk's server.
+func demoReplyCommand(smtpAddr string) string {
+	return `printf 'From: Julie Bernard <julie.bernard@desk.example>\r\nTo: ` + demoMailbox +
+		`\r\nSubject: RE: [ENT-T-1001] Ecran blanc\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n` +
+		`Bonjour, une précision envoyée à la main.\r\n' | curl -sS smtp://` + smtpAddr +
+		` --mail-from julie.bernard@desk.example --mail-rcpt ` + demoMailbox + ` -T -`
+}
+
+// writeDemoOpsConfig writes, in a directory of its own, the configuration
+// the ops commands need to reach the demo's Redis: the demo's own settings.
+func writeDemoOpsConfig(cfg *config.Config, base string) (string, error) {
+	dir, err := os.MkdirTemp("", "supportbridge-demo-")
+	if err != nil {
+		return "", err
+	}
+	q := func(s string) string { return strconv.Quote(s) }
+	body := fmt.Sprintf(`# Written by "supportbridge demo" for the ops commands against it
+# (supportbridge status --config THIS_FILE); removed when the demo stops.
+listen: %s
+instance_id: demo-ops
+redis: {addrs: [%s], key_prefix: %s}
+ent:
+  webhook_secrets: [%s]
+  api_tokens: [%s]
+desk:
+  address: %s
+  from: %s
+  reply_to: %s
+  allowed_senders: [%s]
+  signing_key: %s
+  identity: %s
+smtp: {addr: %s, tls: none}
+imap: {addr: %s, tls: none, username: %s, password: %s}
+`, q(strings.TrimPrefix(base, "http://")), q(cfg.Redis.Addrs[0]), q(cfg.Redis.KeyPrefix),
+		q(string(cfg.ENT.WebhookSecrets[0])), q(string(cfg.ENT.APITokens[0])),
+		q(cfg.Desk.Address), q(cfg.Desk.From), q(cfg.Desk.ReplyTo), q(cfg.Desk.AllowedSenders[0]),
+		q(string(cfg.Desk.SigningKey)), q(cfg.Desk.Identity), q(cfg.SMTP.Addr), q(cfg.IMAP.Addr),
+		q(cfg.IMAP.Username), q(string(cfg.IMAP.Password)))
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return path, nil
+}
+
 func demoConfig(listen, redisAddr string, desk *demoDesk, ent *demoENT, webhookSecret, callbackSecret, token string) *config.Config {
 	cfg := config.Default()
 	cfg.Listen = listen
@@ -264,13 +320,17 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer desk.close()
-	webhookKey := make([]byte, 32)
 	callbackKey := make([]byte, 32)
-	_, _ = rand.Read(webhookKey)
 	_, _ = rand.Read(callbackKey)
-	webhookSecret := "whsec_" + base64.StdEncoding.EncodeToString(webhookKey)
+	// The webhook secret and the API token are the README's, so that its
+	// examples run against the demo as written. Demo only: a deployment
+	// gets its own (see ent.webhook_secrets).
+	webhookSecret, token := demoWebhookSecret, demoAPIToken
+	webhookKey, err := webhook.ParseSecret(webhookSecret)
+	if err != nil {
+		return err
+	}
 	callbackSecret := "whsec_" + base64.StdEncoding.EncodeToString(callbackKey)
-	token := "demo-" + randomToken(16)
 	ent, err := startDemoENT(say, callbackKey)
 	if err != nil {
 		return err
@@ -293,6 +353,12 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string, std
 	say("Embedded Redis at %s, desk mail server (SMTP) at %s, the bridge's mailbox (IMAP) at %s.",
 		mr.Addr(), desk.smtpAddr, desk.imapAddr)
 
+	opsPath, err := writeDemoOpsConfig(cfg, ent.base)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(filepath.Dir(opsPath))
+
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- d.serveOn(ctx, ln, io.Discard) }()
 	stopAgent := make(chan struct{})
@@ -314,7 +380,19 @@ The bridge keeps running until Ctrl-C. Try it:
   curl -s -H 'Authorization: Bearer %s' %s/v1/tickets/T-1001 | head -c 2000
   curl -s -H 'Authorization: Bearer %s' '%s/v1/users/u-ref1/notifications'
   curl -s %s/readyz
-`, ent.base, token, webhookSecret, token, ent.base, token, ent.base, ent.base)
+  status page:    %s/login (paste the API token)
+
+The ops commands, against this demo (a configuration written for them, removed on exit):
+  supportbridge status --config %s
+  supportbridge ticket show --config %s T-1001
+
+The desk's side: answer as the desk does, from any mail client or with curl.
+  the desk's mail server (SMTP): %s, no TLS, no login; mail for %s lands in the bridge's mailbox
+  the bridge's mailbox (IMAP):   %s, no TLS, user %s, password %s
+  an answer on T-1001 from an allowed sender (*@desk.example), threaded by the [ENT-T-1001] tag:
+  %s
+`, ent.base, token, webhookSecret, token, ent.base, token, ent.base, ent.base, ent.base, opsPath, opsPath,
+		desk.smtpAddr, demoMailbox, desk.imapAddr, desk.imapUser, desk.imapPass, demoReplyCommand(desk.smtpAddr))
 	if scriptErr == nil {
 		fmt.Fprintln(stdout, "demo: scripted loop complete")
 	} else {
