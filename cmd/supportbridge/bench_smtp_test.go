@@ -68,7 +68,8 @@ func BenchmarkEscalationSend(b *testing.B) {
 	defer cancel()
 
 	if _, err := d.svc.Apply(ctx, bridge.Event{ID: "st", Type: bridge.EventStructureUpserted, Structure: &bridge.Structure{
-		ID: "s1", Name: "Lycée Victor Hugo", UAI: "0750001A", EscalationEnabled: true}}); err != nil {
+		ID: "s1", Name: "Lycée Victor Hugo", UAI: "0750001A", EscalationEnabled: true,
+		Referents: []bridge.Referent{{ID: "u-ref1", DisplayName: "Mme Martin", Digest: bridge.DigestNever}}}}); err != nil {
 		b.Fatal(err)
 	}
 	run := time.Now().UnixNano()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -168,7 +169,8 @@ func signedRequest(base, id string, body []byte) *http.Request {
 }
 
 // quietDaemon is a daemon on cfg that logs nothing, closed when the test
-// ends (after its deferred calls).
+// ends (after its deferred calls). It has stored the configured
+// structures, as serve does when it starts.
 func quietDaemon(tb testing.TB, cfg *config.Config) *daemon {
 	tb.Helper()
 	d, err := newDaemon(cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
@@ -176,16 +178,29 @@ func quietDaemon(tb testing.TB, cfg *config.Config) *daemon {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(d.close)
+	if len(cfg.Structures) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		d.seedStructures(ctx)
+		for _, st := range cfg.Structures {
+			if _, err := d.store.Structure(ctx, st.ID); err != nil {
+				tb.Fatalf("configured structure %s not stored: %v", st.ID, err)
+			}
+		}
+	}
 	return d
 }
 
-// benchConfig is the defaults with the test's secrets and a real Redis:
-// the daemon of the in-process benchmarks.
+// benchConfig is the defaults with the test's secrets, a real Redis and
+// writeConfig's school s1 (u-ref1 its referent): the daemon of the
+// in-process benchmarks.
 func benchConfig(redisAddr, prefix string) config.Config {
 	cfg := config.Default()
 	cfg.Redis.Addrs = []string{redisAddr}
 	cfg.Redis.KeyPrefix = prefix
 	cfg.ENT.WebhookSecrets = []config.Secret{testSecret}
 	cfg.ENT.APITokens = []config.Secret{testToken}
+	cfg.Structures = []config.Structure{{ID: "s1", Name: "Lycée Victor Hugo", UAI: "0750001A", EscalationEnabled: true,
+		Referents: []config.Referent{{ID: "u-ref1", DisplayName: "Mme Martin", Email: "martin@school.example", Digest: "never"}}}}
 	return cfg
 }

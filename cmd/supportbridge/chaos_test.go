@@ -335,7 +335,10 @@ structures:
 }
 
 func (r *chaosRun) startReplica(i int) {
-	c := startChild(r.t, r.cfgs[i])
+	// Not waiting for the configured structures: a replica may restart
+	// while Redis is down; it stores them once Redis is back, and the load
+	// takes a 409 unknown_structure meanwhile as the ENT would.
+	c := launchChild(r.t, r.cfgs[i])
 	for len(r.kids) <= i {
 		r.kids = append(r.kids, nil)
 	}

@@ -37,7 +37,18 @@ type childDaemon struct {
 	exited chan error
 }
 
+// startChild starts the daemon in its own process on cfgPath and returns
+// once it listens and has stored the structures of its configuration.
 func startChild(t testing.TB, cfgPath string, env ...string) *childDaemon {
+	t.Helper()
+	c := launchChild(t, cfgPath, env...)
+	waitConfiguredStructures(t, cfgPath)
+	return c
+}
+
+// launchChild is startChild without waiting for the configured structures
+// (which Redis may not be up to take yet).
+func launchChild(t testing.TB, cfgPath string, env ...string) *childDaemon {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), childEnv+"=1", "SB_TEST_SECRET="+testSecret)

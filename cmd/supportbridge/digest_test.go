@@ -718,6 +718,11 @@ func TestDigestCommand(t *testing.T) {
 	at, _ := digLastOccurrence(digMustParse(t, spec), time.Now())
 	// A demand of the last period, stored as the daemon would have.
 	e := newDigEnv(t, m.Addr(), "cmd:")
+	// The structure as the configuration declares it (the command stores it
+	// too): a demand needs its structure known.
+	e.structures(bridge.Structure{ID: "s1", Name: "Lycée Victor Hugo", UAI: "0750001A", Referents: []bridge.Referent{
+		{ID: "u-ref1", DisplayName: "Mme Martin", Email: "martin@school.example", Digest: bridge.DigestDaily},
+		{ID: "u-ref9", DisplayName: "M. Jamais", Email: "jamais@school.example", Digest: bridge.DigestNever}}})
 	e.ticket("42", "s1", "Écran blanc sur Pronote", at.Add(-time.Hour))
 	path := digCommandConfig(t, m.Addr(), smtpSrv.addr, spec, true)
 
@@ -785,6 +790,10 @@ func TestServeSendsMissedDigest(t *testing.T) {
 	const spec = "CRON_TZ=UTC 0 3 * * *"
 	at, _ := digLastOccurrence(digMustParse(t, spec), time.Now())
 	e := newDigEnv(t, m.Addr(), "e2e:")
+	// The structure as writeConfig declares it (the daemon stores it too):
+	// a demand needs its structure known.
+	e.structures(bridge.Structure{ID: "s1", Name: "Lycée Victor Hugo", UAI: "0750001A", EscalationEnabled: true,
+		Referents: []bridge.Referent{{ID: "u-ref1", DisplayName: "Mme Martin", Email: "martin@school.example", Digest: bridge.DigestDaily}}})
 	e.ticket("42", "s1", "Écran blanc sur Pronote", at.Add(-time.Hour))
 	cfg := writeConfig(t, m.Addr(), deskConfig(smtpSrv.addr)+fmt.Sprintf("digest: {daily: %q}\n", spec))
 	d := startDaemon(t, cfg)

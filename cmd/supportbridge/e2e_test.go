@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"supportbridge/bridge/redisstore"
 	"supportbridge/bridge/redisstore/redistest"
+	"supportbridge/config"
 	"supportbridge/webhook"
 )
 
@@ -66,7 +68,8 @@ attachments: {max_bytes: 16KiB, max_count: 3}
 structures:
   - {id: s1, name: "Lycée Victor Hugo", uai: "0750001A", escalation_enabled: true,
      referents: [{id: u-ref1, display_name: "Mme Martin", email: "martin@school.example", digest: daily}]}
-  - {id: s2, name: "Collège Jean Moulin", uai: "0750002B", escalation_enabled: false, referents: []}
+  - {id: s2, name: "Collège Jean Moulin", uai: "0750002B", escalation_enabled: false,
+     referents: [{id: u-ref2, display_name: "M. Durand", email: "durand@school.example", digest: never}]}
 %s`, redisAddr, oldSecret, testToken, extra)
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -117,7 +120,45 @@ func startDaemon(t *testing.T, cfgPath string) *daemonUnderTest {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Cleanup(func() { d.stop(t) })
+	waitConfiguredStructures(t, cfgPath)
 	return d
+}
+
+// waitConfiguredStructures waits until the structures the configuration
+// at cfgPath declares are in its Redis. A started daemon stores them in
+// the background, and until then a demand of one of them is refused (409
+// unknown_structure, which the ENT would retry): the tests send their
+// first demand once they are stored.
+func waitConfiguredStructures(t testing.TB, cfgPath string) {
+	t.Helper()
+	cfg, err := config.Load(cfgPath, getenvWith(map[string]string{"SB_TEST_SECRET": testSecret}))
+	if err != nil {
+		t.Fatalf("load %s: %v", cfgPath, err)
+	}
+	if len(cfg.Structures) == 0 {
+		return
+	}
+	rdb, err := newRedis(cfg.Redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	store := redisstore.New(rdb, storeOptions(cfg))
+	deadline := time.Now().Add(20 * time.Second)
+	for _, st := range cfg.Structures {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err := store.Structure(ctx, st.ID)
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("structure %s of the configuration never stored: %v", st.ID, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 func (d *daemonUnderTest) stop(t *testing.T) {
@@ -330,10 +371,10 @@ func TestContract(t *testing.T) {
 		if a := d.post(t, nextID(), ticketCreated("T2", "s2")); a.Status != 202 {
 			t.Fatalf("create T2: %d %s", a.Status, a.Raw)
 		}
-		if a := d.post(t, nextID(), escalation("T2")); a.Status != 403 || a.code() != "escalation_disabled" {
+		if a := d.post(t, nextID(), escalationBy("T2", "u-ref2")); a.Status != 403 || a.code() != "escalation_disabled" {
 			t.Errorf("escalation disabled: %d %s", a.Status, a.Raw)
 		}
-		upd := event("ticket.updated", `{"ticket_id":"T1","actor":{"id":"u-owner","display_name":"Léa"},"changes":{"description":"autre"}}`)
+		upd := event("ticket.updated", `{"ticket_id":"T1","actor":{"id":"u-ref1","display_name":"Mme Martin"},"changes":{"description":"autre"}}`)
 		if a := d.post(t, nextID(), upd); a.Status != 409 || a.code() != "transition_not_allowed" {
 			t.Errorf("frozen description: %d %s", a.Status, a.Raw)
 		}

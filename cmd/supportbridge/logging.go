@@ -45,7 +45,9 @@ func newRepeatLimiter(inner slog.Handler, every time.Duration, now func() time.T
 	return &repeatLimiter{inner: inner, every: every, now: now, state: &repeatState{seen: map[string]*repeatEntry{}}}
 }
 
-func (h *repeatLimiter) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
+func (h *repeatLimiter) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.inner.Enabled(ctx, l)
+}
 
 func (h *repeatLimiter) Handle(ctx context.Context, r slog.Record) error {
 	key := r.Level.String() + "\x00" + r.Message

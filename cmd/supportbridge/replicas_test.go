@@ -42,6 +42,9 @@ func rpWorkShared(t *testing.T, addrs []string) {
 	f := startRPFleet(t, addrs, rpDeskConfig(desk.addr)+imapConfig(dc), "r0", "r1", "r2")
 
 	// Webhooks round robin; each step is checked against the contract.
+	// A referent of s1 escalates and changes the status; the feed read at
+	// the end is another referent's (rpReferents[0]).
+	referent := rpReferents[1]
 	const tickets = 9
 	escalated := []string{}
 	for i := range tickets {
@@ -55,12 +58,12 @@ func rpWorkShared(t *testing.T, addrs []string) {
 		f.send(t, nextID(), comment(id, "c-"+id, "u-owner"), 202, "")
 		switch i % 3 {
 		case 0, 1:
-			f.send(t, nextID(), escalation(id), 202, "")
+			f.send(t, nextID(), escalationBy(id, referent), 202, "")
 			// Escalation is atomic across replicas: a second one conflicts.
-			f.send(t, nextID(), escalation(id), 409, "escalation_conflict")
+			f.send(t, nextID(), escalationBy(id, referent), 409, "escalation_conflict")
 			escalated = append(escalated, id)
 		case 2:
-			f.send(t, nextID(), statusChanged(id, "waiting"), 202, "")
+			f.send(t, nextID(), statusBy(id, referent, "waiting"), 202, "")
 		}
 	}
 	f.send(t, nextID(), comment("RP-none", "c-none", "u-owner"), 409, "unknown_ticket")
