@@ -22,6 +22,7 @@ import (
 	"supportbridge/bridge/jobqueue"
 	"supportbridge/bridge/redisstore"
 	"supportbridge/bridge/redisstore/redistest"
+	"supportbridge/config"
 	"supportbridge/mail"
 )
 
@@ -283,5 +284,29 @@ func TestLogDurations(t *testing.T) {
 	log.Info("x", slog.Duration("retention", 2160*time.Hour), slog.Duration("wait", 1500*time.Microsecond))
 	if got := buf.String(); !strings.Contains(got, `"retention":"2160h0m0s"`) || !strings.Contains(got, `"wait":"1.5ms"`) {
 		t.Errorf("log line %s", got)
+	}
+}
+
+// TestReadyWaitsForStructures: a replica is not ready until the
+// configuration's structures are stored (a demand for one of them would
+// get unknown_structure meanwhile).
+func TestReadyWaitsForStructures(t *testing.T) {
+	m := redistest.Miniredis(t)
+	cfg, err := config.Load(writeConfig(t, m.Addr(), ""), getenvWith(map[string]string{"SB_TEST_SECRET": testSecret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDaemon(cfg, newLogger(io.Discard, "error"), opsEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	ctx := context.Background()
+	if err := d.ready(ctx); err == nil || !strings.Contains(err.Error(), "structures") {
+		t.Errorf("ready before the structures are stored: %v", err)
+	}
+	d.seedStructures(ctx)
+	if err := d.ready(ctx); err != nil {
+		t.Errorf("ready after: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	netmail "net/mail"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -97,6 +98,10 @@ type daemon struct {
 	alerts  *alerter         // nil without operators or mail
 	pruner  *feedPruner
 	started time.Time
+	// seeded is set once the configuration's structures are stored:
+	// until then a demand for one of them would get unknown_structure,
+	// so the replica says it is not ready.
+	seeded atomic.Bool
 	// afterJob, when set, runs after each job (tests: crash points).
 	afterJob func(bridge.Effect, error)
 }
@@ -377,6 +382,9 @@ func (d *daemon) ready(ctx context.Context) error {
 	if err := d.rdb.Ping(ctx).Err(); err != nil {
 		return errors.New("redis unreachable")
 	}
+	if !d.seeded.Load() {
+		return errors.New("the configuration's structures are not stored yet")
+	}
 	if want := d.cfg.Redis.WaitReplicas; want > 0 {
 		// Every acknowledgement waits for that many replicas: with fewer
 		// online, webhooks get 503 until one is back.
@@ -442,6 +450,7 @@ func (d *daemon) runJobs(ctx context.Context) error {
 // while Redis is unreachable so that the daemon can start before Redis.
 func (d *daemon) seedStructures(ctx context.Context) {
 	if len(d.cfg.Structures) == 0 {
+		d.seeded.Store(true)
 		return
 	}
 	sts := make([]bridge.Structure, 0, len(d.cfg.Structures))
@@ -461,6 +470,7 @@ func (d *daemon) seedStructures(ctx context.Context) {
 	for {
 		err := d.svc.SeedStructures(ctx, sts)
 		if err == nil {
+			d.seeded.Store(true)
 			d.log.Info("structures from the configuration stored", slog.Int("count", len(sts)))
 			return
 		}
