@@ -17,6 +17,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.HandleFunc("GET /openapi.yaml", s.handleOpenAPI)
 	if s.opts.Metrics != nil {
 		mux.Handle("GET /metrics", s.requireMetricsToken(s.opts.Metrics))
 	}
