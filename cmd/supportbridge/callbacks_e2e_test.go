@@ -20,6 +20,19 @@ type cbRecorder struct {
 	mu   sync.Mutex
 	byID map[string]string // webhook-id → type
 	data map[string][]byte
+	// broken lists the callbacks that do not match the OpenAPI document.
+	broken []string
+}
+
+// checkContract fails the test for each callback that did not match the
+// OpenAPI document's webhooks.
+func (c *cbRecorder) checkContract(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.broken {
+		t.Errorf("callback against the OpenAPI document: %s", b)
+	}
 }
 
 func (c *cbRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -29,7 +42,14 @@ func (c *cbRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Data json.RawMessage `json:"data"`
 	}
 	_ = json.Unmarshal(body, &cb)
+	v, err := contract()
+	if err == nil {
+		err = v.CheckCallback(cb.Type, body, r.Header)
+	}
 	c.mu.Lock()
+	if err != nil {
+		c.broken = append(c.broken, fmt.Sprintf("%s: %v", cb.Type, err))
+	}
 	c.byID[r.Header.Get("webhook-id")] = cb.Type
 	c.data[r.Header.Get("webhook-id")] = cb.Data
 	c.mu.Unlock()
@@ -90,6 +110,7 @@ func TestEveryEscalationIsCalledBack(t *testing.T) {
 	if len(seen) != len(tickets) {
 		t.Errorf("callbacks name tickets %v, want %v", seen, tickets)
 	}
+	ent.checkContract(t)
 }
 
 func containsJSONString(doc []byte, s string) bool {

@@ -20,6 +20,8 @@ import (
 	"supportbridge/bridge/redisstore"
 	"supportbridge/bridge/redisstore/redistest"
 	"supportbridge/config"
+	"supportbridge/api"
+	"supportbridge/api/apitest"
 	"supportbridge/webhook"
 )
 
@@ -203,8 +205,21 @@ func (a answer) fields() []string {
 	return out
 }
 
+// contract is the OpenAPI document's validator, loaded once for the tests.
+var contract = sync.OnceValues(func() (*apitest.Validator, error) { return apitest.Load(api.Document()) })
+
+// do sends req and returns the answer; every request and its answer are
+// checked against the OpenAPI document (api/openapi.yaml), so that the
+// document and the daemon cannot drift apart.
 func do(t testing.TB, req *http.Request) answer {
 	t.Helper()
+	var reqBody []byte
+	if req.GetBody != nil {
+		if rc, err := req.GetBody(); err == nil {
+			reqBody, _ = io.ReadAll(rc)
+			rc.Close()
+		}
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
@@ -213,6 +228,11 @@ func do(t testing.TB, req *http.Request) answer {
 	raw, _ := io.ReadAll(resp.Body)
 	a := answer{Status: resp.StatusCode, Raw: raw}
 	_ = json.Unmarshal(raw, &a.Body)
+	v, err := contract()
+	if err != nil {
+		t.Fatalf("the OpenAPI document: %v", err)
+	}
+	v.Exchange(t, req, reqBody, resp.StatusCode, resp.Header, raw)
 	return a
 }
 

@@ -182,4 +182,5 @@ func TestRequestTrackerAsTheDesk(t *testing.T) {
 		cb.DeskReference != fmt.Sprint(rtID) {
 		t.Errorf("callback %s (%v)", data[0], err)
 	}
+	ent.checkContract(t)
 }
