@@ -321,168 +321,6 @@ func digBackends(t *testing.T, f func(t *testing.T, addr string)) {
 	t.Run("redis-server", func(t *testing.T) { f(t, redistest.Start(t).Addr) })
 }
 
-func TestRunDigest(t *testing.T) {
-	digBackends(t, func(t *testing.T, addr string) {
-		ctx := context.Background()
-		e := newDigEnv(t, addr, "dg:")
-		e.structures(digSchool()...)
-		e.ticket("42", "s1", "Écran blanc sur Pronote", digParisTime(2025, 3, 3, 12, 0))
-		e.ticket("43", "s2", "Trop tard", digParisTime(2025, 3, 4, 9, 0)) // after the window: s2 stays empty
-		d := e.replica(digFixed(digParisTime(2025, 3, 4, 10, 0)), nil)
-
-		rep, err := d.RunLast(ctx, bridge.DigestDaily)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := bridge.DigestReport{Period: bridge.DigestDaily, Key: "2025-03-04",
-			Window: bridge.DigestWindow{From: digParisTime(2025, 3, 3, 8, 0), To: digParisTime(2025, 3, 4, 8, 0)},
-			Sent:   1, Empty: 1, NoAddress: 1}
-		if rep.Key != want.Key || !rep.Window.From.Equal(want.Window.From) || !rep.Window.To.Equal(want.Window.To) ||
-			rep.Sent != 1 || rep.Empty != 1 || rep.NoAddress != 1 || rep.Failed != 0 || rep.AlreadySent != 0 || rep.Pending != 0 {
-			t.Fatalf("report %s, want %s", rep, want)
-		}
-		if got := e.mail.counts(); len(got) != 1 || got["martin@school.example"] != 1 {
-			t.Fatalf("mails %v", got)
-		}
-		raw := e.mail.mails("martin@school.example")[0]
-		subject, h := digParseSubject(t, raw)
-		if subject != "Assistance ENT : résumé du mardi 4 mars 2025" || h.Get("Auto-Submitted") != "auto-generated" ||
-			h.Get("Precedence") != "bulk" || h.Get("X-Loop") != "supportbridge" {
-			t.Errorf("subject %q, headers %v", subject, h.Header)
-		}
-		text := digText(t, raw)
-		for _, want := range []string{"Écran blanc sur Pronote", "https://ent.example/t/42", "Lycée Victor Hugo"} {
-			if !strings.Contains(text, want) {
-				t.Errorf("digest lacks %q:\n%s", want, text)
-			}
-		}
-		if strings.Contains(text, "Trop tard") {
-			t.Error("a demand recorded after the window is in the digest")
-		}
-		state, _, err := e.store.DigestState(ctx, "u-ref1", "daily", "2025-03-04")
-		if err != nil || state != redisstore.DigestStateSent {
-			t.Errorf("state %q, %v", state, err)
-		}
-
-		// Again, and from another replica: done, nothing more.
-		for _, r := range []*bridge.DigestRun{d, e.replica(digFixed(digParisTime(2025, 3, 4, 18, 0)), nil)} {
-			rep, err := r.RunLast(ctx, bridge.DigestDaily)
-			if err != nil || !rep.AlreadyDone {
-				t.Fatalf("second run: %s, %v", rep, err)
-			}
-		}
-		// The weekly digest of the week holds the demand too, for the
-		// weekly referent only, in English.
-		rep, err = d.Run(ctx, bridge.DigestWeekly, digParisTime(2025, 3, 10, 8, 0))
-		if err != nil || rep.Sent != 1 || rep.Key != "2025-W11" {
-			t.Fatalf("weekly: %s, %v", rep, err)
-		}
-		if got := e.mail.counts(); len(got) != 2 || got["hebdo@school.example"] != 1 {
-			t.Fatalf("mails %v", got)
-		}
-		if subject, _ := digParseSubject(t, e.mail.mails("hebdo@school.example")[0]); subject != "ENT support: summary of the week of Monday 3 March 2025" {
-			t.Errorf("weekly subject %q", subject)
-		}
-		if strings.Contains(e.logs.String(), "martin@school.example") || strings.Contains(e.logs.String(), "Écran blanc") {
-			t.Error("an address or mail content in the logs")
-		}
-	})
-}
-
-func TestRunDigestNothingToSay(t *testing.T) {
-	e := newDigEnv(t, redistest.Miniredis(t).Addr(), "dg:")
-	e.structures(digSchool()...)
-	e.ticket("1", "s1", "Ancienne", digParisTime(2025, 2, 1, 12, 0))
-	ctx := context.Background()
-	e.clock.set(digParisTime(2025, 2, 2, 12, 0))
-	if _, err := e.svc.Apply(ctx, bridge.Event{ID: "wh-st", Type: bridge.EventStatusChanged, TicketID: "1",
-		Status: bridge.StatusResolved, Actor: bridge.Person{ID: "u-ref1"}}); err != nil {
-		t.Fatal(err)
-	}
-	d := e.replica(digFixed(digParisTime(2025, 3, 4, 10, 0)), nil)
-	rep, err := d.RunLast(ctx, bridge.DigestDaily)
-	if err != nil || rep.Sent != 0 || rep.Empty != 3 || rep.Failed != 0 {
-		t.Fatalf("report %s, %v", rep, err)
-	}
-	if n := e.mail.total(); n != 0 {
-		t.Fatalf("%d mails with nothing to say", n)
-	}
-	if done, _ := e.store.DigestRunDone(ctx, "daily", "2025-03-04"); !done {
-		t.Error("an empty period is not marked done")
-	}
-}
-
-func TestRunDigestRetriesAFailedSend(t *testing.T) {
-	ctx := context.Background()
-	e := newDigEnv(t, redistest.Miniredis(t).Addr(), "dg:")
-	e.structures(digSchool()...)
-	e.ticket("42", "s1", "Écran blanc", digParisTime(2025, 3, 3, 12, 0))
-	e.mail.failData = 1
-	d := e.replica(digFixed(digParisTime(2025, 3, 4, 10, 0)), nil)
-
-	rep, err := d.RunLast(ctx, bridge.DigestDaily)
-	if err != nil || rep.Failed != 1 || rep.Sent != 0 {
-		t.Fatalf("first run: %s, %v", rep, err)
-	}
-	if done, _ := e.store.DigestRunDone(ctx, "daily", "2025-03-04"); done {
-		t.Fatal("a period with a failed send is marked done")
-	}
-	if state, _, _ := e.store.DigestState(ctx, "u-ref1", "daily", "2025-03-04"); state != redisstore.DigestStateNone {
-		t.Fatalf("claim not released: %q", state)
-	}
-	rep, err = d.RunLast(ctx, bridge.DigestDaily)
-	if err != nil || rep.Sent != 1 || rep.Failed != 0 {
-		t.Fatalf("second run: %s, %v", rep, err)
-	}
-	rep, err = d.RunLast(ctx, bridge.DigestDaily)
-	if err != nil || !rep.AlreadyDone {
-		t.Fatalf("third run: %s, %v", rep, err)
-	}
-	if got := e.mail.counts(); got["martin@school.example"] != 1 {
-		t.Fatalf("mails %v", got)
-	}
-}
-
-// TestRunDigestPendingClaim: a run that died after claiming a digest
-// leaves it pending; later runs neither send it (it may have gone) nor
-// close the period, and say so.
-func TestRunDigestPendingClaim(t *testing.T) {
-	ctx := context.Background()
-	m := redistest.Miniredis(t)
-	e := newDigEnv(t, m.Addr(), "dg:")
-	e.structures(digSchool()...)
-	e.ticket("42", "s1", "Écran blanc", digParisTime(2025, 3, 3, 12, 0))
-	stale := time.Now().Add(-3 * time.Hour).UnixMilli()
-	if err := m.Set("dg:digest:{r:u-ref1}:daily:2025-03-04", fmt.Sprintf("pending:%d", stale)); err != nil {
-		t.Fatal(err)
-	}
-	d := e.replica(digFixed(digParisTime(2025, 3, 4, 10, 0)), nil)
-	for i := 0; i < 2; i++ {
-		rep, err := d.RunLast(ctx, bridge.DigestDaily)
-		if err != nil || rep.Pending != 1 || rep.Sent != 0 || rep.AlreadyDone {
-			t.Fatalf("run %d: %s, %v", i, rep, err)
-		}
-	}
-	if n := e.mail.total(); n != 0 {
-		t.Fatalf("%d mails for a pending claim", n)
-	}
-	if !strings.Contains(e.logs.String(), "left pending by a run that stopped") {
-		t.Error("the stale claim is not reported")
-	}
-}
-
-// digNoLease is a store whose lease is always granted: as if the lease had
-// expired under a slow replica. Claims alone must keep digests single.
-type digNoLease struct{ *redisstore.Store }
-
-func (digNoLease) AcquireLease(context.Context, string, string, time.Duration) (int64, bool, error) {
-	return 1, true, nil
-}
-func (digNoLease) RenewLease(context.Context, string, string, int64, time.Duration) (bool, error) {
-	return true, nil
-}
-func (digNoLease) ReleaseLease(context.Context, string, string, int64) error { return nil }
-
 // digRaceSchools are n structures, each with a referent and a demand in
 // the window of Tuesday 4 March 2025.
 func digRaceSchools(e *digEnv, n int) []string {
@@ -514,87 +352,31 @@ func digExactlyOnce(t *testing.T, e *digEnv, addrs []string) {
 	}
 }
 
-// TestDigestSchedulersRacing runs two replicas on one Redis: their runs,
-// their cron schedulers, and runs whose lease is lost all send one digest a
-// referent and period.
+// TestDigestSchedulersRacing runs the cron schedulers of two replicas on
+// one Redis: one digest a referent and period (the runs themselves race in
+// bridge's tests).
 func TestDigestSchedulersRacing(t *testing.T) {
 	digBackends(t, func(t *testing.T, addr string) {
 		now := digFixed(digParisTime(2025, 3, 4, 10, 0))
-		at := digParisTime(2025, 3, 4, 8, 0)
-
-		t.Run("runs", func(t *testing.T) {
-			e := newDigEnv(t, addr, "race1:")
-			addrs := digRaceSchools(e, 6)
-			e.mail.delay = 20 * time.Millisecond
-			replicas := []*bridge.DigestRun{e.replica(now, nil), e.replica(now, nil)}
-			var wg sync.WaitGroup
-			for i := 0; i < 8; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if _, err := replicas[i%2].Run(context.Background(), bridge.DigestDaily, at); err != nil {
-						t.Error(err)
-					}
-				}()
-			}
-			wg.Wait()
-			digExactlyOnce(t, e, addrs)
-		})
-
-		t.Run("lease lost", func(t *testing.T) {
-			e := newDigEnv(t, addr, "race2:")
-			addrs := digRaceSchools(e, 6)
-			e.mail.delay = 20 * time.Millisecond
-			var sent atomic.Int64
-			var wg sync.WaitGroup
-			for i := 0; i < 8; i++ {
-				r := e.replicaOn(digNoLease{redisstore.New(redistest.Client(t, addr), redisstore.Options{Prefix: "race2:"})}, now, nil)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					rep, err := r.Run(context.Background(), bridge.DigestDaily, at)
-					if err != nil {
-						t.Error(err)
-					}
-					sent.Add(int64(rep.Sent))
-				}()
-			}
-			wg.Wait()
-			digExactlyOnce(t, e, addrs)
-			if sent.Load() != int64(len(addrs)) {
-				t.Errorf("reports say %d sent", sent.Load())
-			}
-			// A later run finds every digest sent and closes the period.
-			r := e.replica(now, nil)
-			rep, err := r.Run(context.Background(), bridge.DigestDaily, at)
-			if err != nil || (!rep.AlreadyDone && rep.AlreadySent != len(addrs)) {
-				t.Fatalf("later run: %s, %v", rep, err)
-			}
-			if rep, err := r.Run(context.Background(), bridge.DigestDaily, at); err != nil || !rep.AlreadyDone {
-				t.Fatalf("last run: %s, %v", rep, err)
-			}
-			digExactlyOnce(t, e, addrs)
-		})
-
-		t.Run("cron", func(t *testing.T) {
-			e := newDigEnv(t, addr, "race3:")
-			addrs := digRaceSchools(e, 4)
-			specs := map[bridge.Digest]string{bridge.DigestDaily: "@every 1s"}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			a := digScheduler(ctx, e.replica(now, specs))
-			b := digScheduler(ctx, e.replica(now, specs))
-			e.mail.waitMails(t, len(addrs), 10*time.Second)
-			time.Sleep(2500 * time.Millisecond) // two more ticks each
-			cancel()
-			a.stop()
-			b.stop()
-			digExactlyOnce(t, e, addrs)
-		})
+		e := newDigEnv(t, addr, "race3:")
+		addrs := digRaceSchools(e, 4)
+		specs := map[bridge.Digest]string{bridge.DigestDaily: "@every 1s"}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		a := digScheduler(ctx, e.replica(now, specs))
+		b := digScheduler(ctx, e.replica(now, specs))
+		e.mail.waitMails(t, len(addrs), 10*time.Second)
+		time.Sleep(2500 * time.Millisecond) // two more ticks each
+		cancel()
+		a.stop()
+		b.stop()
+		digExactlyOnce(t, e, addrs)
 	})
 }
 
-func TestDigestCatchUp(t *testing.T) {
+// TestDigestSchedulerCatchesUp: the scheduler runs the catch-up at start,
+// and stop waits for it; the mails are the composer's.
+func TestDigestSchedulerCatchesUp(t *testing.T) {
 	digBackends(t, func(t *testing.T, addr string) {
 		e := newDigEnv(t, addr, "dg:")
 		e.structures(digSchool()...)
@@ -611,6 +393,11 @@ func TestDigestCatchUp(t *testing.T) {
 		up(digParisTime(2025, 3, 4, 10, 0))
 		if got := e.mail.counts(); got["martin@school.example"] != 1 || len(got) != 1 {
 			t.Fatalf("after catch-up: %v", got)
+		}
+		subject, h := digParseSubject(t, e.mail.mails("martin@school.example")[0])
+		if subject != "Assistance ENT : résumé du mardi 4 mars 2025" || h.Get("Auto-Submitted") != "auto-generated" ||
+			h.Get("Precedence") != "bulk" || h.Get("X-Loop") != "supportbridge" {
+			t.Errorf("subject %q, headers %v", subject, h.Header)
 		}
 		// Restarted, and a second replica: nothing more.
 		up(digParisTime(2025, 3, 4, 10, 5))
