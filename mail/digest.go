@@ -2,6 +2,7 @@ package mail
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -446,3 +447,28 @@ const digHTMLTemplate = `<!DOCTYPE html>
 </body>
 </html>
 `
+
+// DigestMailer is the bridge's digest mailer: it composes with a
+// DigestComposer and sends with a Sender, and tells permanent failures
+// (5xx) apart.
+type DigestMailer struct {
+	Composer *DigestComposer
+	Sender   *Sender
+}
+
+var _ bridge.DigestMailer = (*DigestMailer)(nil)
+
+// ComposeDigest composes a referent's digest mail.
+func (d *DigestMailer) ComposeDigest(dg bridge.ReferentDigest) (bridge.OutgoingMail, error) {
+	o, err := d.Composer.Digest(DigestInput{Digest: dg})
+	return fromOutgoing(o), err
+}
+
+// Send sends a composed digest.
+func (d *DigestMailer) Send(ctx context.Context, m bridge.OutgoingMail) error {
+	err := d.Sender.Send(ctx, Outgoing{MessageID: m.MessageID, From: m.From, To: m.To, Raw: m.Raw})
+	if err != nil && !IsTemporary(err) {
+		return bridge.Permanent(err)
+	}
+	return err
+}

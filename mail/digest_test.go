@@ -2,6 +2,7 @@ package mail
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	netmail "net/mail"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-smtp"
 
 	"supportbridge/bridge"
 )
@@ -333,5 +335,50 @@ func TestDigestLinksAreEscaped(t *testing.T) {
 	}
 	if p := digParse(t, out.Raw); strings.Contains(p.html, `href="javascript:`) {
 		t.Error("a javascript: link reached the HTML")
+	}
+}
+
+// TestDigestMailer: the bridge's digest mailer sends what the composer
+// composes, and marks the failures retrying cannot fix permanent.
+func TestDigestMailer(t *testing.T) {
+	be := &smtpTestBackend{}
+	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second}
+	defer s.Close()
+	m := &DigestMailer{Composer: digComposer(), Sender: s}
+	out, err := m.ComposeDigest(digSample("fr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.From != "assistance@ent.example" || len(out.To) != 1 || out.To[0] != "martin@school.example" ||
+		!strings.HasPrefix(out.MessageID, "dig.") {
+		t.Errorf("composed %s from %s to %v", out.MessageID, out.From, out.To)
+	}
+	if err := m.Send(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	if got := be.mails(); len(got) != 1 || !bytes.Equal(bytes.ReplaceAll(got[0].data, []byte("\r\n"), []byte("\n")),
+		bytes.ReplaceAll(out.Raw, []byte("\r\n"), []byte("\n"))) {
+		t.Errorf("%d mails received, or not the composed one", len(got))
+	}
+	if _, err := m.ComposeDigest(bridge.ReferentDigest{}); !errors.Is(err, ErrEmptyDigest) {
+		t.Errorf("empty digest: %v", err)
+	}
+
+	for _, tt := range []struct {
+		name      string
+		be        *smtpTestBackend
+		permanent bool
+	}{
+		{"451 on DATA", &smtpTestBackend{failData: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}, false},
+		{"550 on RCPT", &smtpTestBackend{failRcpt: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Sender{Addr: smtpStartServer(t, tt.be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second}
+			defer s.Close()
+			err := (&DigestMailer{Composer: digComposer(), Sender: s}).Send(context.Background(), out)
+			if err == nil || bridge.IsPermanent(err) != tt.permanent || IsTemporary(err) == tt.permanent {
+				t.Errorf("err %v: permanent %v, want %v", err, bridge.IsPermanent(err), tt.permanent)
+			}
+		})
 	}
 }

@@ -35,14 +35,15 @@ import (
 // far longer than any catch-up looks back.
 const DigestMarkerTTL = 60 * 24 * time.Hour
 
-// The states of a referent's digest for a period (DigestState).
+// The states of a referent's digest for a period (DigestState): the
+// bridge's.
 const (
-	DigestStateNone    = ""
-	DigestStatePending = "pending"
-	DigestStateSent    = "sent"
+	DigestStateNone    = bridge.DigestStateNone
+	DigestStatePending = bridge.DigestStatePending
+	DigestStateSent    = bridge.DigestStateSent
 )
 
-var _ bridge.DigestStore = (*Store)(nil)
+var _ bridge.DigestRunStore = (*Store)(nil)
 
 // digestBatch is how many tickets of a structure are read at once.
 const digestBatch = 200

@@ -449,12 +449,15 @@ func (d *daemon) runJobs(ctx context.Context) error {
 // seedStructures stores the structures of the configuration file, retrying
 // while Redis is unreachable so that the daemon can start before Redis.
 func (d *daemon) seedStructures(ctx context.Context) {
-	if len(d.cfg.Structures) == 0 {
+	if storeConfiguredStructures(ctx, d.svc, d.cfg, d.log) {
 		d.seeded.Store(true)
-		return
 	}
-	sts := make([]bridge.Structure, 0, len(d.cfg.Structures))
-	for _, s := range d.cfg.Structures {
+}
+
+// configStructures are the structures of the configuration file.
+func configStructures(cfg *config.Config) []bridge.Structure {
+	sts := make([]bridge.Structure, 0, len(cfg.Structures))
+	for _, s := range cfg.Structures {
 		st := bridge.Structure{ID: s.ID, Name: s.Name, UAI: s.UAI, ParentID: s.ParentID, EscalationEnabled: s.EscalationEnabled}
 		for _, r := range s.Referents {
 			dg := bridge.Digest(r.Digest)
@@ -466,18 +469,28 @@ func (d *daemon) seedStructures(ctx context.Context) {
 		}
 		sts = append(sts, st)
 	}
+	return sts
+}
+
+// storeConfiguredStructures stores the structures of the configuration
+// file through svc, retrying while Redis is unreachable, until ctx ends. It
+// reports whether they are stored (true when there are none).
+func storeConfiguredStructures(ctx context.Context, svc *bridge.Service, cfg *config.Config, log *slog.Logger) bool {
+	if len(cfg.Structures) == 0 {
+		return true
+	}
+	sts := configStructures(cfg)
 	delay := 500 * time.Millisecond
 	for {
-		err := d.svc.SeedStructures(ctx, sts)
+		err := svc.SeedStructures(ctx, sts)
 		if err == nil {
-			d.seeded.Store(true)
-			d.log.Info("structures from the configuration stored", slog.Int("count", len(sts)))
-			return
+			log.Info("structures from the configuration stored", slog.Int("count", len(sts)))
+			return true
 		}
-		d.log.Warn("cannot store the configured structures yet", slog.String("error", err.Error()))
+		log.Warn("cannot store the configured structures yet", slog.String("error", err.Error()))
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 30*time.Second)
