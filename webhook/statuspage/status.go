@@ -1,4 +1,12 @@
-package webhook
+// Package statuspage is the operators' read-only HTML status page: the job
+// queue, the mailbox reader, recent tickets, dead letters, quarantined
+// mails, and one ticket's timeline; and the sign-in that turns an API token
+// into a cookie. It is an http.Handler that package httpapi routes to.
+//
+// It imports bridge only. What it needs of the daemon is declared here
+// (StatusSource) and what it needs of the server (the request id) is passed in
+// Options.
+package statuspage
 
 import (
 	"bytes"
@@ -74,9 +82,71 @@ const (
 	statusCSP     = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
 )
 
+// Options configure the status page.
+type Options struct {
+	// Tokens are the API tokens (ent.api_tokens): one of them, as a bearer
+	// header or through the cookie /login sets, opens the page.
+	Tokens []string
+	Logger *slog.Logger
+	// RequestID returns the id of the request being served, for the logs.
+	RequestID func(context.Context) string
+}
+
+// handler serves the status page.
+type handler struct {
+	src       StatusSource
+	log       *slog.Logger
+	tokens    [][32]byte
+	requestID func(context.Context) string
+}
+
+// Handler returns the read-only HTML status page: GET / and GET
+// /tickets/{id} behind an API token, GET and POST /login to get the cookie.
+func Handler(src StatusSource, opts Options) http.Handler {
+	s := &handler{src: src, log: opts.Logger, tokens: tokenDigests(opts.Tokens), requestID: opts.RequestID}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.requestID == nil {
+		s.requestID = func(context.Context) string { return "" }
+	}
+	mux := http.NewServeMux()
+	// {$}: only "/" itself, not every path no other route takes.
+	mux.Handle("GET /{$}", s.requireStatusAuth(http.HandlerFunc(s.handleStatus)))
+	mux.Handle("GET /tickets/{id}", s.requireStatusAuth(http.HandlerFunc(s.handleStatusTicket)))
+	mux.HandleFunc("GET /login", s.handleStatusLogin)
+	mux.HandleFunc("POST /login", s.handleStatusLogin)
+	return mux
+}
+
+func tokenDigests(tokens []string) [][32]byte {
+	out := make([][32]byte, 0, len(tokens))
+	for _, t := range tokens {
+		if t != "" {
+			out = append(out, sha256.Sum256([]byte(t)))
+		}
+	}
+	return out
+}
+
+// tokenValid reports whether tok is one of the API tokens. Digests are
+// compared so that neither the content nor the length of a configured
+// token leaks through timing; every token is compared.
+func (s *handler) tokenValid(tok string) bool {
+	if tok == "" {
+		return false
+	}
+	d := sha256.Sum256([]byte(tok))
+	ok := 0
+	for i := range s.tokens {
+		ok |= subtle.ConstantTimeCompare(d[:], s.tokens[i][:])
+	}
+	return ok == 1
+}
+
 // requireStatusAuth accepts the API token as a bearer header or as the
 // cookie set by /login, and answers an HTML page otherwise.
-func (s *Server) requireStatusAuth(next http.Handler) http.Handler {
+func (s *handler) requireStatusAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && s.tokenValid(strings.TrimSpace(tok)) {
 			next.ServeHTTP(w, r)
@@ -99,7 +169,7 @@ const statusLoginMaxBody = 4 << 10
 // browser to the status page. The form posts the token in the body, which
 // proxies and browsers do not keep; a token in the URL (GET, kept for
 // links from older runbooks) lands in access logs and history.
-func (s *Server) handleStatusLogin(w http.ResponseWriter, r *http.Request) {
+func (s *handler) handleStatusLogin(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
 	if r.Method == http.MethodGet && !r.URL.Query().Has("token") {
 		// Nothing to check yet: the sign-in form itself.
@@ -156,7 +226,7 @@ func statusCookieValue(tokenDigest [32]byte) string {
 
 // statusCookieValid compares in constant time against the cookie of every
 // configured token, like tokenValid.
-func (s *Server) statusCookieValid(v string) bool {
+func (s *handler) statusCookieValid(v string) bool {
 	if len(v) != 2*sha256.Size {
 		return false
 	}
@@ -199,9 +269,9 @@ type messagePage struct {
 // handleStatus renders the overview. Each section is read on its own: when
 // one source fails (Redis down) the others, such as the mailbox state kept
 // in memory, still show.
-func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+func (s *handler) handleStatus(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	src := s.opts.Status
+	src := s.src
 	p := statusPage{Now: time.Now().UTC(), IMAP: src.IMAPState()}
 	var err error
 	if p.Depths, err = src.Depths(ctx); err != nil {
@@ -242,8 +312,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleStatusTicket renders one ticket's fields and timeline.
-func (s *Server) handleStatusTicket(w http.ResponseWriter, r *http.Request) {
-	v, err := s.opts.Status.Ticket(r.Context(), r.PathValue("id"))
+func (s *handler) handleStatusTicket(w http.ResponseWriter, r *http.Request) {
+	v, err := s.src.Ticket(r.Context(), r.PathValue("id"))
 	if err != nil {
 		var be *bridge.Error
 		if errors.Is(err, bridge.ErrNotFound) || errors.As(err, &be) && be.Code == bridge.CodeNotFound {
@@ -259,14 +329,14 @@ func (s *Server) handleStatusTicket(w http.ResponseWriter, r *http.Request) {
 	s.renderStatus(w, r, http.StatusOK, "ticket", ticketPage{Now: time.Now().UTC(), V: v})
 }
 
-func (s *Server) statusError(r *http.Request, what string, err error) {
+func (s *handler) statusError(r *http.Request, what string, err error) {
 	s.log.LogAttrs(r.Context(), slog.LevelWarn, "status page: read failed", slog.String("what", what),
-		slog.String("request_id", RequestID(r.Context())), slog.String("error", err.Error()))
+		slog.String("request_id", s.requestID(r.Context())), slog.String("error", err.Error()))
 }
 
 // renderStatus executes a template into a buffer first, so that a failure
 // is a clean 500 rather than half a page.
-func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+func (s *handler) renderStatus(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	var buf bytes.Buffer
 	if err := statusTemplates.ExecuteTemplate(&buf, name, data); err != nil {
 		s.statusError(r, "render "+name, err)

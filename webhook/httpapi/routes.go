@@ -1,4 +1,4 @@
-package webhook
+package httpapi
 
 import "net/http"
 
@@ -23,10 +23,10 @@ func (s *Server) routes(mux *http.ServeMux) {
 	}
 	if s.opts.Status != nil {
 		// {$}: only "/" itself, not every path no other route takes.
-		mux.Handle("GET /{$}", s.requireStatusAuth(http.HandlerFunc(s.handleStatus)))
-		mux.Handle("GET /tickets/{id}", s.requireStatusAuth(http.HandlerFunc(s.handleStatusTicket)))
-		mux.HandleFunc("GET /login", s.handleStatusLogin)
-		mux.HandleFunc("POST /login", s.handleStatusLogin)
+		mux.Handle("GET /{$}", s.opts.Status)
+		mux.Handle("GET /tickets/{id}", s.opts.Status)
+		mux.Handle("GET /login", s.opts.Status)
+		mux.Handle("POST /login", s.opts.Status)
 	}
 	if s.opts.Mount != nil {
 		s.opts.Mount(mux, s.requireToken)
