@@ -26,6 +26,10 @@ const (
 	HeaderSignature = "webhook-signature"
 )
 
+// MaxMsgIDBytes bounds the webhook-id, which becomes a Redis key (see
+// ValidMsgID).
+const MaxMsgIDBytes = 256
+
 // DefaultTolerance is how far a webhook-timestamp may be from our clock,
 // either way, when Verifier.Tolerance is not set (the spec's 5 minutes).
 const DefaultTolerance = 5 * time.Minute
@@ -35,8 +39,6 @@ const (
 	// minKeyBytes refuses keys too short to resist guessing; the spec
 	// recommends 24 to 64 bytes, 16 is the floor we enforce.
 	minKeyBytes = 16
-	// MaxMsgIDBytes bounds the webhook-id, which becomes a Redis key.
-	MaxMsgIDBytes = 256
 	// maxTimestampDigits keeps a Unix-seconds value well inside int64.
 	maxTimestampDigits = 18
 )
@@ -209,8 +211,9 @@ func parseUnix(s string) (int64, bool) {
 	return n, err == nil
 }
 
-// ValidMsgID keeps the id printable and free of spaces: it ends up in
-// Redis keys, logs and answers.
+// ValidMsgID reports whether id may be a webhook-id: 1 to MaxMsgIDBytes
+// visible ASCII characters, no space. The id ends up in Redis keys, logs
+// and answers.
 func ValidMsgID(id string) bool {
 	if id == "" || len(id) > MaxMsgIDBytes {
 		return false

@@ -287,7 +287,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		Feed:          store,
 		Metrics:       met.handler(),
 		Observe:       met.observeWebhook,
-		Status: statuspage.Handler(statusPageSource{d}, statuspage.Options{Tokens: tokens, Logger: log,
+		StatusPage: statuspage.Handler(statusPageSource{d}, statuspage.Options{Tokens: tokens, Logger: log,
 			RequestID: httpapi.RequestID}),
 	})
 	return d, nil

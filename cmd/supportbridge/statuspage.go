@@ -12,7 +12,7 @@ import (
 // wired.
 type statusPageSource struct{ d *daemon }
 
-var _ statuspage.StatusSource = statusPageSource{}
+var _ statuspage.Source = statusPageSource{}
 
 func (s statusPageSource) Depths(context.Context) (statuspage.QueueDepths, error) {
 	dp, err := s.d.queue.Depths()

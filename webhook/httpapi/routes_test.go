@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// The status page's routes exist only when Options.Status is set, and then
+// The status page's routes exist only when Options.StatusPage is set, and then
 // reach it; "/" matches only itself and takes only GET.
 func TestStatusRoutes(t *testing.T) {
 	const tok = "status-token-0123456789"
@@ -29,7 +29,7 @@ func TestStatusRoutes(t *testing.T) {
 		w.Header().Set("X-Test-Page", r.Method+" "+r.URL.Path)
 		w.WriteHeader(http.StatusTeapot)
 	})
-	on := NewServer(nil, Options{APITokens: []string{tok}, Status: page})
+	on := NewServer(nil, Options{APITokens: []string{tok}, StatusPage: page})
 	for _, tc := range []struct{ method, target string }{
 		{"GET", "/"}, {"GET", "/tickets/T1"}, {"GET", "/login"}, {"POST", "/login"},
 	} {

@@ -59,9 +59,9 @@ type Options struct {
 	Feed FeedService
 	// Mount adds further routes behind the API token (notifications, ops).
 	Mount func(mux *http.ServeMux, auth func(http.Handler) http.Handler)
-	// Status serves the read-only HTML status page (/, /tickets/{id},
-	// /login) when set: package statuspage.
-	Status http.Handler
+	// StatusPage serves the operators' read-only HTML status page (/,
+	// /tickets/{id}, /login) when set: statuspage.Handler.
+	StatusPage http.Handler
 }
 
 // Server is the daemon's HTTP API.

@@ -33,7 +33,7 @@ func TestStatusLoginByForm(t *testing.T) {
 	if rec := post("token=wrong-token-0123456789"); rec.Code != 401 || len(rec.Result().Cookies()) != 0 {
 		t.Errorf("wrong token: %d", rec.Code)
 	}
-	if rec := post("token=" + strings.Repeat("a", statusLoginMaxBody)); rec.Code != 400 {
+	if rec := post("token=" + strings.Repeat("a", loginMaxBody)); rec.Code != 400 {
 		t.Errorf("oversized form: %d", rec.Code)
 	}
 	// The sign-in page offers the form, posting to /login only.

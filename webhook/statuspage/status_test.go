@@ -25,7 +25,7 @@ const (
 	hostileEscaped  = `&lt;script&gt;alert(1)&lt;/script&gt;`
 )
 
-// fakeStatus is a StatusSource with fixed answers; an error field set
+// fakeStatus is a Source with fixed answers; an error field set
 // makes that call fail.
 type fakeStatus struct {
 	depths      QueueDepths
@@ -114,7 +114,7 @@ func sampleStatus() *fakeStatus {
 	}
 }
 
-func newStatusServer(src StatusSource) http.Handler {
+func newStatusServer(src Source) http.Handler {
 	return Handler(src, Options{Tokens: []string{"another-token-000000", statusTestToken}})
 }
 
