@@ -8,11 +8,11 @@ import (
 	"testing"
 
 	"supportbridge/api/apitest"
-	"supportbridge/webhook"
+	"supportbridge/webhook/httpapi"
 )
 
-// The valid bodies of webhook's own decoder tests.
-const validDir = "../webhook/testdata/valid"
+// The valid bodies of httpapi's own decoder tests.
+const validDir = "../webhook/httpapi/testdata/valid"
 
 func body(t *testing.T, name string) string {
 	t.Helper()
@@ -57,7 +57,7 @@ type verdictCase struct {
 	body string
 }
 
-// TestSchemasAgreeWithDecoder sends the same bodies to webhook.DecodeEvent
+// TestSchemasAgreeWithDecoder sends the same bodies to httpapi.DecodeEvent
 // and to the document's WebhookEvent schema (through a signed request):
 // each is taken by both or refused by both. The rules the schemas cannot
 // hold (they span several values, or depend on the configuration) are
@@ -241,7 +241,7 @@ func TestSchemasAgreeWithDecoder(t *testing.T) {
 	}
 
 	decoder := func(b string) error {
-		_, err := webhook.DecodeEvent("msg_1", []byte(b), webhook.DecodeLimits{})
+		_, err := httpapi.DecodeEvent("msg_1", []byte(b), httpapi.DecodeLimits{})
 		return err
 	}
 	// The request's verdict (WebhookEvent's oneOf), and the verdict of the

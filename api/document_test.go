@@ -22,11 +22,12 @@ import (
 	"supportbridge/api"
 	"supportbridge/api/apitest"
 	"supportbridge/webhook"
+	"supportbridge/webhook/httpapi"
 )
 
 // TestDocumentIsValid loads and validates the document (apitest.New does
 // kin-openapi's validation and its own lint), then holds it to the code:
-// the same routes as webhook/routes.go, every error code the daemon can
+// the same routes as webhook/httpapi/routes.go, every error code the daemon can
 // answer and no other, a webhooks entry per callback type, and the
 // enumerations of bridge's types.
 func TestDocumentIsValid(t *testing.T) {
@@ -41,14 +42,14 @@ func TestDocumentIsValid(t *testing.T) {
 				documented = append(documented, method+" "+path)
 			}
 		}
-		sameSet(t, "route", "webhook/routes.go", served, "the document", documented)
+		sameSet(t, "route", "webhook/httpapi/routes.go", served, "the document", documented)
 	})
 
 	t.Run("error codes", func(t *testing.T) {
 		codes := slices.Collect(maps.Values(constsOfType(t, "../bridge", "Code")))
-		codes = append(codes, problemCodes(t, "../webhook")...)
+		codes = append(codes, problemCodes(t, "../webhook/httpapi")...)
 		enum := schemaEnum(t, v, "ErrorCode")
-		sameSet(t, "error code", "bridge/errors.go and webhook's problems", codes, "ErrorCode's enum", enum)
+		sameSet(t, "error code", "bridge/errors.go and httpapi's problems", codes, "ErrorCode's enum", enum)
 	})
 
 	t.Run("callback types", func(t *testing.T) {
@@ -114,7 +115,7 @@ func TestDocumentIsValid(t *testing.T) {
 // without a token, as application/yaml.
 func TestServedDocument(t *testing.T) {
 	v := apitest.New(t)
-	srv := httptest.NewServer(webhook.NewServer(fixtureService{}, webhook.Options{
+	srv := httptest.NewServer(httpapi.NewServer(fixtureService{}, httpapi.Options{
 		Verifier: &webhook.Verifier{Keys: [][]byte{testKey}}, APITokens: []string{testToken}}))
 	defer srv.Close()
 	req, _ := http.NewRequest("GET", srv.URL+"/openapi.yaml", nil)
@@ -136,11 +137,11 @@ func TestServedDocument(t *testing.T) {
 	}
 }
 
-// servedRoutes reads the patterns of webhook/routes.go, as "METHOD /path"
+// servedRoutes reads the patterns of webhook/httpapi/routes.go, as "METHOD /path"
 // with "/{$}" written "/".
 func servedRoutes(t *testing.T) []string {
 	t.Helper()
-	f := parseFile(t, "../webhook/routes.go")
+	f := parseFile(t, "../webhook/httpapi/routes.go")
 	var out []string
 	ast.Inspect(f, func(n ast.Node) bool {
 		call, ok := n.(*ast.CallExpr)
@@ -170,7 +171,7 @@ func servedRoutes(t *testing.T) []string {
 		return true
 	})
 	if len(out) == 0 {
-		t.Fatal("no route found in webhook/routes.go")
+		t.Fatal("no route found in webhook/httpapi/routes.go")
 	}
 	return out
 }
@@ -230,8 +231,8 @@ func eachConst(t *testing.T, dir string, f func(name string, typ ast.Expr, value
 	}
 }
 
-// problemCodes returns the codes webhook answers with: the Code of every
-// Problem literal (a string, a constant of webhook, or string(bridge.X)),
+// problemCodes returns the codes httpapi answers with: the Code of every
+// Problem literal (a string, a constant of httpapi, or string(bridge.X)),
 // and the strings assigned to a variable named code.
 func problemCodes(t *testing.T, dir string) []string {
 	t.Helper()
@@ -306,7 +307,7 @@ func problemCodes(t *testing.T, dir string) []string {
 		})
 	}
 	if len(out) == 0 {
-		t.Fatal("no Problem code found in webhook")
+		t.Fatal("no Problem code found in httpapi")
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"supportbridge/bridge"
 	"supportbridge/webhook"
+	"supportbridge/webhook/httpapi"
 )
 
 const (
@@ -87,7 +88,7 @@ func escalatedTicket() bridge.TicketView {
 // readAPI serves the daemon's HTTP API over the fixture ticket.
 func readAPI(t *testing.T) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(webhook.NewServer(fixtureService{view: escalatedTicket()}, webhook.Options{
+	srv := httptest.NewServer(httpapi.NewServer(fixtureService{view: escalatedTicket()}, httpapi.Options{
 		Verifier: &webhook.Verifier{Keys: [][]byte{testKey}}, APITokens: []string{testToken}}))
 	t.Cleanup(srv.Close)
 	return srv

@@ -1,3 +1,10 @@
+// Package webhook is Standard Webhooks (standardwebhooks.com), both ways:
+// secrets, signing and verifying (signature.go), and the client that posts
+// signed callbacks to the ENT (callback.go).
+//
+// It imports bridge only, for the callback sender's interface and its
+// give-up error; bridge imports nothing of it. It holds no HTTP server:
+// the daemon's intake of webhooks is in package httpapi.
 package webhook
 
 import (
@@ -19,6 +26,10 @@ const (
 	HeaderSignature = "webhook-signature"
 )
 
+// MaxMsgIDBytes bounds the webhook-id, which becomes a Redis key (see
+// ValidMsgID).
+const MaxMsgIDBytes = 256
+
 // DefaultTolerance is how far a webhook-timestamp may be from our clock,
 // either way, when Verifier.Tolerance is not set (the spec's 5 minutes).
 const DefaultTolerance = 5 * time.Minute
@@ -28,8 +39,6 @@ const (
 	// minKeyBytes refuses keys too short to resist guessing; the spec
 	// recommends 24 to 64 bytes, 16 is the floor we enforce.
 	minKeyBytes = 16
-	// maxMsgIDBytes bounds the webhook-id, which becomes a Redis key.
-	maxMsgIDBytes = 256
 	// maxTimestampDigits keeps a Unix-seconds value well inside int64.
 	maxTimestampDigits = 18
 )
@@ -122,8 +131,8 @@ func (v *Verifier) Verify(h http.Header, body []byte) (msgID string, ts time.Tim
 		return "", time.Time{}, fmt.Errorf("%w: %s or %s given more than once", ErrInvalidSignature, HeaderID, HeaderTimestamp)
 	}
 	id := ids[0]
-	if !validMsgID(id) {
-		return "", time.Time{}, fmt.Errorf("%w: %s must be 1 to %d visible ASCII characters", ErrInvalidSignature, HeaderID, maxMsgIDBytes)
+	if !ValidMsgID(id) {
+		return "", time.Time{}, fmt.Errorf("%w: %s must be 1 to %d visible ASCII characters", ErrInvalidSignature, HeaderID, MaxMsgIDBytes)
 	}
 	unix, ok := parseUnix(stamps[0])
 	if !ok {
@@ -202,10 +211,11 @@ func parseUnix(s string) (int64, bool) {
 	return n, err == nil
 }
 
-// validMsgID keeps the id printable and free of spaces: it ends up in
-// Redis keys, logs and answers.
-func validMsgID(id string) bool {
-	if id == "" || len(id) > maxMsgIDBytes {
+// ValidMsgID reports whether id may be a webhook-id: 1 to MaxMsgIDBytes
+// visible ASCII characters, no space. The id ends up in Redis keys, logs
+// and answers.
+func ValidMsgID(id string) bool {
+	if id == "" || len(id) > MaxMsgIDBytes {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

@@ -27,6 +27,8 @@ import (
 	"supportbridge/config"
 	"supportbridge/mail"
 	"supportbridge/webhook"
+	"supportbridge/webhook/httpapi"
+	"supportbridge/webhook/statuspage"
 )
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -274,9 +276,9 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 	for _, t := range cfg.ENT.APITokens {
 		tokens = append(tokens, t.Reveal())
 	}
-	d.handler = webhook.NewServer(svc, webhook.Options{
+	d.handler = httpapi.NewServer(svc, httpapi.Options{
 		Verifier:      &webhook.Verifier{Keys: keys, Tolerance: cfg.ENT.WebhookTolerance, Now: time.Now},
-		Limits:        webhook.DecodeLimits{MaxAttachmentBytes: int64(cfg.Attachments.MaxBytes), MaxAttachments: cfg.Attachments.MaxCount},
+		Limits:        httpapi.DecodeLimits{MaxAttachmentBytes: int64(cfg.Attachments.MaxBytes), MaxAttachments: cfg.Attachments.MaxCount},
 		MaxBody:       int64(cfg.ENT.WebhookMaxBody),
 		APITokens:     tokens,
 		MetricsTokens: revealAll(cfg.Operators.MetricsTokens),
@@ -285,7 +287,8 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		Feed:          store,
 		Metrics:       met.handler(),
 		Observe:       met.observeWebhook,
-		Status:        statusPageSource{d},
+		StatusPage: statuspage.Handler(statusPageSource{d}, statuspage.Options{Tokens: tokens, Logger: log,
+			RequestID: httpapi.RequestID}),
 	})
 	return d, nil
 }

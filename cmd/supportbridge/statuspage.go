@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"supportbridge/bridge"
-	"supportbridge/webhook"
+	"supportbridge/webhook/statuspage"
 )
 
 // statusPageSource shows the daemon on the HTTP status page. It reads the
@@ -12,25 +12,25 @@ import (
 // wired.
 type statusPageSource struct{ d *daemon }
 
-var _ webhook.StatusSource = statusPageSource{}
+var _ statuspage.Source = statusPageSource{}
 
-func (s statusPageSource) Depths(context.Context) (webhook.QueueDepths, error) {
+func (s statusPageSource) Depths(context.Context) (statuspage.QueueDepths, error) {
 	dp, err := s.d.queue.Depths()
 	if err != nil {
-		return webhook.QueueDepths{}, err
+		return statuspage.QueueDepths{}, err
 	}
-	return webhook.QueueDepths{Pending: dp.Pending, Active: dp.Active, Scheduled: dp.Scheduled,
+	return statuspage.QueueDepths{Pending: dp.Pending, Active: dp.Active, Scheduled: dp.Scheduled,
 		Retry: dp.Retry, Dead: dp.Dead}, nil
 }
 
-func (s statusPageSource) Dead(context.Context) ([]webhook.DeadJob, error) {
+func (s statusPageSource) Dead(context.Context) ([]statuspage.DeadJob, error) {
 	jobs, err := s.d.queue.Dead()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]webhook.DeadJob, 0, len(jobs))
+	out := make([]statuspage.DeadJob, 0, len(jobs))
 	for _, j := range jobs {
-		out = append(out, webhook.DeadJob{ID: j.ID, Kind: j.Kind, TicketID: j.TicketID,
+		out = append(out, statuspage.DeadJob{ID: j.ID, Kind: j.Kind, TicketID: j.TicketID,
 			LastError: j.LastError, FailedAt: j.FailedAt})
 	}
 	return out, nil
@@ -40,12 +40,12 @@ func (s statusPageSource) Quarantined(ctx context.Context) ([]bridge.Quarantined
 	return s.d.store.Quarantined(ctx)
 }
 
-func (s statusPageSource) IMAPState() webhook.MailboxState {
+func (s statusPageSource) IMAPState() statuspage.MailboxState {
 	if s.d.reader == nil {
-		return webhook.MailboxState{}
+		return statuspage.MailboxState{}
 	}
 	st := s.d.reader.State()
-	return webhook.MailboxState{Configured: true, Connected: st.Connected, Idle: st.Idle, LeaseHeld: st.LeaseHeld,
+	return statuspage.MailboxState{Configured: true, Connected: st.Connected, Idle: st.Idle, LeaseHeld: st.LeaseHeld,
 		LastSuccess: st.LastSuccess, LastError: st.LastError,
 		Processed: st.Processed, Quarantined: st.Quarantined, Retried: st.Retried}
 }

@@ -1,4 +1,4 @@
-package webhook
+package httpapi
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"supportbridge/bridge"
+	"supportbridge/webhook"
 )
 
 // DecodeLimits bound what one event may carry. Zero or less means no limit.
@@ -62,10 +63,10 @@ const (
 // that an absent locale is "fr", an absent digest is daily, and content
 // types are put in canonical form ("Image/PNG" becomes "image/png").
 func DecodeEvent(msgID string, body []byte, lim DecodeLimits) (bridge.Event, error) {
-	if !validMsgID(msgID) {
+	if !webhook.ValidMsgID(msgID) {
 		return bridge.Event{}, &Problem{Status: http.StatusBadRequest, Code: codeInvalidPayload,
-			Message: fmt.Sprintf("the %s must be 1 to %d visible ASCII characters", HeaderID, maxMsgIDBytes),
-			Fields:  []string{HeaderID}}
+			Message: fmt.Sprintf("the %s must be 1 to %d visible ASCII characters", webhook.HeaderID, webhook.MaxMsgIDBytes),
+			Fields:  []string{webhook.HeaderID}}
 	}
 	root, p := parseJSON(body)
 	if p != nil {

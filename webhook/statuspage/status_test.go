@@ -1,4 +1,4 @@
-package webhook
+package statuspage
 
 import (
 	"context"
@@ -25,7 +25,7 @@ const (
 	hostileEscaped  = `&lt;script&gt;alert(1)&lt;/script&gt;`
 )
 
-// fakeStatus is a StatusSource with fixed answers; an error field set
+// fakeStatus is a Source with fixed answers; an error field set
 // makes that call fail.
 type fakeStatus struct {
 	depths      QueueDepths
@@ -114,8 +114,8 @@ func sampleStatus() *fakeStatus {
 	}
 }
 
-func newStatusServer(src StatusSource) http.Handler {
-	return NewServer(nil, Options{APITokens: []string{"another-token-000000", statusTestToken}, Status: src})
+func newStatusServer(src Source) http.Handler {
+	return Handler(src, Options{Tokens: []string{"another-token-000000", statusTestToken}})
 }
 
 func getStatus(t *testing.T, h http.Handler, target string, setup func(*http.Request)) *httptest.ResponseRecorder {
@@ -214,7 +214,7 @@ func TestStatusAuth(t *testing.T) {
 			t.Errorf("other replica: %d", rec.Code)
 		}
 		// Once the token is removed from the configuration its cookie fails.
-		h3 := NewServer(nil, Options{APITokens: []string{"another-token-000000"}, Status: sampleStatus()})
+		h3 := Handler(sampleStatus(), Options{Tokens: []string{"another-token-000000"}})
 		if rec := getStatus(t, h3, "/", withCookie(good.Name, good.Value)); rec.Code != 401 {
 			t.Errorf("revoked token's cookie: %d", rec.Code)
 		}
@@ -535,13 +535,6 @@ func TestStatusRoutes(t *testing.T) {
 	// "/" matches only itself: other paths stay 404, even with a token.
 	if rec := getStatus(t, h, "/nope", bearer(statusTestToken)); rec.Code != 404 || strings.Contains(rec.Body.String(), "Recent tickets") {
 		t.Errorf("/nope: %d", rec.Code)
-	}
-	// Without a StatusSource the page does not exist.
-	off := NewServer(nil, Options{APITokens: []string{statusTestToken}})
-	for _, p := range []string{"/", "/tickets/T1", "/login?token=" + statusTestToken} {
-		if rec := getStatus(t, off, p, bearer(statusTestToken)); rec.Code != 404 {
-			t.Errorf("%s without a source: %d", p, rec.Code)
-		}
 	}
 	// Read-only: no other method.
 	req := httptest.NewRequest("POST", "/", nil)

@@ -1,4 +1,12 @@
-package webhook
+// Package httpapi is the daemon's HTTP server: the intake of the ENT's
+// webhooks (verified with package webhook, decoded strictly here), the read
+// API, the notification feed, /healthz, /readyz, /metrics and
+// /openapi.yaml. routes.go lists every route, the status page's included;
+// the status page itself comes from outside (package statuspage), as an
+// http.Handler.
+//
+// It may import bridge, webhook and api; none of them imports it.
+package httpapi
 
 import (
 	"context"
@@ -17,6 +25,7 @@ import (
 	"time"
 
 	"supportbridge/bridge"
+	"supportbridge/webhook"
 )
 
 // Service is what the HTTP layer needs from the domain.
@@ -29,7 +38,7 @@ type Service interface {
 
 // Options configure the HTTP server.
 type Options struct {
-	Verifier  *Verifier
+	Verifier  *webhook.Verifier
 	Limits    DecodeLimits
 	MaxBody   int64 // bytes of a webhook body
 	APITokens []string
@@ -50,9 +59,9 @@ type Options struct {
 	Feed FeedService
 	// Mount adds further routes behind the API token (notifications, ops).
 	Mount func(mux *http.ServeMux, auth func(http.Handler) http.Handler)
-	// Status serves the read-only HTML status page (/, /tickets/{id},
-	// /login) when set.
-	Status StatusSource
+	// StatusPage serves the operators' read-only HTML status page (/,
+	// /tickets/{id}, /login) when set: statuspage.Handler.
+	StatusPage http.Handler
 }
 
 // Server is the daemon's HTTP API.
@@ -217,9 +226,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		code, msg := "invalid_signature", "the signature does not verify"
 		switch {
-		case errors.Is(err, ErrStaleTimestamp):
+		case errors.Is(err, webhook.ErrStaleTimestamp):
 			code, msg = "stale_timestamp", "the webhook-timestamp is outside the tolerance"
-		case errors.Is(err, ErrMissingHeaders):
+		case errors.Is(err, webhook.ErrMissingHeaders):
 			msg = "the webhook-id, webhook-timestamp and webhook-signature headers are required"
 		}
 		fail(&Problem{Status: http.StatusUnauthorized, Code: code, Message: msg})
