@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"supportbridge/api"
+	"supportbridge/api/apitest"
 	"supportbridge/bridge/redisstore"
 	"supportbridge/bridge/redisstore/redistest"
 	"supportbridge/config"
-	"supportbridge/api"
-	"supportbridge/api/apitest"
 	"supportbridge/webhook"
 )
 
