@@ -2,7 +2,6 @@ package mail
 
 import (
 	"regexp"
-	"strings"
 )
 
 // deskFreshdesk is Freshdesk's mail, as its ticket notifier and default
@@ -47,33 +46,8 @@ func deskFreshdesk() *DeskProduct {
 		SolvedBody:        solved,
 		ClosedBody:        closed,
 		MarksAllAutomatic: true,
-		Layout: func(text string) (string, bool) {
-			return freshdeskTemplateOnly(text, ack, solved, closed)
-		},
+		// A notification whose text is the template alone ("Dear <name>,"
+		// then one of its lines) carries no agent's words.
+		Layout: templateOnlyLayout(5, ack, solved, closed),
 	}
-}
-
-// freshdeskTemplateOnly reports a notification, whose text is the
-// template alone ("Dear <name>," then one of its lines): it carries no
-// agent's words. Other mails are left to the generic reading.
-func freshdeskTemplateOnly(text string, sets ...[]*regexp.Regexp) (string, bool) {
-	n := 0
-	for _, line := range strings.Split(text, "\n") {
-		l := strings.TrimSpace(line)
-		if l == "" || len(l) > 500 {
-			continue
-		}
-		if inbIsQuoteLine(l) {
-			break
-		}
-		if n++; n > 5 {
-			break
-		}
-		for _, set := range sets {
-			if anyMatch(set, l) {
-				return "", true
-			}
-		}
-	}
-	return "", false
 }

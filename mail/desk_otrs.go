@@ -1,7 +1,5 @@
 package mail
 
-import "strings"
-
 // deskOTRS is OTRS's mail, and its forks' (Znuny, OTOBO), as
 // Kernel/System/Email.pm sends it: "X-Mailer: {Product} Mail Service
 // ({Version})" and "X-Powered-By: OTRS (https://otrs.com/)" unless
@@ -41,7 +39,9 @@ func deskOTRS() *DeskProduct {
 		// à l'état : clôturé avec succès." (state "closed successful").
 		ClosedBody: res(otrsClosedState...),
 	}
-	p.Layout = otrsNotificationLayout
+	// An auto-response or a customer notification is the admin's template
+	// from end to end, no agent writes in it: it carries no text.
+	p.Layout = templateOnlyLayout(6, otrsNotice)
 	return p
 }
 
@@ -57,28 +57,3 @@ var otrsNotice = res(append([]string{
 	`^Thanks for your e-?mail\. A new ticket has been created\.`,
 	`^Merci pour votre (?:message|e-?mail|courriel)\. Un nouveau ticket a été créé\.`,
 }, otrsClosedState...)...)
-
-// otrsNotificationLayout reads OTRS's automatic mails: an auto-response or
-// a customer notification is the admin's template from end to end, no
-// agent writes in it, so it carries no text. Only the opening lines are
-// read, where the template says what it is; any other mail is left to the
-// generic reading.
-func otrsNotificationLayout(text string) (string, bool) {
-	n := 0
-	for _, line := range strings.Split(text, "\n") {
-		l := strings.TrimSpace(line)
-		if l == "" || len(l) > 500 {
-			continue
-		}
-		if inbIsQuoteLine(l) {
-			break
-		}
-		if n++; n > 6 {
-			break
-		}
-		if anyMatch(otrsNotice, l) {
-			return "", true
-		}
-	}
-	return "", false
-}

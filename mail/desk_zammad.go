@@ -1,10 +1,5 @@
 package mail
 
-import (
-	"regexp"
-	"strings"
-)
-
 // deskZammad is Zammad's mail, as Channel::EmailBuild and the default
 // triggers send it. Every mail carries "X-Mailer: Zammad Mail Service" and
 // "X-Powered-By: Zammad - Helpdesk/Support (…)"; only the System sender's
@@ -50,33 +45,7 @@ func deskZammad() *DeskProduct {
 		AckBody:        ack,
 		ClosedSubjects: res(`^Your request has been closed \(.*\)`, `^Votre demande a été (?:clôturée|fermée) \(.*\)`),
 		ClosedBody:     closed,
-		Layout: func(text string) (string, bool) {
-			return zammadTriggerOnly(text, ack, closed)
-		},
+		// A trigger's mail is the template alone: no agent's words.
+		Layout: templateOnlyLayout(5, ack, closed),
 	}
-}
-
-// zammadTriggerOnly reports a trigger's mail, whose text is the template
-// alone (no agent's words): one of its lines opens the mail, before any
-// quote. Other mails are left to the generic reading.
-func zammadTriggerOnly(text string, sets ...[]*regexp.Regexp) (string, bool) {
-	n := 0
-	for _, line := range strings.Split(text, "\n") {
-		l := strings.TrimSpace(line)
-		if l == "" || len(l) > 500 {
-			continue
-		}
-		if inbIsQuoteLine(l) {
-			break
-		}
-		if n++; n > 5 {
-			break
-		}
-		for _, set := range sets {
-			if anyMatch(set, l) {
-				return "", true
-			}
-		}
-	}
-	return "", false
 }

@@ -264,6 +264,35 @@ func (p *DeskProduct) markedBy(in *Inbound) (strong, weak bool) {
 	return false, false
 }
 
+// templateOnlyLayout is the Layout of a product whose automatic mails are
+// its template from end to end: when one of the template's lines (any of
+// sets) opens the mail (within its first maxLines lines, before any quote)
+// the mail carries no agent's words; any other mail is left to the generic
+// reading.
+func templateOnlyLayout(maxLines int, sets ...[]*regexp.Regexp) func(string) (string, bool) {
+	return func(text string) (string, bool) {
+		n := 0
+		for _, line := range strings.Split(text, "\n") {
+			l := strings.TrimSpace(line)
+			if l == "" || len(l) > 500 {
+				continue
+			}
+			if inbIsQuoteLine(l) {
+				break
+			}
+			if n++; n > maxLines {
+				break
+			}
+			for _, set := range sets {
+				if anyMatch(set, l) {
+					return "", true
+				}
+			}
+		}
+		return "", false
+	}
+}
+
 // DeskProducts is the catalogue: every product the bridge knows, by name.
 type DeskProducts struct {
 	list []*DeskProduct

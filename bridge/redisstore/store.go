@@ -411,15 +411,9 @@ func (s *Store) ListTickets(ctx context.Context, q bridge.ListQuery) (bridge.Tic
 	if q.StructureID != "" {
 		key = s.structureIndexKey(q.StructureID)
 	}
-	max := "+inf"
-	var after *cursor
-	if q.Cursor != "" {
-		c, err := decodeCursor(q.Cursor)
-		if err != nil {
-			return page, &bridge.Error{Code: bridge.CodeInvalid, Message: "invalid cursor", Fields: []string{"cursor"}}
-		}
-		after = &c
-		max = strconv.FormatFloat(c.Score, 'f', -1, 64)
+	max, after, err := listStart(q.Cursor)
+	if err != nil {
+		return page, err
 	}
 	batch := int64(q.Limit * 2)
 	if batch < 50 {
@@ -469,6 +463,20 @@ func (s *Store) ListTickets(ctx context.Context, q bridge.ListQuery) (bridge.Tic
 	return page, nil
 }
 
+// listStart reads a listing's cursor: the highest score to read from
+// ("+inf" for the first page) and the last ticket shown, or an
+// invalid_payload error.
+func listStart(c string) (max string, after *cursor, err error) {
+	if c == "" {
+		return "+inf", nil, nil
+	}
+	cur, err := decodeCursor(c)
+	if err != nil {
+		return "", nil, &bridge.Error{Code: bridge.CodeInvalid, Message: "invalid cursor", Fields: []string{"cursor"}}
+	}
+	return strconv.FormatFloat(cur.Score, 'f', -1, 64), &cur, nil
+}
+
 // listCandidate is a member of a listing index.
 type listCandidate struct {
 	id    string
@@ -495,15 +503,9 @@ type listSource struct {
 // the batches merged.
 func (s *Store) listMerged(ctx context.Context, q bridge.ListQuery) (bridge.TicketPage, error) {
 	page := bridge.TicketPage{Tickets: []bridge.Ticket{}}
-	max := "+inf"
-	var after *cursor
-	if q.Cursor != "" {
-		c, err := decodeCursor(q.Cursor)
-		if err != nil {
-			return page, &bridge.Error{Code: bridge.CodeInvalid, Message: "invalid cursor", Fields: []string{"cursor"}}
-		}
-		after = &c
-		max = strconv.FormatFloat(c.Score, 'f', -1, 64)
+	max, after, err := listStart(q.Cursor)
+	if err != nil {
+		return page, err
 	}
 	batch := int64(q.Limit + 1)
 	if batch < 20 {
