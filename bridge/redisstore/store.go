@@ -442,25 +442,35 @@ func (s *Store) ListTickets(ctx context.Context, q bridge.ListQuery) (bridge.Tic
 			ids = append(ids, id)
 			scores = append(scores, z.Score)
 		}
-		tickets, err := s.loadTickets(ctx, ids)
-		if err != nil {
+		if full, err := s.fillPage(ctx, &page, q, ids, scores); err != nil || full {
 			return page, err
-		}
-		for i, t := range tickets {
-			if t == nil || (q.Status != "" && t.Status != q.Status) {
-				continue
-			}
-			page.Tickets = append(page.Tickets, *t)
-			if len(page.Tickets) == q.Limit {
-				page.NextCursor = encodeCursor(cursor{Score: scores[i], ID: ids[i]})
-				return page, nil
-			}
 		}
 		if int64(len(zs)) < batch {
 			return page, nil
 		}
 	}
 	return page, nil
+}
+
+// fillPage adds to the page the tickets ids (with their index scores), in
+// order, that pass the query's status filter, up to its limit; full says
+// the page is complete (its next cursor set).
+func (s *Store) fillPage(ctx context.Context, page *bridge.TicketPage, q bridge.ListQuery, ids []string, scores []float64) (full bool, err error) {
+	tickets, err := s.loadTickets(ctx, ids)
+	if err != nil {
+		return false, err
+	}
+	for i, t := range tickets {
+		if t == nil || (q.Status != "" && t.Status != q.Status) {
+			continue
+		}
+		page.Tickets = append(page.Tickets, *t)
+		if len(page.Tickets) == q.Limit {
+			page.NextCursor = encodeCursor(cursor{Score: scores[i], ID: ids[i]})
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // listStart reads a listing's cursor: the highest score to read from
@@ -571,19 +581,8 @@ func (s *Store) listMerged(ctx context.Context, q bridge.ListQuery) (bridge.Tick
 		if len(ids) == 0 {
 			return page, nil
 		}
-		tickets, err := s.loadTickets(ctx, ids)
-		if err != nil {
+		if full, err := s.fillPage(ctx, &page, q, ids, scores); err != nil || full {
 			return page, err
-		}
-		for i, t := range tickets {
-			if t == nil || (q.Status != "" && t.Status != q.Status) {
-				continue
-			}
-			page.Tickets = append(page.Tickets, *t)
-			if len(page.Tickets) == q.Limit {
-				page.NextCursor = encodeCursor(cursor{Score: scores[i], ID: ids[i]})
-				return page, nil
-			}
 		}
 	}
 	return page, nil
