@@ -157,7 +157,13 @@ type recipient struct {
 // referentsOf returns the referents of a structure and of its parents,
 // each once, nearest first. A cycle or a missing parent ends the walk.
 func referentsOf(ctx context.Context, store Store, structureID string) ([]Referent, error) {
-	var out []Referent
+	out, _, err := referentChain(ctx, store, structureID)
+	return out, err
+}
+
+// referentChain is referentsOf that also says whether the structure itself
+// is known.
+func referentChain(ctx context.Context, store Store, structureID string) (out []Referent, found bool, err error) {
 	seenStructure := map[string]bool{}
 	seenUser := map[string]bool{}
 	id := structureID
@@ -168,7 +174,10 @@ func referentsOf(ctx context.Context, store Store, structureID string) ([]Refere
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
+		}
+		if i == 0 {
+			found = true
 		}
 		for _, r := range st.Referents {
 			if !seenUser[r.ID] {
@@ -178,7 +187,7 @@ func referentsOf(ctx context.Context, store Store, structureID string) ([]Refere
 		}
 		id = st.ParentID
 	}
-	return out, nil
+	return out, found, nil
 }
 
 // Recipients applies the notification rules: who hears of an event of type

@@ -160,16 +160,13 @@ func (s *Service) applyTicket(ctx context.Context, ticketID string, ev Event) (O
 // the referents of it and of its parents: unknown_structure when it is not
 // known (yet: the ENT may send structure.upserted first and retry).
 func (s *Service) structureReferents(ctx context.Context, structureID string) ([]Referent, error) {
-	if _, err := s.store.Structure(ctx, structureID); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil, &Error{Code: CodeUnknownStructure, Fields: []string{"data.ticket.structure_id"},
-				Message: fmt.Sprintf("structure %s is not known (yet): send structure.upserted, then retry", structureID)}
-		}
-		return nil, fmt.Errorf("load structure %s: %w", structureID, err)
-	}
-	referents, err := referentsOf(ctx, s.store, structureID)
+	referents, found, err := referentChain(ctx, s.store, structureID)
 	if err != nil {
 		return nil, fmt.Errorf("referents of %s: %w", structureID, err)
+	}
+	if !found {
+		return nil, &Error{Code: CodeUnknownStructure, Fields: []string{"data.ticket.structure_id"},
+			Message: fmt.Sprintf("structure %s is not known (yet): send structure.upserted, then retry", structureID)}
 	}
 	return referents, nil
 }
