@@ -1308,17 +1308,3 @@ func (o *imapOrder) done(i int, st imapMsgState, v Verdict, err error) {
 	}
 	o.cond.Broadcast()
 }
-
-// WaitThreading is what a handler called, before MessageHandler had Route
-// and Apply, to keep threading in arrival order. The reader orders the
-// messages itself now: it returns at once.
-//
-// Deprecated: the reader routes and applies in order; see MessageHandler.
-func WaitThreading(ctx context.Context, barrier bool) error { return nil }
-
-// WaitTurn is what a handler called, before MessageHandler had Route and
-// Apply, to apply one ticket's messages in arrival order. The reader
-// orders the messages itself now: it returns at once.
-//
-// Deprecated: the reader routes and applies in order; see MessageHandler.
-func WaitTurn(ctx context.Context, key string) error { return nil }
