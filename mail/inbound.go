@@ -392,13 +392,13 @@ func (p *InboundProcessor) ApplyToTicket(ctx context.Context, raw []byte, ticket
 }
 
 // damaged returns the parse problems that mean the content itself was
-// lost (truncated parts, damaged transfer encodings, broken boundaries), or
-// "" when the mail came through whole.
-func damaged(problems []string) string {
+// lost (ProblemDamaged: truncated parts, damaged transfer encodings, broken
+// boundaries), or "" when the mail came through whole.
+func damaged(problems []Problem) string {
 	var out []string
 	for _, p := range problems {
-		if strings.Contains(p, "damaged") || strings.Contains(p, "truncated") || strings.Contains(p, "broken") {
-			out = append(out, p)
+		if p.Kind == ProblemDamaged {
+			out = append(out, p.Text)
 		}
 	}
 	return strings.Join(out, "; ")
