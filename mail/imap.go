@@ -76,18 +76,47 @@ type FetchedMessage struct {
 	InternalDate time.Time
 }
 
-// MessageHandler handles one message and tells what to do with it. It is
-// called once per message and pass, for several messages of a batch at
-// once: a handler whose effects must follow arrival (UID) order calls
-// WaitThreading and WaitTurn with the ctx it was given.
+// MessageHandler handles the messages of the watched mailbox in two steps,
+// which the reader calls for several messages of a batch at once while
+// keeping in arrival (UID) order what must be:
 //
-// An error means the handler could not decide for now (Redis down, a
-// timeout): the pass stops, nothing is moved, and the message is handled
-// again after a reconnection. An error that retrying cannot fix —
-// wrapped with bridge.Permanent, or a *bridge.Error with a code other than
-// bridge.CodeUnavailable — sends the message to quarantine instead, and the
-// pass goes on; so does a panic in the handler.
-type MessageHandler func(ctx context.Context, m FetchedMessage) (Verdict, error)
+//   - Route reads a message and tells where it goes: the key its effect is
+//     ordered by (a ticket), and whether applying it teaches something the
+//     later messages are routed by (a barrier). Route must change nothing:
+//     the reader calls it again when a barrier before the message was
+//     applied after Route began, since what the barrier taught may change
+//     the route.
+//   - Apply carries the message's effect out with the route Route gave, and
+//     tells what becomes of the message. The reader calls it once every
+//     earlier barrier of the batch and every earlier message with the same
+//     key have been applied. When one of those was not committed (an error,
+//     a retry), the message is not applied: it is left for a later pass,
+//     with it.
+//
+// An error from either step means the handler could not decide for now
+// (Redis down, a timeout): the pass stops, nothing is moved, and the
+// message is handled again after a reconnection. An error that retrying
+// cannot fix — wrapped with bridge.Permanent, or a *bridge.Error with a code
+// other than bridge.CodeUnavailable — sends the message to quarantine
+// instead, and the pass goes on; so does a panic in the handler.
+type MessageHandler interface {
+	Route(ctx context.Context, m FetchedMessage) (Route, error)
+	Apply(ctx context.Context, m FetchedMessage, rt Route) (Verdict, error)
+}
+
+// Route is where a message goes, as MessageHandler.Route tells it.
+type Route struct {
+	// Key orders the message's effect: messages with the same key are
+	// applied in UID order. "" when the message touches no ticket: it
+	// waits only for the barriers before it.
+	Key string
+	// Barrier is set when applying the message teaches something later
+	// messages are routed by (a desk number learned from an
+	// acknowledgement): they are routed after it is applied.
+	Barrier bool
+	// Data is the handler's own: what Route computed, for Apply.
+	Data any
+}
 
 // IMAPLeaser hands out the lease that lets one replica at a time read a
 // mailbox (*redisstore.Store is one). Fences grow at every acquisition.
@@ -131,7 +160,8 @@ type IMAPConfig struct {
 	// Workers is how many messages are handled at once; default 32. The
 	// handler mostly waits on Redis, and the store carries the calls of
 	// concurrent handlers in shared pipelines: more of them at once means
-	// fewer round trips per mail. Per-ticket order is kept (WaitTurn).
+	// fewer round trips per mail. Per-ticket order is kept (see
+	// MessageHandler).
 	Workers int
 	// LeaseTTL is the life of the reading lease, renewed every third of
 	// it; default 30s.
@@ -184,12 +214,12 @@ var errIMAPLeaseLost = errors.New("imap: reading lease lost")
 // UID order, then moves it as the handler says, and records a checkpoint.
 // Only the replica that holds the mailbox's lease reads.
 type IMAPReader struct {
-	cfg    IMAPConfig
-	lease  IMAPLeaser
-	cp     IMAPCheckpointer
-	handle MessageHandler
-	log    *slog.Logger
-	cfgErr error
+	cfg     IMAPConfig
+	lease   IMAPLeaser
+	cp      IMAPCheckpointer
+	handler MessageHandler
+	log     *slog.Logger
+	cfgErr  error
 
 	mu    sync.Mutex
 	state IMAPState
@@ -197,11 +227,11 @@ type IMAPReader struct {
 
 // NewIMAPReader returns a reader; Run starts it. Configuration errors are
 // reported by Run.
-func NewIMAPReader(cfg IMAPConfig, lease IMAPLeaser, cp IMAPCheckpointer, handle MessageHandler) *IMAPReader {
-	r := &IMAPReader{lease: lease, cp: cp, handle: handle}
+func NewIMAPReader(cfg IMAPConfig, lease IMAPLeaser, cp IMAPCheckpointer, handler MessageHandler) *IMAPReader {
+	r := &IMAPReader{lease: lease, cp: cp, handler: handler}
 	r.cfg, r.cfgErr = imapDefaults(cfg)
 	r.log = r.cfg.Logger.With("mailbox", r.cfg.Mailbox)
-	if lease == nil || cp == nil || handle == nil {
+	if lease == nil || cp == nil || handler == nil {
 		r.cfgErr = errors.Join(r.cfgErr, errors.New("imap: a leaser, a checkpointer and a handler are required"))
 	}
 	return r
@@ -705,57 +735,87 @@ func (r *IMAPReader) pass(ctx context.Context, s *imapSession) error {
 	return nil
 }
 
-// imapMoves gathers a batch's verdicts so that each destination gets one
-// UID MOVE for the whole batch rather than one per message.
-type imapMoves struct {
-	processed, quarantined []imap.UID
-	finished               []int // indexes in the batch, finished once moved
-	reasons                map[imap.UID]string
+// imapMessage is one message of a batch, from its fetch to its move. The
+// batch's messages are one slice, in UID order; while a chunk is handled,
+// its messages' state, route, verdict and clocks are guarded by the
+// chunk's imapOrder.
+type imapMessage struct {
+	msg   FetchedMessage // its Raw is dropped once its chunk is handled
+	state imapMsgState
+	// routed tells that route is the handler's final one: set with
+	// imapRouted, and kept when the message is then decided or left.
+	routed  bool
+	route   Route
+	verdict Verdict
+	err     error // why it was left, when the pass must stop
+	// routeStart is the chunk's clock when Route was last begun, doneAt
+	// when the message was decided or left: a barrier done after a later
+	// message's Route began makes that one be routed again.
+	routeStart, doneAt uint64
 }
 
-func (m *imapMoves) add(j int, uid imap.UID, v Verdict, r *IMAPReader) {
-	switch v.Disposition {
-	case DispositionRetry:
-		r.log.Info("imap: message left for a later pass", "uid", uid, "reason", v.Reason)
-		r.update(func(st *IMAPState) { st.Retried++ })
-		return
-	case DispositionProcessed:
-		m.processed = append(m.processed, uid)
-	case DispositionQuarantine:
-		m.quarantined = append(m.quarantined, uid)
-		m.reasons[uid] = v.Reason
-	default:
-		m.quarantined = append(m.quarantined, uid)
-		m.reasons[uid] = fmt.Sprintf("unknown disposition %d (%s)", int(v.Disposition), v.Reason)
-	}
-	m.finished = append(m.finished, j)
-}
+// imapMsgState is where a message of a batch is.
+type imapMsgState int
+
+const (
+	// imapWaiting: not routed yet (or Route is running).
+	imapWaiting imapMsgState = iota
+	// imapRouted: its route is known; Apply has not returned.
+	imapRouted
+	// imapDecided: its verdict (processed or quarantine) awaits the move.
+	imapDecided
+	// imapLeft: left for a later pass, its effect not committed: an
+	// error, a retry verdict, an earlier message it follows left, or the
+	// pass stopped before it.
+	imapLeft
+	// imapGone: expunged since the search; nothing to do.
+	imapGone
+	// imapMoved: moved where its verdict says; finished.
+	imapMoved
+)
 
 // flush moves what the batch decided: the processed messages in one UID
 // MOVE, the quarantined ones in another. Only then are they finished.
-func (r *IMAPReader) flush(s *imapSession, m *imapMoves, finish func(j int)) error {
-	if len(m.processed) > 0 {
-		if err := imapMove(s.c, m.processed, r.cfg.ProcessedMailbox); err != nil {
+func (r *IMAPReader) flush(s *imapSession, msgs []imapMessage, finish func(j int)) error {
+	var processed, quarantined []imap.UID
+	for k := range msgs {
+		if m := &msgs[k]; m.state == imapDecided {
+			if m.verdict.Disposition == DispositionProcessed {
+				processed = append(processed, imap.UID(m.msg.UID))
+			} else {
+				quarantined = append(quarantined, imap.UID(m.msg.UID))
+			}
+		}
+	}
+	if len(processed) > 0 {
+		if err := imapMove(s.c, processed, r.cfg.ProcessedMailbox); err != nil {
 			return err
 		}
-		n := uint64(len(m.processed))
+		n := uint64(len(processed))
 		r.log.Debug("imap: messages processed", "count", n)
 		r.update(func(st *IMAPState) { st.Processed += n })
 	}
-	if len(m.quarantined) > 0 {
-		if err := imapMove(s.c, m.quarantined, r.cfg.QuarantineMailbox); err != nil {
+	if len(quarantined) > 0 {
+		if err := imapMove(s.c, quarantined, r.cfg.QuarantineMailbox); err != nil {
 			return err
 		}
-		for _, uid := range m.quarantined {
-			r.log.Warn("imap: message quarantined", "uid", uid, "reason", m.reasons[uid])
+		for k := range msgs {
+			if m := &msgs[k]; m.state == imapDecided && m.verdict.Disposition != DispositionProcessed {
+				r.log.Warn("imap: message quarantined", "uid", m.msg.UID, "reason", m.verdict.Reason)
+			}
 		}
-		n := uint64(len(m.quarantined))
+		n := uint64(len(quarantined))
 		r.update(func(st *IMAPState) { st.Quarantined += n })
 	}
-	for _, j := range m.finished {
-		finish(j)
+	for k := range msgs {
+		switch m := &msgs[k]; m.state {
+		case imapDecided:
+			m.state = imapMoved
+			finish(k)
+		case imapGone:
+			finish(k)
+		}
 	}
-	*m = imapMoves{reasons: map[imap.UID]string{}}
 	return nil
 }
 
@@ -776,17 +836,25 @@ func (r *IMAPReader) batch(ctx context.Context, s *imapSession, uids []imap.UID,
 	if err != nil {
 		return err
 	}
-	moves := &imapMoves{reasons: map[imap.UID]string{}}
+	msgs := make([]imapMessage, len(uids))
+	for k, uid := range uids {
+		mm, ok := meta[uid]
+		msgs[k].msg = FetchedMessage{UID: uint32(uid), UIDValidity: s.uidValidity, Size: mm.size,
+			TooLarge: mm.size > r.cfg.MaxMessageBytes, InternalDate: mm.date}
+		if !ok {
+			msgs[k].state = imapGone // expunged since the search
+		}
+	}
 	// Whatever stops the batch, what was decided is carried out: one bad
 	// message, or a Redis outage half-way, does not hold back the others.
 	defer func() {
-		if ferr := r.flush(s, moves, finish); ferr != nil && err == nil {
+		if ferr := r.flush(s, msgs, finish); ferr != nil && err == nil {
 			err = ferr
 		}
 	}()
 	budget := max(int64(imapChunkBudgetBytes), r.cfg.MaxMessageBytes)
 	bodies := map[imap.UID]imapBody{}
-	for j := 0; j < len(uids); {
+	for j := 0; j < len(msgs); {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -795,48 +863,43 @@ func (r *IMAPReader) batch(ctx context.Context, s *imapSession, uids []imap.UID,
 		end := j
 		var chunk []imap.UID
 		var total int64
-		for end < len(uids) {
-			mm, ok := meta[uids[end]]
-			if ok && mm.size <= r.cfg.MaxMessageBytes {
-				if len(chunk) > 0 && total+mm.size > budget {
-					break
-				}
-				chunk = append(chunk, uids[end])
-				total += mm.size
+		for ; end < len(msgs); end++ {
+			m := &msgs[end]
+			if m.state == imapGone || m.msg.TooLarge {
+				continue
 			}
-			end++
+			if len(chunk) > 0 && total+m.msg.Size > budget {
+				break
+			}
+			chunk = append(chunk, imap.UID(m.msg.UID))
+			total += m.msg.Size
 		}
 		clear(bodies)
 		if err := r.fetchBodies(s.c, chunk, bodies); err != nil {
 			return err
 		}
-		var jobs []imapJob
 		for k := j; k < end; k++ {
-			uid := uids[k]
-			m, ok := meta[uid]
-			if !ok {
-				moves.finished = append(moves.finished, k) // expunged since the search
+			m := &msgs[k]
+			if m.state == imapGone || m.msg.TooLarge {
 				continue
 			}
-			msg := FetchedMessage{UID: uint32(uid), UIDValidity: s.uidValidity, Size: m.size,
-				TooLarge: m.size > r.cfg.MaxMessageBytes, InternalDate: m.date}
-			if !msg.TooLarge {
-				b, ok := bodies[uid]
-				switch {
-				case !ok:
-					moves.finished = append(moves.finished, k) // expunged meanwhile
-					continue
-				case b.raw == nil && !b.tooLarge:
-					// The server would not give this one out; the
-					// others must not wait for it.
-					moves.add(k, uid, Verdict{Disposition: DispositionQuarantine, Reason: "the server refused to fetch it"}, r)
-					continue
-				}
-				msg.Raw, msg.TooLarge = b.raw, b.tooLarge
+			b, ok := bodies[imap.UID(m.msg.UID)]
+			switch {
+			case !ok:
+				m.state = imapGone // expunged meanwhile
+			case b.raw == nil && !b.tooLarge:
+				// The server would not give this one out; the others
+				// must not wait for it.
+				m.state, m.verdict = imapDecided, Verdict{Disposition: DispositionQuarantine, Reason: "the server refused to fetch it"}
+			default:
+				m.msg.Raw, m.msg.TooLarge = b.raw, b.tooLarge
 			}
-			jobs = append(jobs, imapJob{j: k, msg: msg})
 		}
-		if err := r.runJobs(ctx, jobs, moves); err != nil {
+		err := r.handleChunk(ctx, msgs[j:end])
+		for k := j; k < end; k++ {
+			msgs[k].msg.Raw = nil // the budget is per chunk
+		}
+		if err != nil {
 			return err
 		}
 		j = end
@@ -844,72 +907,89 @@ func (r *IMAPReader) batch(ctx context.Context, s *imapSession, uids []imap.UID,
 	return nil
 }
 
-// imapJob is one message of a chunk for the handler; j is its index in the
-// batch.
-type imapJob struct {
-	j   int
-	msg FetchedMessage
-	v   Verdict
-	err error
-	ran bool
-}
-
-// runJobs runs the handler on jobs (in UID order) with a few workers: the
-// handler mostly waits on Redis, so several in flight hide the round trips;
-// WaitThreading and WaitTurn keep what must stay in arrival order in order.
-// The verdicts go to moves; the first error, in UID order, is returned once
-// every started handler has returned.
-func (r *IMAPReader) runJobs(ctx context.Context, jobs []imapJob, moves *imapMoves) error {
-	if len(jobs) == 0 {
-		return nil
-	}
-	gate := newIMAPGate(len(jobs))
-	next := make(chan int, len(jobs))
-	for i := range jobs {
-		next <- i // in order: an earlier job always has a worker first
+// handleChunk routes and applies the waiting messages of msgs (in UID
+// order) with a few workers: the handler mostly waits on Redis, so several
+// in flight hide the round trips; an imapOrder keeps what must stay in
+// arrival order in order. The first error, in UID order, is returned once
+// every started message is done.
+func (r *IMAPReader) handleChunk(ctx context.Context, msgs []imapMessage) error {
+	o := newIMAPOrder(msgs)
+	next := make(chan int, len(msgs))
+	for i := range msgs {
+		if msgs[i].state == imapWaiting {
+			next <- i // in order: an earlier message always has a worker first
+		}
 	}
 	close(next)
-	var stop sync.Once
-	stopped := make(chan struct{})
 	var wg sync.WaitGroup
-	for range min(r.cfg.Workers, len(jobs)) {
+	for range min(r.cfg.Workers, len(next)) {
 		wg.Go(func() {
 			for i := range next {
-				select {
-				case <-stopped:
-					// An earlier message failed: the pass ends; this one
-					// waits for the next.
-					gate.finish(i, true)
-					continue
-				default:
-				}
-				jb := &jobs[i]
-				jctx := context.WithValue(ctx, imapGateKey{}, imapGatePlace{g: gate, i: i})
-				jb.v, jb.err = r.call(jctx, jb.msg)
-				jb.ran = true
-				failed := jb.err != nil || jb.v.Disposition == DispositionRetry
-				gate.finish(i, failed)
-				if jb.err != nil {
-					stop.Do(func() { close(stopped) })
-				}
+				r.handleOne(ctx, o, i)
 			}
 		})
 	}
 	wg.Wait()
-	var first error
-	for i := range jobs {
-		jb := &jobs[i]
-		switch {
-		case !jb.ran:
-		case jb.err != nil:
-			if first == nil {
-				first = jb.err
-			}
-		default:
-			moves.add(jb.j, imap.UID(jb.msg.UID), jb.v, r)
+	for i := range msgs {
+		if msgs[i].err != nil {
+			return msgs[i].err
 		}
 	}
-	return first
+	return nil
+}
+
+// handleOne takes message i of o through the handler: Route; once every
+// earlier message is routed and the barriers among them applied, Route
+// again if one of those was applied after Route began; once the earlier
+// messages of its key are applied, Apply.
+func (r *IMAPReader) handleOne(ctx context.Context, o *imapOrder, i int) {
+	m := o.msgs[i].msg // Raw and the rest are not written while handled
+	start, ok := o.begin(i)
+	if !ok {
+		// An earlier message failed: the pass ends; this one waits for
+		// the next.
+		o.leave(i, nil)
+		return
+	}
+	rt, q, err := r.route(ctx, m)
+	if err == nil && q == nil {
+		var again bool
+		if again, err = o.waitBarriers(i, start); err != nil {
+			err = fmt.Errorf("imap: uid %d: %w", m.UID, err)
+		} else if again {
+			// What a barrier taught may change the route.
+			rt, q, err = r.route(ctx, m)
+		}
+	}
+	switch {
+	case err != nil:
+		o.leave(i, err)
+		return
+	case q != nil:
+		o.decide(i, *q)
+		return
+	}
+	o.publish(i, rt)
+	if rt.Key != "" {
+		if err := o.waitTurn(i, rt.Key); err != nil {
+			o.leave(i, fmt.Errorf("imap: uid %d: %w", m.UID, err))
+			return
+		}
+	}
+	v, err := r.apply(ctx, m, rt)
+	switch {
+	case err != nil:
+		o.leave(i, err)
+	case v.Disposition == DispositionRetry:
+		r.log.Info("imap: message left for a later pass", "uid", m.UID, "reason", v.Reason)
+		r.update(func(st *IMAPState) { st.Retried++ })
+		o.leave(i, nil)
+	case v.Disposition == DispositionProcessed, v.Disposition == DispositionQuarantine:
+		o.decide(i, v)
+	default:
+		o.decide(i, Verdict{Disposition: DispositionQuarantine,
+			Reason: fmt.Sprintf("unknown disposition %d (%s)", int(v.Disposition), v.Reason)})
+	}
 }
 
 // imapFetchMeta asks for sizes and dates: nothing is downloaded yet.
@@ -1020,23 +1100,42 @@ func (r *IMAPReader) fetchBodiesOnce(c *imapclient.Client, chunk []imap.UID, out
 	return nil
 }
 
-// call runs the handler. A transient error comes back as an error; a
-// permanent one, or a panic, becomes a quarantine verdict.
-func (r *IMAPReader) call(ctx context.Context, m FetchedMessage) (v Verdict, err error) {
+// route runs the handler's Route, apply its Apply. A transient error comes
+// back as an error; a permanent one, or a panic, as a quarantine verdict.
+func (r *IMAPReader) route(ctx context.Context, m FetchedMessage) (rt Route, q *Verdict, err error) {
+	q, err = r.guard(ctx, m.UID, "route", func() (err error) {
+		rt, err = r.handler.Route(ctx, m)
+		return err
+	})
+	return rt, q, err
+}
+
+func (r *IMAPReader) apply(ctx context.Context, m FetchedMessage, rt Route) (v Verdict, err error) {
+	q, err := r.guard(ctx, m.UID, "apply", func() (err error) {
+		v, err = r.handler.Apply(ctx, m, rt)
+		return err
+	})
+	if q != nil {
+		return *q, err
+	}
+	return v, err
+}
+
+func (r *IMAPReader) guard(ctx context.Context, uid uint32, step string, f func() error) (q *Verdict, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			r.log.Error("imap: the handler panicked; quarantining the message", "uid", m.UID, "panic", fmt.Sprint(p))
-			v, err = Verdict{Disposition: DispositionQuarantine, Reason: "handler panicked"}, nil
+			r.log.Error("imap: the handler panicked; quarantining the message", "uid", uid, "step", step, "panic", fmt.Sprint(p))
+			q, err = &Verdict{Disposition: DispositionQuarantine, Reason: "handler panicked"}, nil
 		}
 	}()
-	v, err = r.handle(ctx, m)
+	err = f()
 	if err == nil {
-		return v, nil
+		return nil, nil
 	}
 	if ctx.Err() != nil || imapTransient(err) {
-		return v, fmt.Errorf("imap: handle uid %d: %w", m.UID, err)
+		return nil, fmt.Errorf("imap: handle uid %d: %w", uid, err)
 	}
-	return Verdict{Disposition: DispositionQuarantine, Reason: "handler: " + err.Error()}, nil
+	return &Verdict{Disposition: DispositionQuarantine, Reason: "handler: " + err.Error()}, nil
 }
 
 func imapTransient(err error) bool {
@@ -1088,127 +1187,124 @@ func (r *IMAPReader) wait(ctx context.Context, s *imapSession) error {
 	return err
 }
 
-// errIMAPOutOfTurn is what a handler gets from WaitTurn or WaitThreading
-// when an earlier message it may depend on was left for a later pass: going
-// ahead would apply it out of arrival order.
+// errIMAPOutOfTurn is why a message is left when an earlier message it
+// follows (a barrier, or one with the same key) was left for a later pass:
+// applying it would go out of arrival order.
 var errIMAPOutOfTurn = errors.New("imap: an earlier message for the same ticket was not handled")
 
-// imapGateKey is the context key of a message's place in its batch.
-type imapGateKey struct{}
-
-type imapGatePlace struct {
-	g *imapGate
-	i int
+// imapOrder keeps the messages of one chunk, which are handled
+// concurrently, in arrival (UID) order where it matters: a message's route
+// is final only once every earlier message is routed and the barriers
+// among them are applied; and it is applied only once the earlier messages
+// with the same key are. An earlier message left before it was routed may
+// have had any key: the keyed messages after it are left too.
+type imapOrder struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	msgs  []imapMessage
+	clock uint64 // counts the messages done
+	stop  bool   // a message failed: the ones not begun are left
 }
 
-// imapGate keeps the handlers of one batch, which run concurrently, in
-// arrival (UID) order where it matters: a message threads only once every
-// earlier message has said whether it teaches something threading depends
-// on (a barrier) and those have finished; and it applies to a ticket only
-// once every earlier message has named its ticket and those with the same
-// ticket have finished.
-type imapGate struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	reached []bool // passed WaitThreading, or finished
-	barrier []bool
-	named   []bool // passed WaitTurn (key set), or finished
-	key     []string
-	done    []bool
-	failed  []bool // finished without its effect committed
-	anyKey  []bool // failed before naming a ticket: may be any of them
+func newIMAPOrder(msgs []imapMessage) *imapOrder {
+	o := &imapOrder{msgs: msgs}
+	o.cond = sync.NewCond(&o.mu)
+	return o
 }
 
-func newIMAPGate(n int) *imapGate {
-	g := &imapGate{reached: make([]bool, n), barrier: make([]bool, n), named: make([]bool, n),
-		key: make([]string, n), done: make([]bool, n), failed: make([]bool, n), anyKey: make([]bool, n)}
-	g.cond = sync.NewCond(&g.mu)
-	return g
+// begin records that message i is being routed, and returns the clock; not
+// ok when the pass is stopping.
+func (o *imapOrder) begin(i int) (start uint64, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.msgs[i].routeStart = o.clock
+	return o.clock, !o.stop
 }
 
-func (g *imapGate) waitThreading(i int, barrier bool) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.reached[i], g.barrier[i] = true, barrier
-	g.cond.Broadcast()
+// waitBarriers returns once every message before i is routed (or done) and
+// the barriers among them are done; again when one of those barriers was
+// done after start. An earlier barrier left is errIMAPOutOfTurn.
+func (o *imapOrder) waitBarriers(i int, start uint64) (again bool, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for {
+		wait := false
+		again = false
+		for j := range i {
+			mj := &o.msgs[j]
+			switch {
+			case mj.state == imapWaiting:
+				wait = true
+			case !mj.routed || !mj.route.Barrier:
+			case mj.state == imapLeft:
+				return false, errIMAPOutOfTurn
+			case mj.state == imapRouted:
+				wait = true
+			case mj.doneAt > start:
+				again = true
+			}
+		}
+		if !wait {
+			return again, nil
+		}
+		o.cond.Wait()
+	}
+}
+
+// publish records message i's final route.
+func (o *imapOrder) publish(i int, rt Route) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := &o.msgs[i]
+	m.state, m.routed, m.route = imapRouted, true, rt
+	o.cond.Broadcast()
+}
+
+// waitTurn returns once every message before i with the same key is done.
+// One of them left, or one left before it was routed, is errIMAPOutOfTurn.
+func (o *imapOrder) waitTurn(i int, key string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	for {
 		wait := false
 		for j := range i {
+			mj := &o.msgs[j]
 			switch {
-			case !g.reached[j]:
+			case mj.state == imapWaiting:
 				wait = true
-			case g.barrier[j] && g.failed[j]:
+			case mj.state == imapLeft && (!mj.routed || mj.route.Key == key):
 				return errIMAPOutOfTurn
-			case g.barrier[j] && !g.done[j]:
+			case mj.state == imapRouted && mj.route.Key == key:
 				wait = true
 			}
 		}
 		if !wait {
 			return nil
 		}
-		g.cond.Wait()
+		o.cond.Wait()
 	}
 }
 
-func (g *imapGate) waitTurn(i int, key string) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.reached[i], g.named[i], g.key[i] = true, true, key
-	g.cond.Broadcast()
-	for {
-		wait := false
-		for j := range i {
-			switch {
-			case !g.named[j]:
-				wait = true
-			case g.failed[j] && (g.anyKey[j] || g.key[j] == key):
-				return errIMAPOutOfTurn
-			case g.key[j] == key && !g.done[j]:
-				wait = true
-			}
-		}
-		if !wait {
-			return nil
-		}
-		g.cond.Wait()
-	}
+// decide records message i's verdict, processed or quarantine: its effect
+// is committed, and it awaits its move.
+func (o *imapOrder) decide(i int, v Verdict) {
+	o.done(i, imapDecided, v, nil)
 }
 
-// finish records that message i's handler returned; failed when its effect
-// is not committed (an error, or a retry verdict).
-func (g *imapGate) finish(i int, failed bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if failed && !g.named[i] {
-		g.anyKey[i] = true
-	}
-	g.reached[i], g.named[i], g.done[i], g.failed[i] = true, true, true, failed
-	g.cond.Broadcast()
+// leave records that message i is left for a later pass; err, when set,
+// stops the pass.
+func (o *imapOrder) leave(i int, err error) {
+	o.done(i, imapLeft, Verdict{}, err)
 }
 
-// WaitThreading is called by a MessageHandler once it knows whether the
-// message teaches something later messages thread by (a desk reference
-// learned from an acknowledgement: barrier), and before it threads. The
-// reader runs handlers concurrently; this keeps threading as if they ran in
-// UID order. Outside the reader it returns at once.
-func WaitThreading(ctx context.Context, barrier bool) error {
-	p, ok := ctx.Value(imapGateKey{}).(imapGatePlace)
-	if !ok {
-		return nil
+func (o *imapOrder) done(i int, st imapMsgState, v Verdict, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.clock++
+	m := &o.msgs[i]
+	m.state, m.verdict, m.err, m.doneAt = st, v, err, o.clock
+	if err != nil {
+		o.stop = true
 	}
-	return p.g.waitThreading(p.i, barrier)
-}
-
-// WaitTurn is called by a MessageHandler once it knows the ticket key the
-// message applies to, and before it applies: it returns when every earlier
-// message of the batch for that ticket is done, so that one ticket's
-// replies land in arrival order. An error means an earlier one for that
-// ticket was not committed: the handler must return it, leaving the message
-// for a later pass. Outside the reader it returns at once.
-func WaitTurn(ctx context.Context, key string) error {
-	p, ok := ctx.Value(imapGateKey{}).(imapGatePlace)
-	if !ok {
-		return nil
-	}
-	return p.g.waitTurn(p.i, key)
+	o.cond.Broadcast()
 }

@@ -31,7 +31,7 @@ func TestIMAPReaderDovecotRestart(t *testing.T) {
 	cfg.IDLE = true
 	cfg.PollInterval = time.Minute
 	h := &imapRecorder{}
-	run := imapStart(t, cfg, st, st, h.handle)
+	run := imapStart(t, cfg, st, st, h)
 	srv.deliver(t, imapMail("before", ""))
 	imapEventually(t, 10*time.Second, "before handled", func() bool { return run.r.State().Processed == 1 })
 	imapEventually(t, 5*time.Second, "idle", func() bool { return run.r.State().Idle })

@@ -311,6 +311,16 @@ type imapRecorder struct {
 	check func(m mail.FetchedMessage)
 }
 
+// Route routes every message to no key: the recorder's messages need no
+// order among themselves.
+func (h *imapRecorder) Route(context.Context, mail.FetchedMessage) (mail.Route, error) {
+	return mail.Route{}, nil
+}
+
+func (h *imapRecorder) Apply(ctx context.Context, m mail.FetchedMessage, _ mail.Route) (mail.Verdict, error) {
+	return h.handle(ctx, m)
+}
+
 func (h *imapRecorder) handle(ctx context.Context, m mail.FetchedMessage) (mail.Verdict, error) {
 	if h.check != nil {
 		h.check(m)
@@ -521,7 +531,7 @@ func TestIMAPReaderHandlesInOrder(t *testing.T) {
 				}
 			}
 		}}
-		run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h.handle)
+		run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h)
 		imapEventually(t, 10*time.Second, "4 messages handled and a pass over", func() bool {
 			s := run.r.State()
 			return s.Processed+s.Quarantined == 4 && !s.LastSuccess.IsZero()
@@ -583,7 +593,7 @@ func TestIMAPReaderHandlesInOrder(t *testing.T) {
 		// A new reader (a restart) handles only what came since.
 		srv.deliver(t, imapMail("m5", ""))
 		h2 := &imapRecorder{}
-		run2 := imapStart(t, imapConfig(t, srv, "r2"), st, st, h2.handle)
+		run2 := imapStart(t, imapConfig(t, srv, "r2"), st, st, h2)
 		imapEventually(t, 10*time.Second, "m5 handled after a restart", func() bool { return run2.r.State().Processed == 1 })
 		// A few more passes: still nothing handled twice.
 		imapEventually(t, 5*time.Second, "more passes", func() bool {
@@ -619,7 +629,7 @@ func TestIMAPReaderStartsAfterCheckpoint(t *testing.T) {
 		}
 
 		h := &imapRecorder{}
-		run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h.handle)
+		run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h)
 		imapEventually(t, 10*time.Second, "new3 handled", func() bool { return run.r.State().Processed == 1 })
 		time.Sleep(700 * time.Millisecond) // a few more passes
 		if got := h.ids(); !slices.Equal(got, []string{"new3"}) {
@@ -651,7 +661,7 @@ func TestIMAPReaderRetry(t *testing.T) {
 		cfg.PollInterval = time.Minute
 		cfg.IDLE = true
 		h := &imapRecorder{}
-		run := imapStart(t, cfg, st, st, h.handle)
+		run := imapStart(t, cfg, st, st, h)
 		imapEventually(t, 10*time.Second, "first pass", func() bool { return run.r.State().Processed == 2 })
 
 		if got := h.ids(); !slices.Equal(got, []string{"a", "b", "c"}) {
@@ -693,7 +703,7 @@ func TestIMAPReaderTooLarge(t *testing.T) {
 		cfg := imapConfig(t, srv, "r1")
 		cfg.MaxMessageBytes = 4096
 		h := &imapRecorder{}
-		run := imapStart(t, cfg, st, st, h.handle)
+		run := imapStart(t, cfg, st, st, h)
 		imapEventually(t, 10*time.Second, "3 messages handled", func() bool {
 			s := run.r.State()
 			return s.Processed == 2 && s.Quarantined == 1
@@ -736,7 +746,7 @@ func TestIMAPReaderUIDValidityChange(t *testing.T) {
 		cfg.IDLE = true // idle on the old mailbox: the poll is the safety net
 		cfg.PollInterval = 500 * time.Millisecond
 		h := &imapRecorder{}
-		run := imapStart(t, cfg, st, st, h.handle)
+		run := imapStart(t, cfg, st, st, h)
 		imapEventually(t, 10*time.Second, "the first two handled", func() bool { return run.r.State().Processed == 2 })
 		first := h.got()
 		cp := imapWaitCheckpoint(t, st, box, first[1].UID)
@@ -800,7 +810,7 @@ func TestIMAPReaderIdle(t *testing.T) {
 		cfg.IDLE = true
 		cfg.PollInterval = time.Minute
 		h := &imapRecorder{}
-		run := imapStart(t, cfg, st, st, h.handle)
+		run := imapStart(t, cfg, st, st, h)
 		for i, id := range []string{"idle1", "idle2", "idle3"} {
 			imapEventually(t, 10*time.Second, "idle", func() bool { return run.r.State().Idle })
 			start := time.Now()
@@ -839,13 +849,13 @@ func TestIMAPReaderLeaseTakeover(t *testing.T) {
 		ha, hb, hc := &imapRecorder{}, &imapRecorder{}, &imapRecorder{}
 		cfgA := imapConfig(t, srv, "a")
 		cfgA.IDLE = true
-		a := imapStart(t, cfgA, st, st, ha.handle)
+		a := imapStart(t, cfgA, st, st, ha)
 		imapEventually(t, 10*time.Second, "a connected", func() bool { return a.r.State().Connected })
 		_, fenceA, _ := st.LeaseHolder(ctx, "imap:INBOX")
 
 		cfgB := imapConfig(t, srv, "b")
 		cfgB.IDLE = true
-		b := imapStart(t, cfgB, st, st, hb.handle)
+		b := imapStart(t, cfgB, st, st, hb)
 		srv.deliver(t, imapMail("m1", ""))
 		imapEventually(t, 10*time.Second, "m1 handled by a", func() bool { return a.r.State().Processed == 1 })
 		time.Sleep(time.Second) // b tries the lease twice meanwhile
@@ -867,7 +877,7 @@ func TestIMAPReaderLeaseTakeover(t *testing.T) {
 		mortal := &imapMortalLeaser{IMAPLeaser: st}
 		cfgB2 := imapConfig(t, srv, "b2")
 		cfgB2.IDLE = true
-		b2 := imapStart(t, cfgB2, mortal, st, hb.handle)
+		b2 := imapStart(t, cfgB2, mortal, st, hb)
 		imapEventually(t, 5*time.Second, "b2 connected", func() bool { return b2.r.State().Connected })
 		mortal.dead.Store(true)
 		b2.stop(t)
@@ -878,7 +888,7 @@ func TestIMAPReaderLeaseTakeover(t *testing.T) {
 
 		cfgC := imapConfig(t, srv, "c")
 		cfgC.IDLE = true
-		c := imapStart(t, cfgC, st, st, hc.handle)
+		c := imapStart(t, cfgC, st, st, hc)
 		srv.deliver(t, imapMail("m3", ""))
 		time.Sleep(time.Second)
 		if len(hc.got()) != 0 || c.r.State().LeaseHeld {
@@ -904,7 +914,7 @@ func TestIMAPReaderLeaseLost(t *testing.T) {
 		cfg := imapConfig(t, srv, "a")
 		cfg.IDLE = true
 		h := &imapRecorder{}
-		run := imapStart(t, cfg, st, st, h.handle)
+		run := imapStart(t, cfg, st, st, h)
 		imapEventually(t, 10*time.Second, "connected", func() bool { return run.r.State().Connected })
 
 		// The lease vanishes (as after a failover that lost it) and
@@ -956,7 +966,7 @@ func TestIMAPReaderHandlerErrors(t *testing.T) {
 			imapMail("zero", "X-Test: zero\r\n"),
 			imapMail("fine", ""))
 		h := &imapRecorder{}
-		run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h.handle)
+		run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h)
 		imapEventually(t, 15*time.Second, "all handled", func() bool {
 			s := run.r.State()
 			return s.Processed == 2 && s.Quarantined == 4
@@ -991,7 +1001,7 @@ func TestIMAPReaderWithoutMove(t *testing.T) {
 			st, _ := imapRedis(t)
 			imapDeliverAll(t, srv, imapMail("m1", ""), imapMail("m2", "X-Test: quarantine\r\n"))
 			h := &imapRecorder{}
-			run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h.handle)
+			run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h)
 			imapEventually(t, 10*time.Second, "both handled", func() bool {
 				s := run.r.State()
 				return s.Processed == 1 && s.Quarantined == 1
@@ -1028,7 +1038,7 @@ func TestIMAPReaderUnfetchableMessage(t *testing.T) {
 	cfg := imapConfig(t, srv, "r1")
 	cfg.MaxMessageBytes = 2048
 	h := &imapRecorder{}
-	run := imapStart(t, cfg, st, st, h.handle)
+	run := imapStart(t, cfg, st, st, h)
 	imapEventually(t, 10*time.Second, "all dealt with", func() bool {
 		s := run.r.State()
 		return s.Processed == 2 && s.Quarantined == 2
@@ -1127,7 +1137,7 @@ func TestIMAPReaderTLS(t *testing.T) {
 			cfg := imapConfig(t, srv, "r1")
 			cfg.TLS, cfg.RootCAs = tt.mode, tt.pool
 			h := &imapRecorder{}
-			run := imapStart(t, cfg, st, st, h.handle)
+			run := imapStart(t, cfg, st, st, h)
 			if tt.wantErr == "" {
 				imapEventually(t, 10*time.Second, "m1 handled", func() bool { return run.r.State().Processed == 1 })
 				return
@@ -1159,7 +1169,7 @@ func TestIMAPReaderLoginMethods(t *testing.T) {
 			srv.deliver(t, imapMail("m1", ""))
 			st, _ := imapRedis(t)
 			h := &imapRecorder{}
-			run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h.handle)
+			run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h)
 			imapEventually(t, 10*time.Second, "m1 handled", func() bool { return run.r.State().Processed == 1 })
 			run.stop(t)
 			// The test's own clients use LOGIN: look at the reader's
@@ -1192,7 +1202,7 @@ func TestIMAPReaderConfigErrors(t *testing.T) {
 		{"lease ttl", mail.IMAPConfig{Addr: "127.0.0.1:1", LeaseTTL: time.Millisecond}, "lease ttl"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := mail.NewIMAPReader(tt.cfg, st, st, h.handle)
+			r := mail.NewIMAPReader(tt.cfg, st, st, h)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			err := r.Run(ctx)
@@ -1201,7 +1211,7 @@ func TestIMAPReaderConfigErrors(t *testing.T) {
 			}
 		})
 	}
-	r := mail.NewIMAPReader(mail.IMAPConfig{Addr: "127.0.0.1:1"}, nil, st, h.handle)
+	r := mail.NewIMAPReader(mail.IMAPConfig{Addr: "127.0.0.1:1"}, nil, st, h)
 	if err := r.Run(context.Background()); err == nil {
 		t.Error("Run without a leaser worked")
 	}
@@ -1215,7 +1225,7 @@ func TestIMAPReaderRedisDown(t *testing.T) {
 	srv.deliver(t, imapMail("m1", ""))
 	m.SetError("LOADING Redis is loading the dataset in memory")
 	h := &imapRecorder{}
-	run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h.handle)
+	run := imapStart(t, imapConfig(t, srv, "r1"), st, st, h)
 	imapEventually(t, 5*time.Second, "the failure reported", func() bool { return strings.Contains(run.r.State().LastError, "lease") })
 	if len(h.got()) != 0 {
 		t.Fatal("read without a lease")
@@ -1257,31 +1267,28 @@ func TestIMAPReaderConcurrentOrder(t *testing.T) {
 		applied := map[string][]string{} // ticket -> message ids, in the order applied
 		inFlight, most := 0, 0
 		failedOnce := false
-		handle := func(ctx context.Context, m mail.FetchedMessage) (mail.Verdict, error) {
-			mu.Lock()
-			inFlight++
-			most = max(most, inFlight)
-			mu.Unlock()
-			defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
-			id := imapMsgID(m.Raw)
-			key := string(ticketRe.FindSubmatch(m.Raw)[1])
-			// Uneven work before the turn, so that the workers overtake
-			// one another.
-			time.Sleep(time.Duration(len(id)*int(m.UID)%5) * time.Millisecond)
-			if err := mail.WaitThreading(ctx, false); err != nil {
-				return mail.Verdict{}, err
-			}
-			if err := mail.WaitTurn(ctx, key); err != nil {
-				return mail.Verdict{}, err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if strings.Contains(string(m.Raw), "transient-once") && !failedOnce {
-				failedOnce = true
-				return mail.Verdict{}, errors.New("redis: connection refused")
-			}
-			applied[key] = append(applied[key], id)
-			return mail.Verdict{Disposition: mail.DispositionProcessed}, nil
+		handle := imapSteps{
+			route: func(ctx context.Context, m mail.FetchedMessage) (mail.Route, error) {
+				mu.Lock()
+				inFlight++
+				most = max(most, inFlight)
+				mu.Unlock()
+				defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+				// Uneven work before the turn, so that the workers
+				// overtake one another.
+				time.Sleep(time.Duration(len(imapMsgID(m.Raw))*int(m.UID)%5) * time.Millisecond)
+				return mail.Route{Key: string(ticketRe.FindSubmatch(m.Raw)[1])}, nil
+			},
+			apply: func(ctx context.Context, m mail.FetchedMessage, rt mail.Route) (mail.Verdict, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if strings.Contains(string(m.Raw), "transient-once") && !failedOnce {
+					failedOnce = true
+					return mail.Verdict{}, errors.New("redis: connection refused")
+				}
+				applied[rt.Key] = append(applied[rt.Key], imapMsgID(m.Raw))
+				return mail.Verdict{Disposition: mail.DispositionProcessed}, nil
+			},
 		}
 		cfg := imapConfig(t, srv, "r1")
 		cfg.Workers = 8
@@ -1311,5 +1318,130 @@ func TestIMAPReaderConcurrentOrder(t *testing.T) {
 		if left, _ := imapBox(t, side, "INBOX"); len(left) != 0 {
 			t.Errorf("INBOX still holds %v", imapIDs(left))
 		}
+	})
+}
+
+// imapSteps is a MessageHandler made of two functions.
+type imapSteps struct {
+	route func(ctx context.Context, m mail.FetchedMessage) (mail.Route, error)
+	apply func(ctx context.Context, m mail.FetchedMessage, rt mail.Route) (mail.Verdict, error)
+}
+
+func (h imapSteps) Route(ctx context.Context, m mail.FetchedMessage) (mail.Route, error) {
+	return h.route(ctx, m)
+}
+
+func (h imapSteps) Apply(ctx context.Context, m mail.FetchedMessage, rt mail.Route) (mail.Verdict, error) {
+	return h.apply(ctx, m, rt)
+}
+
+// A barrier teaches what the messages after it are routed by: each of them
+// is applied with the route it teaches, even when it was routed before the
+// barrier was applied (it is routed again); a barrier that fails holds the
+// messages after it back until it is applied on the next pass.
+func TestIMAPReaderBarriers(t *testing.T) {
+	imapServers(t, func(t *testing.T, srv *imapTestServer) {
+		st, _ := imapRedis(t)
+		const n = 40
+		var mails [][]byte
+		for i := range n {
+			var extra string
+			switch {
+			case i == 3:
+				extra = "X-Teach: r1=t1\r\nX-Ticket: t0\r\n"
+			case i == 17:
+				extra = "X-Teach: r2=t2\r\nX-Ticket: t0\r\nX-Test: transient-once\r\n"
+			case i > 17 && i%2 == 0:
+				extra = "X-Ref: r2\r\n"
+			case i > 3 && i%2 == 0:
+				extra = "X-Ref: r1\r\n"
+			default:
+				extra = fmt.Sprintf("X-Ticket: t%d\r\n", 3+i%3)
+			}
+			mails = append(mails, imapMail(fmt.Sprintf("m%02d", i), extra))
+		}
+		imapDeliverAll(t, srv, mails...)
+		header := func(raw []byte, name string) string {
+			sub := regexp.MustCompile(`(?m)^` + name + `: ([a-z0-9=]+)`).FindSubmatch(raw)
+			if sub == nil {
+				return ""
+			}
+			return string(sub[1])
+		}
+
+		var mu sync.Mutex
+		refs := map[string]string{}      // taught by the barriers
+		applied := map[string][]string{} // ticket -> message ids, in the order applied
+		routes := map[string]int{}       // message id -> Route calls
+		failedOnce := false
+		handle := imapSteps{
+			route: func(ctx context.Context, m mail.FetchedMessage) (mail.Route, error) {
+				id := imapMsgID(m.Raw)
+				time.Sleep(time.Duration(int(m.UID)*7%5) * time.Millisecond)
+				mu.Lock()
+				defer mu.Unlock()
+				routes[id]++
+				if ref := header(m.Raw, "X-Ref"); ref != "" {
+					return mail.Route{Key: refs[ref]}, nil
+				}
+				return mail.Route{Key: header(m.Raw, "X-Ticket"), Barrier: header(m.Raw, "X-Teach") != ""}, nil
+			},
+			apply: func(ctx context.Context, m mail.FetchedMessage, rt mail.Route) (mail.Verdict, error) {
+				time.Sleep(time.Duration(int(m.UID)*3%4) * time.Millisecond)
+				mu.Lock()
+				defer mu.Unlock()
+				if rt.Key == "" {
+					return mail.Verdict{Disposition: mail.DispositionQuarantine, Reason: "no ticket"}, nil
+				}
+				if strings.Contains(string(m.Raw), "transient-once") && !failedOnce {
+					failedOnce = true
+					return mail.Verdict{}, errors.New("redis: connection refused")
+				}
+				if teach := header(m.Raw, "X-Teach"); teach != "" {
+					ref, ticket, _ := strings.Cut(teach, "=")
+					refs[ref] = ticket
+				}
+				applied[rt.Key] = append(applied[rt.Key], imapMsgID(m.Raw))
+				return mail.Verdict{Disposition: mail.DispositionProcessed}, nil
+			},
+		}
+		cfg := imapConfig(t, srv, "r1")
+		cfg.Workers = 8
+		cfg.BatchSize = 25
+		run := imapStart(t, cfg, st, st, handle)
+		imapEventually(t, 20*time.Second, "every message processed", func() bool { return run.r.State().Processed == n })
+
+		mu.Lock()
+		defer mu.Unlock()
+		if q := run.r.State().Quarantined; q != 0 {
+			t.Errorf("%d quarantined: a message was applied with a route from before its barrier", q)
+		}
+		for key, ids := range applied {
+			if !slices.IsSorted(ids) {
+				t.Errorf("ticket %s applied in order %v", key, ids)
+			}
+		}
+		for i := range n {
+			id := fmt.Sprintf("m%02d", i)
+			var want string
+			switch {
+			case i > 17 && i%2 == 0:
+				want = "t2"
+			case i > 3 && i%2 == 0 && i != 17:
+				want = "t1"
+			default:
+				continue
+			}
+			if !slices.Contains(applied[want], id) {
+				t.Errorf("%s not applied to %s: %v", id, want, applied)
+			}
+		}
+		again := 0
+		for _, c := range routes {
+			if c > 1 {
+				again++
+			}
+		}
+		t.Logf("%d message(s) routed more than once", again)
 	})
 }

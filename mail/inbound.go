@@ -112,60 +112,103 @@ func (p *InboundProcessor) outcome(o string) {
 // errTransient marks failures that must leave the mail for a later pass.
 var errTransient = errors.New("transient")
 
-// Handle is the IMAP reader's message handler.
-func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdict, error) {
+// inboundAction is what Apply does with a routed mail.
+type inboundAction int
+
+const (
+	inboundQuarantine inboundAction = iota + 1
+	inboundLoop
+	inboundBounce
+	inboundAutoReply
+	inboundDeskNotice
+	inboundReply
+)
+
+// inboundRoute is what Route found out about a mail, for Apply: nothing
+// of it is applied yet.
+type inboundRoute struct {
+	act inboundAction
+	log *slog.Logger
+	// outcome, when set, is counted first (bounce, auto_reply), whatever
+	// comes of the mail then.
+	outcome string
+	in      *Inbound
+	cls     Classification
+	key     string // the mail's idempotency key
+	keepRaw bool   // the raw mail is kept under key before anything else
+	q       bridge.QuarantinedMail
+	// ticketID is the ticket the mail applies to, found by how; "" for
+	// none.
+	ticketID, how string
+	// bounceReason is the bounce's diagnostic.
+	bounceReason string
+	// ignored says, for an auto-reply that teaches nothing, why (in the
+	// log), with ignoredReason when there is one.
+	ignored, ignoredReason string
+}
+
+// Route reads, classifies and threads a mail, changing nothing: the route's
+// key is the ticket it applies to (none for what is quarantined, dropped
+// or ignored), and an acknowledgement or a product's notice that carries a
+// desk number is a barrier: the mails after it may be threaded by that
+// number once it is learned. It is the first half of the IMAP reader's
+// MessageHandler.
+func (p *InboundProcessor) Route(ctx context.Context, m FetchedMessage) (Route, error) {
+	ir, err := p.route(ctx, m)
+	if err != nil {
+		return Route{}, err
+	}
+	barrier := (ir.cls.Kind == KindAutoReply || ir.cls.Kind == KindDeskNotice) && ir.cls.DeskReference != ""
+	return Route{Key: ir.ticketID, Barrier: barrier, Data: ir}, nil
+}
+
+func (p *InboundProcessor) route(ctx context.Context, m FetchedMessage) (*inboundRoute, error) {
 	log := p.opt.Logger.With(slog.Uint64("uid", uint64(m.UID)), slog.String("mailbox", p.opt.Mailbox))
-	q := bridge.QuarantinedMail{Mailbox: p.opt.Mailbox, UID: m.UID, Size: m.Size, At: p.opt.Now().UTC()}
+	ir := &inboundRoute{log: log, act: inboundQuarantine,
+		q: bridge.QuarantinedMail{Mailbox: p.opt.Mailbox, UID: m.UID, Size: m.Size, At: p.opt.Now().UTC()}}
+	q := &ir.q
 	if m.TooLarge || m.Raw == nil {
 		q.Key = fmt.Sprintf("large-%d-%d", m.UIDValidity, m.UID)
 		q.Reason = fmt.Sprintf("too large (%d bytes)", m.Size)
-		return p.quarantine(ctx, log, q)
+		return ir, nil
 	}
 	in, perr := p.parser.Parse(m.Raw)
 	msgID := ""
 	if in != nil {
 		msgID = in.MessageID
 	}
-	key := mailKey(msgID, m.Raw)
-	q.Key, q.RawKey, q.MessageID = key, key, msgID
-	if err := p.store.KeepRaw(ctx, key, m.Raw, p.opt.RawRetention); err != nil {
-		return Verdict{}, fmt.Errorf("keep raw mail: %w", err)
-	}
+	ir.key, ir.keepRaw = mailKey(msgID, m.Raw), true
+	q.Key, q.RawKey, q.MessageID = ir.key, ir.key, msgID
 	if perr != nil || in == nil {
 		q.Reason = "unparseable: " + errString(perr)
-		return p.quarantine(ctx, log, q)
+		return ir, nil
 	}
+	ir.in = in
 	if in.From != nil {
 		q.From = in.From.Address
 	}
 	q.Subject = in.Subject
-	log = log.With(slog.String("message_id", msgID))
+	ir.log = ir.log.With(slog.String("message_id", msgID))
 	if damage := damaged(in.Problems); damage != "" {
 		// Half a message posted on a ticket misleads more than it helps:
 		// an operator can still assign it after a look.
 		q.Reason = "damaged MIME: " + damage
-		return p.quarantine(ctx, log, q)
+		return ir, nil
 	}
 
 	cls := Classify(in, p.opt.Classify)
-	// An acknowledgement teaches a desk number that the mails after it
-	// may be threaded by: they wait for it (the reader runs handlers
-	// concurrently).
-	if err := WaitThreading(ctx, (cls.Kind == KindAutoReply || cls.Kind == KindDeskNotice) && cls.DeskReference != ""); err != nil {
-		return Verdict{}, err
-	}
+	ir.cls = cls
 	switch cls.Kind {
 	case KindLoop:
-		p.outcome("loop")
-		log.Info("our own mail came back: dropped", slog.String("reason", cls.Reason))
-		return Verdict{Disposition: DispositionProcessed, Reason: "loop"}, nil
+		ir.act = inboundLoop
+		return ir, nil
 	case KindBounce:
-		return p.bounce(ctx, log, in, cls, q)
+		return p.routeBounce(ctx, ir)
 	case KindAutoReply:
-		return p.autoReply(ctx, log, in, cls)
+		return p.routeAutoReply(ctx, ir)
 	}
 	if cls.Product != nil {
-		log = log.With(slog.String("desk_product", cls.Product.Name))
+		ir.log = ir.log.With(slog.String("desk_product", cls.Product.Name))
 	}
 
 	from := ""
@@ -174,27 +217,76 @@ func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdic
 	}
 	if !p.opt.SenderAllowed(from) {
 		q.Reason = "sender not allowed"
-		return p.quarantine(ctx, log, q)
+		return ir, nil
 	}
 	if reason := p.opt.SenderAuth.Check(in); reason != "" {
 		q.Reason = reason
-		return p.quarantine(ctx, log, q)
+		return ir, nil
 	}
 	ticketID, how, err := p.thread(ctx, in, cls)
 	if err != nil {
-		return Verdict{}, err
+		return nil, err
 	}
 	if ticketID == "" {
 		q.Reason = "no ticket matched"
-		return p.quarantine(ctx, log, q)
+		return ir, nil
 	}
-	if err := WaitTurn(ctx, ticketID); err != nil {
+	ir.ticketID, ir.how = ticketID, how
+	ir.act = inboundReply
+	if cls.Kind == KindDeskNotice {
+		ir.act = inboundDeskNotice
+	}
+	return ir, nil
+}
+
+// Apply carries out what Route found: it keeps the raw mail, then applies
+// the reply, the notice, the learned desk number or the bounce to its
+// ticket, or quarantines the mail. It is the second half of the IMAP
+// reader's MessageHandler, which calls it in the ticket's arrival order.
+func (p *InboundProcessor) Apply(ctx context.Context, m FetchedMessage, rt Route) (Verdict, error) {
+	ir, ok := rt.Data.(*inboundRoute)
+	if !ok || ir == nil {
+		return Verdict{}, bridge.Permanent(errors.New("inbound: applying a route that Route did not give"))
+	}
+	if ir.keepRaw {
+		if err := p.store.KeepRaw(ctx, ir.key, m.Raw, p.opt.RawRetention); err != nil {
+			return Verdict{}, fmt.Errorf("keep raw mail: %w", err)
+		}
+	}
+	if ir.outcome != "" {
+		p.outcome(ir.outcome)
+	}
+	switch ir.act {
+	case inboundLoop:
+		p.outcome("loop")
+		ir.log.Info("our own mail came back: dropped", slog.String("reason", ir.cls.Reason))
+		return Verdict{Disposition: DispositionProcessed, Reason: "loop"}, nil
+	case inboundBounce:
+		return p.bounce(ctx, ir)
+	case inboundAutoReply:
+		return p.autoReply(ctx, ir)
+	case inboundDeskNotice:
+		return p.deskNotice(ctx, ir)
+	case inboundReply:
+		return p.reply(ctx, ir)
+	}
+	return p.quarantine(ctx, ir.log, ir.q)
+}
+
+// Handle routes and applies one mail on its own, ordered against no other:
+// for a mail handled alone. The IMAP reader calls Route and Apply.
+func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdict, error) {
+	rt, err := p.Route(ctx, m)
+	if err != nil {
 		return Verdict{}, err
 	}
-	if cls.Kind == KindDeskNotice {
-		return p.deskNotice(ctx, log, in, cls, key, ticketID, how, q)
-	}
-	reply := p.deskReply(in, key, ticketID, cls)
+	return p.Apply(ctx, m, rt)
+}
+
+// reply applies a desk reply to its ticket.
+func (p *InboundProcessor) reply(ctx context.Context, ir *inboundRoute) (Verdict, error) {
+	log, q := ir.log, ir.q
+	reply := p.deskReply(ir.in, ir.key, ir.ticketID, ir.cls)
 	res, err := p.apply.ApplyDeskReply(ctx, reply)
 	if err != nil {
 		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
@@ -203,21 +295,21 @@ func (p *InboundProcessor) Handle(ctx context.Context, m FetchedMessage) (Verdic
 		q.Reason = "not applied: " + err.Error()
 		return p.quarantine(ctx, log, q)
 	}
-	if cls.DeskReference != "" {
-		if err := p.store.IndexDeskReference(ctx, cls.DeskReference, ticketID); err != nil {
+	if ir.cls.DeskReference != "" {
+		if err := p.store.IndexDeskReference(ctx, ir.cls.DeskReference, ir.ticketID); err != nil {
 			return Verdict{}, err
 		}
 	}
 	p.outcome(string(res))
-	log.Info("desk reply", slog.String("ticket", ticketID), slog.String("threaded_by", how),
+	log.Info("desk reply", slog.String("ticket", ir.ticketID), slog.String("threaded_by", ir.how),
 		slog.String("outcome", string(res)))
 	return Verdict{Disposition: DispositionProcessed, Reason: string(res)}, nil
 }
 
 // deskNotice records a help-desk product's solved/closed notice on the
 // escalation of the ticket it threads to; nothing is posted on the ticket.
-func (p *InboundProcessor) deskNotice(ctx context.Context, log *slog.Logger, in *Inbound, cls Classification,
-	key, ticketID, how string, q bridge.QuarantinedMail) (Verdict, error) {
+func (p *InboundProcessor) deskNotice(ctx context.Context, ir *inboundRoute) (Verdict, error) {
+	log, in, cls, key, ticketID, q := ir.log, ir.in, ir.cls, ir.key, ir.ticketID, ir.q
 	res, err := p.apply.RecordDeskStatus(ctx, bridge.DeskNotice{Key: key, TicketID: ticketID,
 		Status: bridge.DeskStatusValue(cls.DeskStatus), At: in.Date, DeskReference: cls.DeskReference,
 		DeskTag: cls.DeskTag})
@@ -245,7 +337,7 @@ func (p *InboundProcessor) deskNotice(ctx context.Context, log *slog.Logger, in 
 		}
 	}
 	p.outcome("desk_notice")
-	log.Info("desk notice", slog.String("ticket", ticketID), slog.String("threaded_by", how),
+	log.Info("desk notice", slog.String("ticket", ticketID), slog.String("threaded_by", ir.how),
 		slog.String("desk_status", cls.DeskStatus), slog.String("outcome", string(res)))
 	return Verdict{Disposition: DispositionProcessed, Reason: "desk notice: " + cls.DeskStatus}, nil
 }
@@ -300,13 +392,13 @@ func (p *InboundProcessor) ApplyToTicket(ctx context.Context, raw []byte, ticket
 }
 
 // damaged returns the parse problems that mean the content itself was
-// lost (truncated parts, damaged transfer encodings, broken boundaries), or
-// "" when the mail came through whole.
-func damaged(problems []string) string {
+// lost (ProblemDamaged: truncated parts, damaged transfer encodings, broken
+// boundaries), or "" when the mail came through whole.
+func damaged(problems []Problem) string {
 	var out []string
 	for _, p := range problems {
-		if strings.Contains(p, "damaged") || strings.Contains(p, "truncated") || strings.Contains(p, "broken") {
-			out = append(out, p)
+		if p.Kind == ProblemDamaged {
+			out = append(out, p.Text)
 		}
 	}
 	return strings.Join(out, "; ")
@@ -386,36 +478,51 @@ func reverse(ss []string) []string {
 	return out
 }
 
-func (p *InboundProcessor) autoReply(ctx context.Context, log *slog.Logger, in *Inbound, cls Classification) (Verdict, error) {
-	p.outcome("auto_reply")
+// routeAutoReply routes an auto-reply: to the ticket whose desk number it
+// teaches, or to none when it teaches nothing (said in the log by Apply).
+func (p *InboundProcessor) routeAutoReply(ctx context.Context, ir *inboundRoute) (*inboundRoute, error) {
+	in, cls := ir.in, ir.cls
+	ir.act, ir.outcome = inboundAutoReply, "auto_reply"
 	if cls.DeskReference == "" {
-		log.Info("auto-reply: nothing to learn", slog.String("reason", cls.Reason))
-		return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
+		ir.ignored, ir.ignoredReason = "auto-reply: nothing to learn", cls.Reason
+		return ir, nil
 	}
 	from := ""
 	if in.From != nil {
 		from = in.From.Address
 	}
 	if !p.opt.SenderAllowed(from) {
-		log.Info("auto-reply from a sender not allowed: ignored")
-		return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
+		ir.ignored = "auto-reply from a sender not allowed: ignored"
+		return ir, nil
 	}
 	if reason := p.opt.SenderAuth.Check(in); reason != "" {
 		// A forged acknowledgement would teach a desk number that routes
 		// the real desk's later mail to the wrong ticket.
-		log.Info("auto-reply whose sender is not authenticated: ignored", slog.String("reason", reason))
-		return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
+		ir.ignored, ir.ignoredReason = "auto-reply whose sender is not authenticated: ignored", reason
+		return ir, nil
 	}
 	ticketID, _, err := p.thread(ctx, in, Classification{})
 	if err != nil {
-		return Verdict{}, err
+		return nil, err
 	}
 	if ticketID == "" {
-		log.Info("auto-reply for no known ticket", slog.String("reason", cls.Reason))
-		return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
+		ir.ignored, ir.ignoredReason = "auto-reply for no known ticket", cls.Reason
+		return ir, nil
 	}
-	if err := WaitTurn(ctx, ticketID); err != nil {
-		return Verdict{}, err
+	ir.ticketID = ticketID
+	return ir, nil
+}
+
+// autoReply learns the desk number an acknowledgement teaches.
+func (p *InboundProcessor) autoReply(ctx context.Context, ir *inboundRoute) (Verdict, error) {
+	log, cls, ticketID := ir.log, ir.cls, ir.ticketID
+	if ir.ignored != "" {
+		if ir.ignoredReason != "" {
+			log.Info(ir.ignored, slog.String("reason", ir.ignoredReason))
+		} else {
+			log.Info(ir.ignored)
+		}
+		return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
 	}
 	if err := p.apply.LearnDeskReference(ctx, ticketID, cls.DeskReference, cls.DeskTag); err != nil {
 		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
@@ -431,8 +538,11 @@ func (p *InboundProcessor) autoReply(ctx context.Context, log *slog.Logger, in *
 	return Verdict{Disposition: DispositionProcessed, Reason: "auto-reply"}, nil
 }
 
-func (p *InboundProcessor) bounce(ctx context.Context, log *slog.Logger, in *Inbound, cls Classification, q bridge.QuarantinedMail) (Verdict, error) {
-	p.outcome("bounce")
+// routeBounce routes a bounce to the ticket whose mail bounced, or to
+// quarantine when that mail is unknown.
+func (p *InboundProcessor) routeBounce(ctx context.Context, ir *inboundRoute) (*inboundRoute, error) {
+	in, cls := ir.in, ir.cls
+	ir.outcome = "bounce"
 	ticketID := ""
 	if cls.OriginalMessageID != "" {
 		if t, _, ok := p.opt.Signer.ParseMessageID(cls.OriginalMessageID); ok {
@@ -440,28 +550,32 @@ func (p *InboundProcessor) bounce(ctx context.Context, log *slog.Logger, in *Inb
 		} else if t, err := p.store.TicketByMessageID(ctx, cls.OriginalMessageID); err == nil {
 			ticketID = t
 		} else if !errors.Is(err, bridge.ErrNotFound) {
-			return Verdict{}, fmt.Errorf("%w: ledger: %v", errTransient, err)
+			return nil, fmt.Errorf("%w: ledger: %v", errTransient, err)
 		}
 	}
 	if ticketID == "" {
-		q.Reason = "bounce of an unknown mail"
-		return p.quarantine(ctx, log, q)
+		ir.q.Reason = "bounce of an unknown mail"
+		return ir, nil
 	}
-	reason := cls.Reason
+	ir.bounceReason = cls.Reason
 	if in.Report != nil && in.Report.Diagnostic != "" {
-		reason = in.Report.Diagnostic
+		ir.bounceReason = in.Report.Diagnostic
 	}
-	if err := WaitTurn(ctx, ticketID); err != nil {
-		return Verdict{}, err
-	}
-	if err := p.apply.EscalationBounced(ctx, ticketID, reason); err != nil {
+	ir.act, ir.ticketID = inboundBounce, ticketID
+	return ir, nil
+}
+
+// bounce records that the escalation mail of a ticket bounced.
+func (p *InboundProcessor) bounce(ctx context.Context, ir *inboundRoute) (Verdict, error) {
+	q := ir.q
+	if err := p.apply.EscalationBounced(ctx, ir.ticketID, ir.bounceReason); err != nil {
 		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
 			return Verdict{}, fmt.Errorf("%w: bounce: %v", errTransient, err)
 		}
 		q.Reason = "bounce not applied: " + err.Error()
-		return p.quarantine(ctx, log, q)
+		return p.quarantine(ctx, ir.log, q)
 	}
-	log.Warn("escalation mail bounced", slog.String("ticket", ticketID))
+	ir.log.Warn("escalation mail bounced", slog.String("ticket", ir.ticketID))
 	return Verdict{Disposition: DispositionProcessed, Reason: "bounce"}, nil
 }
 

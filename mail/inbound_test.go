@@ -244,6 +244,26 @@ func TestInboundLoopAndBrokenMail(t *testing.T) {
 	}
 }
 
+// Only content lost quarantines a mail: an oddity whose text happens to
+// say "damaged" (a charset's name) does not.
+func TestInboundDamagedByKind(t *testing.T) {
+	f := newInboundFixture(t)
+	odd := strings.Replace(reply("agent@desk.example", "assistance@ent.example", "RE: [ENT-42] x", "", "Lisible."),
+		"charset=utf-8", "charset=x-damaged-truncated", 1)
+	if v := f.handle(t, odd); v.Disposition != DispositionProcessed {
+		t.Fatalf("an oddity: %+v", v)
+	}
+	cut := "From: agent@desk.example\nTo: assistance@ent.example\nSubject: RE: [ENT-42] y\nMessage-ID: <cut.r@desk.example>\n" +
+		"MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\nw4ls!!w6h2\nZQ=*=\n"
+	v := f.handle(t, cut)
+	if v.Disposition != DispositionQuarantine || !strings.HasPrefix(v.Reason, "damaged MIME: ") || !strings.Contains(v.Reason, "damaged base64") {
+		t.Fatalf("damaged: %+v", v)
+	}
+	if tv := f.ticket(t); len(tv.Exchanges) != 1 {
+		t.Fatalf("exchanges %+v", tv.Exchanges)
+	}
+}
+
 func TestInboundForgedSenderQuarantined(t *testing.T) {
 	f := newInboundFixture(t)
 	f.proc.opt.SenderAuth = SenderAuth{AuthServID: "mx.ent.example"}

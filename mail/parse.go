@@ -107,8 +107,33 @@ type Inbound struct {
 	// Problems lists what was odd but not fatal (unknown charset, truncated
 	// part, dropped attachment…), one short line each, without mail content
 	// beyond part types and file names.
-	Problems []string
+	Problems []Problem
 }
+
+// Problem is something odd the parser met in a mail, which did not stop
+// it.
+type Problem struct {
+	Kind ProblemKind
+	// Text says what, in one short line for operators, without mail
+	// content beyond part types and file names.
+	Text string
+}
+
+func (p Problem) String() string { return p.Text }
+
+// ProblemKind tells what a Problem cost.
+type ProblemKind int
+
+const (
+	// ProblemOddity: what the mail says came through, though something
+	// about it was odd (an unknown charset, an undecodable header word)
+	// or left out by the limits (an attachment dropped).
+	ProblemOddity ProblemKind = iota
+	// ProblemDamaged: part of the content itself was lost: a part
+	// truncated, a transfer encoding damaged, a multipart broken after a
+	// part.
+	ProblemDamaged
+)
 
 // InboundAttachment is a file part of an inbound mail. Inline images
 // referenced from the HTML with cid: URLs are attachments too, with Inline
@@ -275,7 +300,7 @@ type inbParser struct {
 	parts    int
 	stopped  bool // MaxParts reached
 	atts     []InboundAttachment
-	problems []string
+	problems []Problem
 	report   *DeliveryReport
 	// lostStructure is set when a multipart could not be read from its
 	// first part on; with nothing else read the mail is malformed.
@@ -284,11 +309,11 @@ type inbParser struct {
 	dropped       int // attachments over MaxAttachments
 }
 
-func (p *inbParser) problem(format string, args ...any) {
+func (p *inbParser) problem(kind ProblemKind, format string, args ...any) {
 	if len(p.problems) >= 100 {
 		return
 	}
-	p.problems = append(p.problems, fmt.Sprintf(format, args...))
+	p.problems = append(p.problems, Problem{Kind: kind, Text: fmt.Sprintf(format, args...)})
 }
 
 // inbBody is the displayable text gathered from a subtree.
@@ -323,7 +348,7 @@ func (p *inbParser) readTopHeader(in *Inbound, th mtextproto.Header) {
 	for fields.Next() {
 		v, err := dec.DecodeHeader(inbRelabelLatin1Words(fields.Value()))
 		if err != nil {
-			p.problem("header %s: undecodable encoded word", fields.Key())
+			p.problem(ProblemOddity, "header %s: undecodable encoded word", fields.Key())
 			v = fields.Value()
 		}
 		in.Header.fields = append(in.Header.fields, inbHeaderField{key: fields.Key(), value: inbCleanHeader(v)})
@@ -349,7 +374,7 @@ func (p *inbParser) readTopHeader(in *Inbound, th mtextproto.Header) {
 	if th.Has("Date") {
 		d, err := h.Date()
 		if err != nil {
-			p.problem("unparseable Date header")
+			p.problem(ProblemOddity, "unparseable Date header")
 		} else {
 			in.Date = d
 		}
@@ -378,7 +403,7 @@ func (p *inbParser) addresses(h gomail.Header, key string) []*netmail.Address {
 			out = append(out, &netmail.Address{Address: m})
 		}
 	}
-	p.problem("header %s: malformed address list", key)
+	p.problem(ProblemOddity, "header %s: malformed address list", key)
 	return out
 }
 
@@ -467,7 +492,7 @@ func (p *inbParser) walk(h mtextproto.Header, r io.Reader, depth int) inbBody {
 	p.parts++
 	if p.parts > p.lim.MaxParts {
 		p.stopped = true
-		p.problem("more than %d MIME parts: the rest is ignored", p.lim.MaxParts)
+		p.problem(ProblemOddity, "more than %d MIME parts: the rest is ignored", p.lim.MaxParts)
 		return out
 	}
 	mh := message.Header{Header: h}
@@ -485,7 +510,7 @@ func (p *inbParser) walk(h mtextproto.Header, r io.Reader, depth int) inbBody {
 
 	if strings.HasPrefix(mediaType, "multipart/") {
 		if depth >= p.lim.MaxDepth {
-			p.problem("multipart nested deeper than %d: skipped", p.lim.MaxDepth)
+			p.problem(ProblemOddity, "multipart nested deeper than %d: skipped", p.lim.MaxDepth)
 			return out
 		}
 		return p.walkMultipart(mediaType, params, r, depth)
@@ -541,7 +566,7 @@ func (p *inbParser) walkMultipart(mediaType string, params map[string]string, r 
 	if boundary == "" {
 		p.lostStructure = true
 		p.structureErr = mediaType + " without boundary"
-		p.problem("%s without boundary", mediaType)
+		p.problem(ProblemOddity, "%s without boundary", mediaType)
 		return out
 	}
 	isReport := mediaType == "multipart/report" && strings.EqualFold(params["report-type"], "delivery-status")
@@ -560,9 +585,9 @@ func (p *inbParser) walkMultipart(mediaType string, params map[string]string, r 
 			if n == 0 {
 				p.lostStructure = true
 				p.structureErr = fmt.Sprintf("%s: no part found", mediaType)
-				p.problem("%s: no part could be read", mediaType)
+				p.problem(ProblemOddity, "%s: no part could be read", mediaType)
 			} else {
-				p.problem("%s: broken after part %d (missing or damaged boundary)", mediaType, n)
+				p.problem(ProblemDamaged, "%s: broken after part %d (missing or damaged boundary)", mediaType, n)
 			}
 			break
 		}
@@ -609,7 +634,7 @@ func (p *inbParser) decode(mh message.Header, r io.Reader, mediaType string, lim
 	if err != nil {
 		// The multipart reader says unexpected EOF for a part cut before
 		// its boundary: what was read is still worth having.
-		p.problem("%s part truncated", mediaType)
+		p.problem(ProblemDamaged, "%s part truncated", mediaType)
 	}
 	if strings.HasPrefix(mediaType, "text/") {
 		mh = inbLatin1AsWindows1252(mh)
@@ -640,11 +665,11 @@ func (p *inbParser) fixText(data []byte, mediaType string, limit int64) []byte {
 	}
 	if multi == 0 {
 		if conv, err := inbReadCharset("windows-1252", data, limit); err == nil {
-			p.problem("%s part is not valid in its charset: read as windows-1252", mediaType)
+			p.problem(ProblemOddity, "%s part is not valid in its charset: read as windows-1252", mediaType)
 			return conv
 		}
 	}
-	p.problem("%s part has invalid UTF-8: bad bytes replaced", mediaType)
+	p.problem(ProblemOddity, "%s part has invalid UTF-8: bad bytes replaced", mediaType)
 	return []byte(strings.ToValidUTF8(string(data), "\uFFFD"))
 }
 
@@ -659,11 +684,11 @@ func (p *inbParser) decodeBytes(mh message.Header, rawBody []byte, mediaType str
 		switch {
 		case message.IsUnknownCharset(err):
 			_, params, _ := mh.ContentType()
-			p.problem("%s part: unknown charset %q", mediaType, inbClip(params["charset"], 40))
+			p.problem(ProblemOddity, "%s part: unknown charset %q", mediaType, inbClip(params["charset"], 40))
 		case message.IsUnknownEncoding(err):
-			p.problem("%s part: unknown transfer encoding %q", mediaType, inbClip(mh.Get("Content-Transfer-Encoding"), 40))
+			p.problem(ProblemOddity, "%s part: unknown transfer encoding %q", mediaType, inbClip(mh.Get("Content-Transfer-Encoding"), 40))
 		default:
-			p.problem("%s part: %v", mediaType, err)
+			p.problem(ProblemOddity, "%s part: %v", mediaType, err)
 		}
 	}
 	data, err := io.ReadAll(io.LimitReader(e.Body, limit+1))
@@ -681,13 +706,13 @@ func (p *inbParser) decodeLenient(mh message.Header, rawBody []byte, mediaType s
 	switch enc {
 	case "base64":
 		data = inbLenientBase64(rawBody)
-		p.problem("%s part: damaged base64, decoded what was readable", mediaType)
+		p.problem(ProblemDamaged, "%s part: damaged base64, decoded what was readable", mediaType)
 	case "quoted-printable":
 		data = inbLenientQP(rawBody)
-		p.problem("%s part: damaged quoted-printable, decoded leniently", mediaType)
+		p.problem(ProblemDamaged, "%s part: damaged quoted-printable, decoded leniently", mediaType)
 	default:
 		data = rawBody
-		p.problem("%s part: undecodable, kept raw", mediaType)
+		p.problem(ProblemOddity, "%s part: undecodable, kept raw", mediaType)
 	}
 	if int64(len(data)) > limit+1 {
 		data = data[:limit+1]
@@ -857,13 +882,13 @@ func (p *inbParser) addAttachment(mh message.Header, r io.Reader, mediaType, dis
 	if len(p.atts) >= p.lim.MaxAttachments {
 		p.dropped++
 		_, _ = io.Copy(io.Discard, io.LimitReader(r, p.lim.MaxBytes))
-		p.problem("attachment %q dropped: more than %d attachments", name, p.lim.MaxAttachments)
+		p.problem(ProblemOddity, "attachment %q dropped: more than %d attachments", name, p.lim.MaxAttachments)
 		return
 	}
 	data := p.decode(mh, r, mediaType, p.lim.MaxAttachmentBytes)
 	if int64(len(data)) > p.lim.MaxAttachmentBytes {
 		p.dropped++
-		p.problem("attachment %q dropped: larger than %d bytes", name, p.lim.MaxAttachmentBytes)
+		p.problem(ProblemOddity, "attachment %q dropped: larger than %d bytes", name, p.lim.MaxAttachmentBytes)
 		return
 	}
 	cid := inbContentID(mh.Get("Content-Id"))
@@ -893,12 +918,12 @@ func (p *inbParser) addMessage(mh message.Header, r io.Reader) {
 	name = inbSafeFilename(name, "message/rfc822", index)
 	if len(p.atts) >= p.lim.MaxAttachments {
 		p.dropped++
-		p.problem("attachment %q dropped: more than %d attachments", name, p.lim.MaxAttachments)
+		p.problem(ProblemOddity, "attachment %q dropped: more than %d attachments", name, p.lim.MaxAttachments)
 		return
 	}
 	if int64(len(data)) > p.lim.MaxAttachmentBytes {
 		p.dropped++
-		p.problem("attachment %q dropped: larger than %d bytes", name, p.lim.MaxAttachmentBytes)
+		p.problem(ProblemOddity, "attachment %q dropped: larger than %d bytes", name, p.lim.MaxAttachmentBytes)
 		return
 	}
 	p.atts = append(p.atts, InboundAttachment{
@@ -941,7 +966,7 @@ func (p *inbParser) addDeliveryStatus(data []byte) {
 		}
 		h, err := mtextproto.ReadHeader(br)
 		if err != nil && h.Len() == 0 {
-			p.problem("message/delivery-status: unreadable block")
+			p.problem(ProblemOddity, "message/delivery-status: unreadable block")
 			break
 		}
 		if fr := h.Get("Final-Recipient"); fr != "" {

@@ -20,9 +20,20 @@ func testParse(t *testing.T, raw string, lim ParseLimits) *Inbound {
 	return in
 }
 
+// testProblemKind returns the kind of the first problem whose text holds
+// part.
+func testProblemKind(in *Inbound, part string) (ProblemKind, bool) {
+	for _, p := range in.Problems {
+		if strings.Contains(p.Text, part) {
+			return p.Kind, true
+		}
+	}
+	return 0, false
+}
+
 func testHasProblem(in *Inbound, part string) bool {
 	for _, p := range in.Problems {
-		if strings.Contains(p, part) {
+		if strings.Contains(p.Text, part) {
 			return true
 		}
 	}
@@ -378,6 +389,39 @@ func TestParseBrokenMIME(t *testing.T) {
 	in = testParse(t, raw, ParseLimits{})
 	if in.Text != "Gardé." || !testHasProblem(in, "broken after part 1") {
 		t.Errorf("Text %q Problems %q", in.Text, in.Problems)
+	}
+}
+
+// Content lost is ProblemDamaged, whatever the words of the problem; an
+// oddity is ProblemOddity even when a name it quotes says "damaged".
+func TestParseProblemKinds(t *testing.T) {
+	truncated := testParseFile(t, filepath.Join("testdata", "inbound", "truncated-base64.eml"))
+	broken := testParse(t, "From: a@desk.example\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n"+
+		"--zz\r\nContent-Type: text/plain\r\n\r\nGardé.\r\n--zz\r\n Bad header start\r\n\r\nperdu\r\n--zz--\r\n", ParseLimits{})
+	qp := testParse(t, "From: a@desk.example\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"+
+		"s=C3=BBr\x01 =\r\nfin =E9t=C3=A9", ParseLimits{})
+	odd := testParse(t, "From: a@desk.example\r\nContent-Type: text/plain; charset=x-damaged-truncated-broken\r\n\r\nLisible.\r\n", ParseLimits{})
+	dropped := testParse(t, "From: a@desk.example\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n"+
+		"--zz\r\nContent-Type: text/plain\r\n\r\nVoir pièce.\r\n"+
+		"--zz\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"damaged-broken.pdf\"\r\n\r\n"+
+		strings.Repeat("x", 200)+"\r\n--zz--\r\n", ParseLimits{MaxAttachmentBytes: 10})
+	for _, tc := range []struct {
+		name string
+		in   *Inbound
+		part string
+		want ProblemKind
+	}{
+		{"truncated part", truncated, "part truncated", ProblemDamaged},
+		{"damaged base64", truncated, "damaged base64", ProblemDamaged},
+		{"broken boundary", broken, "broken after part 1", ProblemDamaged},
+		{"damaged quoted-printable", qp, "damaged quoted-printable", ProblemDamaged},
+		{"unknown charset", odd, "unknown charset", ProblemOddity},
+		{"attachment dropped", dropped, `attachment "damaged-broken.pdf" dropped`, ProblemOddity},
+	} {
+		kind, ok := testProblemKind(tc.in, tc.part)
+		if !ok || kind != tc.want {
+			t.Errorf("%s: kind %v (found %v) in %q, want %v", tc.name, kind, ok, tc.in.Problems, tc.want)
+		}
 	}
 }
 

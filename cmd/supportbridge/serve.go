@@ -340,15 +340,9 @@ func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, st
 	if err != nil {
 		return nil, err
 	}
-	handle := proc.Handle
+	var handler mail.MessageHandler = proc
 	if failpoint == failpointAfterApply {
-		handle = func(ctx context.Context, m mail.FetchedMessage) (mail.Verdict, error) {
-			v, err := proc.Handle(ctx, m)
-			if err == nil && v.Reason == string(bridge.Applied) {
-				killSelf()
-			}
-			return v, err
-		}
+		handler = killAfterApply{proc}
 	}
 	r := mail.NewIMAPReader(mail.IMAPConfig{
 		Addr: cfg.IMAP.Addr, TLS: string(cfg.IMAP.TLS), Username: cfg.IMAP.Username, Password: cfg.IMAP.Password.Reveal(),
@@ -356,7 +350,7 @@ func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, st
 		RootCAs: cas, PollInterval: cfg.IMAP.PollInterval, IDLE: cfg.IMAP.IDLE,
 		MaxMessageBytes: int64(cfg.IMAP.MaxMessageBytes), LeaseTTL: cfg.IMAP.LeaseTTL,
 		Holder: cfg.InstanceID, Logger: log,
-	}, store, store, handle)
+	}, store, store, handler)
 	met.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "supportbridge_imap_connected",
 			Help: "1 while this replica holds the mailbox lease and is connected."}, func() float64 {
@@ -372,6 +366,18 @@ func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, st
 			return 0
 		}))
 	return r, nil
+}
+
+// killAfterApply is the failpoint's handler: the process dies right after
+// a reply is applied, before the mail is moved.
+type killAfterApply struct{ mail.MessageHandler }
+
+func (k killAfterApply) Apply(ctx context.Context, m mail.FetchedMessage, rt mail.Route) (mail.Verdict, error) {
+	v, err := k.MessageHandler.Apply(ctx, m, rt)
+	if err == nil && v.Reason == string(bridge.Applied) {
+		killSelf()
+	}
+	return v, err
 }
 
 func boolGauge(b bool) float64 {
