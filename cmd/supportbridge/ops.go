@@ -793,7 +793,7 @@ func writeTicket(w io.Writer, v bridge.TicketView) {
 	tw = newTable(w)
 	fmt.Fprintln(tw, "  AT\tEVENT\tACTOR\tDETAIL")
 	for _, ev := range v.Events {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", timeCell(ev.At), tableCell(ev.Type, 40), personCell(ev.Actor), tableCell(ev.Detail, 120))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", timeCell(ev.At), tableCell(string(ev.Type), 40), personCell(ev.Actor), tableCell(ev.Detail, 120))
 	}
 	_ = tw.Flush()
 }
