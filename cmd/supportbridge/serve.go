@@ -146,12 +146,7 @@ func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
 		return nil, fmt.Errorf("smtp.ca_file: %w", err)
 	}
 	_, domain, _ := strings.Cut(replyTo.Address, "@")
-	// Loaded once here: the composer would otherwise load the zone for
-	// every mail.
-	loc, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		loc = time.UTC
-	}
+	loc := bridge.ParisLocation()
 	return &mail.DeskMailer{
 		Composer: &mail.Composer{
 			From: from, ReplyTo: replyTo, DeskAddress: desk,
