@@ -312,17 +312,12 @@ func timeCell(t time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05")
 }
 
+// sizeCell is bridge.FormatBytes, "-" for an unknown (negative) size.
 func sizeCell(n int64) string {
-	switch {
-	case n < 0:
+	if n < 0 {
 		return "-"
-	case n < 1<<10:
-		return strconv.FormatInt(n, 10) + " B"
-	case n < 1<<20:
-		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KiB"
-	default:
-		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
 	}
+	return bridge.FormatBytes(n)
 }
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }

@@ -3,7 +3,6 @@ package statuspage
 import (
 	"html/template"
 	"net/url"
-	"strconv"
 	"time"
 
 	"supportbridge/bridge"
@@ -44,16 +43,6 @@ func formatPerson(p *bridge.Person) string {
 // path segment, so that no id can point the link elsewhere.
 func ticketLink(id string) string { return "/tickets/" + url.PathEscape(id) }
 
-func formatSize(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
-	case n >= 1<<10:
-		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KiB"
-	}
-	return strconv.FormatInt(n, 10) + " B"
-}
-
 func yesNo(b bool) string {
 	if b {
 		return "yes"
@@ -68,7 +57,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"whenPtr": formatTimePtr,
 	"person":  formatPerson,
 	"link":    ticketLink,
-	"size":    formatSize,
+	"size":    bridge.FormatBytes,
 	"yesno":   yesNo,
 	"deref":   func(p bridge.Person) *bridge.Person { return &p },
 }).Parse(`
