@@ -15,3 +15,17 @@ func FormatBytes(n int64) string {
 	}
 	return strconv.FormatInt(n, 10) + " B"
 }
+
+// Label is how the operators' views show a person: "Name <email>", or
+// the one of the two given, or the id when neither is.
+func (p Person) Label() string {
+	switch {
+	case p.DisplayName != "" && p.Email != "":
+		return p.DisplayName + " <" + p.Email + ">"
+	case p.DisplayName != "":
+		return p.DisplayName
+	case p.Email != "":
+		return p.Email
+	}
+	return p.ID
+}

@@ -23,3 +23,22 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestPersonLabel(t *testing.T) {
+	tests := []struct {
+		p    Person
+		want string
+	}{
+		{Person{ID: "u1", DisplayName: "Alice Martin", Email: "alice@ent.example"}, "Alice Martin <alice@ent.example>"},
+		{Person{ID: "u1", DisplayName: "Alice Martin"}, "Alice Martin"},
+		{Person{ID: "agent@desk.example", Email: "Agent@desk.example"}, "Agent@desk.example"},
+		{Person{Email: "agent@desk.example"}, "agent@desk.example"},
+		{Person{ID: "u1"}, "u1"},
+		{Person{}, ""},
+	}
+	for _, tt := range tests {
+		if got := tt.p.Label(); got != tt.want {
+			t.Errorf("%+v.Label() = %q, want %q", tt.p, got, tt.want)
+		}
+	}
+}

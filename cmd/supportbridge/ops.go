@@ -696,14 +696,7 @@ func personCell(p *bridge.Person) string {
 	if p == nil || (p.ID == "" && p.DisplayName == "" && p.Email == "") {
 		return "-"
 	}
-	s := p.DisplayName
-	if s == "" {
-		s = p.ID
-	}
-	if p.Email != "" {
-		s += " <" + p.Email + ">"
-	}
-	return tableCell(s, 60)
+	return tableCell(p.Label(), 60)
 }
 
 func attachmentsCell(atts []bridge.Attachment) string {

@@ -28,15 +28,7 @@ func formatPerson(p *bridge.Person) string {
 	if p == nil {
 		return "—"
 	}
-	switch {
-	case p.DisplayName != "" && p.Email != "":
-		return p.DisplayName + " <" + p.Email + ">"
-	case p.DisplayName != "":
-		return p.DisplayName
-	case p.Email != "":
-		return p.Email
-	}
-	return p.ID
+	return p.Label()
 }
 
 // ticketLink is the path of a ticket's page; the id is escaped as a
