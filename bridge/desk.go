@@ -130,7 +130,7 @@ func (s *Service) escalationAccepted(ctx context.Context, known *Ticket, ticketI
 		if nt.Escalation.RootMessageID == "" {
 			nt.Escalation.RootMessageID = messageID
 		}
-		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: "escalated", At: now,
+		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: TimelineEscalated, At: now,
 			Detail: "the desk's mail server accepted the mail"}},
 			Effects: []Effect{callbackEffect(eventID, t.ID, CallbackEscalated, escalatedPayload(nt), now)}}, nil
 	}
@@ -189,7 +189,7 @@ func (s *Service) EscalationFailed(ctx context.Context, ticketID string, attempt
 		nt := next(*t, now)
 		nt.Escalation.Status = EscalationFailed
 		nt.Escalation.LastError = reason
-		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: "escalation_failed", At: now, Detail: reason}},
+		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: TimelineEscalationFailed, At: now, Detail: reason}},
 			Effects: []Effect{
 				notifyEffect(eventID, t.ID, NotifyEscalationFailed, nil, now),
 				callbackEffect(eventID, t.ID, CallbackEscalationFailed,
@@ -211,7 +211,7 @@ func (s *Service) EscalationRecorded(ctx context.Context, ticketID string, attem
 			return Commit{}, errNoChange
 		}
 		now := s.now().UTC()
-		return Commit{Ticket: next(*t, now), Events: []TimelineEvent{{Type: "escalation_recorded", At: now,
+		return Commit{Ticket: next(*t, now), Events: []TimelineEvent{{Type: TimelineEscalationRecorded, At: now,
 			Detail: "no desk is configured (desk.address is empty): recorded, nothing was mailed"}}}, nil
 	})
 	return err
@@ -227,7 +227,7 @@ func escalatedPayload(t Ticket) map[string]any {
 func (s *Service) recordForwardFailure(ctx context.Context, eff Effect, reason string) error {
 	_, err := s.mutate(ctx, eff.TicketID, "forward_failed:"+eff.ID, false, func(t *Ticket) (Commit, error) {
 		now := s.now().UTC()
-		return Commit{Ticket: next(*t, now), Events: []TimelineEvent{{Type: "desk_forward_failed", At: now,
+		return Commit{Ticket: next(*t, now), Events: []TimelineEvent{{Type: TimelineDeskForwardFailed, At: now,
 			Detail: reason}}}, nil
 	})
 	return err

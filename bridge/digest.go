@@ -32,13 +32,6 @@ import (
 // in a window that has already been sent. Tickets without a history (none
 // are written without one) fall back on their own dates.
 
-// The timeline event types a digest reads (see rules.go, desk.go, inbound.go).
-const (
-	digEventCreated          = "created"
-	digEventDeskReplied      = "desk_replied"
-	digEventEscalationFailed = "escalation_failed"
-)
-
 // DigestWindow is the span of time a digest covers: [From, To).
 type DigestWindow struct {
 	From time.Time `json:"from"`
@@ -263,7 +256,7 @@ func SummarizeStructure(st Structure, views []TicketView, w DigestWindow) Struct
 }
 
 // digLastEvent returns the time of the last event of type typ.
-func digLastEvent(v TicketView, typ string) (time.Time, bool) {
+func digLastEvent(v TicketView, typ TimelineKind) (time.Time, bool) {
 	var at time.Time
 	found := false
 	for _, e := range v.Events {
@@ -277,7 +270,7 @@ func digLastEvent(v TicketView, typ string) (time.Time, bool) {
 // digRecordedAt is when the bridge recorded the demand.
 func digRecordedAt(v TicketView) time.Time {
 	for _, e := range v.Events {
-		if e.Type == digEventCreated {
+		if e.Type == TimelineCreated {
 			return e.At
 		}
 	}
@@ -324,7 +317,7 @@ func digDeskReplies(v TicketView, w DigestWindow) (n int, last time.Time) {
 		return n, last
 	}
 	for _, e := range v.Events {
-		if e.Type == digEventDeskReplied {
+		if e.Type == TimelineDeskReplied {
 			count(e.At)
 		}
 	}
@@ -337,7 +330,7 @@ func digFailedAt(v TicketView) (time.Time, bool) {
 	if v.Escalation.Status != EscalationFailed {
 		return time.Time{}, false
 	}
-	if at, ok := digLastEvent(v, digEventEscalationFailed); ok {
+	if at, ok := digLastEvent(v, TimelineEscalationFailed); ok {
 		return at, true
 	}
 	return v.UpdatedAt, true

@@ -37,7 +37,7 @@ func digEx(origin Origin, h float64) Exchange {
 	return Exchange{ID: string(origin) + "-" + digAt(h).Format("150405"), Origin: origin, CreatedAt: digAt(h)}
 }
 
-func digEv(typ string, h float64) TimelineEvent { return TimelineEvent{Type: typ, At: digAt(h)} }
+func digEv(typ TimelineKind, h float64) TimelineEvent { return TimelineEvent{Type: typ, At: digAt(h)} }
 
 func digIDs(items []DigestItem) []string {
 	out := []string{}

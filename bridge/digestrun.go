@@ -85,14 +85,8 @@ type DigestSchedule struct {
 }
 
 // DefaultDigestLocation is the zone of the schedules that name none:
-// Europe/Paris (UTC when the zone database lacks it).
-func DefaultDigestLocation() *time.Location {
-	loc, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		return time.UTC
-	}
-	return loc
-}
+// ParisLocation.
+func DefaultDigestLocation() *time.Location { return ParisLocation() }
 
 func (s DigestSchedule) location() *time.Location {
 	if s.Location != nil {

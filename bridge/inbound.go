@@ -65,10 +65,10 @@ func (s *Service) ApplyDeskReply(ctx context.Context, r DeskReply) (Outcome, err
 		author := r.Author
 		ex := Exchange{ID: exID, Origin: OriginDesk, Author: author, Body: r.Body, CreatedAt: at,
 			Attachments: attachmentRefs(r.Attachments)}
-		events := []TimelineEvent{{Type: "desk_replied", At: now, Actor: actorRef(author)}}
+		events := []TimelineEvent{{Type: TimelineDeskReplied, At: now, Actor: actorRef(author)}}
 		if r.DeskReference != "" && nt.Escalation.DeskReference == "" {
 			nt.Escalation.DeskReference = r.DeskReference
-			events = append(events, TimelineEvent{Type: "desk_reference", At: now, Detail: r.DeskReference})
+			events = append(events, TimelineEvent{Type: TimelineDeskReference, At: now, Detail: r.DeskReference})
 		}
 		learnDeskTag(&nt.Escalation, r.DeskReference, r.DeskTag)
 		// A reply proves the desk has the mail, whatever the queue has
@@ -79,10 +79,10 @@ func (s *Service) ApplyDeskReply(ctx context.Context, r DeskReply) (Outcome, err
 		if r.Status != "" && r.Status != t.Status {
 			if CanTransition(t.Status, r.Status) {
 				nt.Status = r.Status
-				events = append(events, TimelineEvent{Type: "status_changed", At: now, Actor: actorRef(author),
+				events = append(events, TimelineEvent{Type: TimelineStatusChanged, At: now, Actor: actorRef(author),
 					Detail: fmt.Sprintf("%s → %s (by the desk)", t.Status, r.Status)})
 			} else {
-				events = append(events, TimelineEvent{Type: "status_ignored", At: now, Actor: actorRef(author),
+				events = append(events, TimelineEvent{Type: TimelineStatusIgnored, At: now, Actor: actorRef(author),
 					Detail: fmt.Sprintf("the desk asked for %s, not allowed from %s", r.Status, t.Status)})
 			}
 		}
@@ -139,7 +139,7 @@ func (s *Service) LearnDeskReference(ctx context.Context, ticketID, ref, tag str
 		if nt.Escalation.Status == EscalationInProgress {
 			nt.Escalation.Status = EscalationSuccessful
 		}
-		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: "desk_reference", At: now, Detail: ref}},
+		return Commit{Ticket: nt, Events: []TimelineEvent{{Type: TimelineDeskReference, At: now, Detail: ref}},
 			Effects: []Effect{callbackEffect("desk_reference:"+ref, t.ID, CallbackEscalated, escalatedPayload(nt), now)}}, nil
 	})
 	return err
@@ -184,7 +184,7 @@ func (s *Service) RecordDeskStatus(ctx context.Context, n DeskNotice) (Outcome, 
 		ref := strings.TrimSpace(n.DeskReference)
 		if ref != "" && nt.Escalation.DeskReference == "" {
 			nt.Escalation.DeskReference = ref
-			events = append(events, TimelineEvent{Type: "desk_reference", At: now, Detail: ref})
+			events = append(events, TimelineEvent{Type: TimelineDeskReference, At: now, Detail: ref})
 		}
 		learnDeskTag(&nt.Escalation, ref, n.DeskTag)
 		// A notice proves the desk has the mail, as a reply does.
@@ -195,7 +195,7 @@ func (s *Service) RecordDeskStatus(ctx context.Context, n DeskNotice) (Outcome, 
 		if nt.Escalation.DeskReference != "" {
 			detail += " (desk ticket " + nt.Escalation.DeskReference + ")"
 		}
-		events = append(events, TimelineEvent{Type: "desk_status", At: now, Detail: detail})
+		events = append(events, TimelineEvent{Type: TimelineDeskStatus, At: now, Detail: detail})
 		typ := NotifyDeskSolved
 		if n.Status == DeskClosed {
 			typ = NotifyDeskClosed

@@ -183,12 +183,33 @@ type Exchange struct {
 	Attachments []Attachment `json:"attachments"`
 }
 
+// TimelineKind names a line of a ticket's history: the "type" of a
+// timeline event in the read API and in the store.
+type TimelineKind string
+
+// The kinds of timeline events, and where they are written.
+const (
+	TimelineCreated             TimelineKind = "created"              // ticket.created (rules.go)
+	TimelineUpdated             TimelineKind = "updated"              // ticket.updated (rules.go)
+	TimelineCommented           TimelineKind = "commented"            // ticket.commented (rules.go)
+	TimelineStatusChanged       TimelineKind = "status_changed"       // by the ENT or a desk's reply (rules.go, inbound.go)
+	TimelineEscalationRequested TimelineKind = "escalation_requested" // ticket.escalation_requested (rules.go)
+	TimelineEscalated           TimelineKind = "escalated"            // the desk accepted the mail (desk.go)
+	TimelineEscalationFailed    TimelineKind = "escalation_failed"    // the escalation gave up or bounced (desk.go)
+	TimelineEscalationRecorded  TimelineKind = "escalation_recorded"  // no desk address: recorded only (desk.go)
+	TimelineDeskForwardFailed   TimelineKind = "desk_forward_failed"  // a comment could not reach the desk (desk.go)
+	TimelineDeskReplied         TimelineKind = "desk_replied"         // a desk's reply became an exchange (inbound.go)
+	TimelineDeskReference       TimelineKind = "desk_reference"       // the desk's own ticket number learnt (inbound.go)
+	TimelineDeskStatus          TimelineKind = "desk_status"          // a status the desk announced (inbound.go)
+	TimelineStatusIgnored       TimelineKind = "status_ignored"       // a desk's status not applied (inbound.go)
+)
+
 // TimelineEvent is one line of a ticket's history.
 type TimelineEvent struct {
-	Type   string    `json:"type"`
-	At     time.Time `json:"at"`
-	Actor  *Person   `json:"actor"`
-	Detail string    `json:"detail"`
+	Type   TimelineKind `json:"type"`
+	At     time.Time    `json:"at"`
+	Actor  *Person      `json:"actor"`
+	Detail string       `json:"detail"`
 }
 
 // TicketView is a ticket with its exchanges and history, as the read API

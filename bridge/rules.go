@@ -127,7 +127,7 @@ func decideCreated(now time.Time, ev Event) (Commit, error) {
 	return Commit{
 		EventID: ev.ID,
 		Ticket:  t,
-		Events:  []TimelineEvent{{Type: "created", At: now, Actor: actorRef(n.Owner), Detail: n.Subject}},
+		Events:  []TimelineEvent{{Type: TimelineCreated, At: now, Actor: actorRef(n.Owner), Detail: n.Subject}},
 		Effects: []Effect{notifyEffect(ev.ID, t.ID, NotifyTicketCreated, actorRef(n.Owner), now)},
 	}, nil
 }
@@ -165,11 +165,11 @@ func decideUpdated(now time.Time, t Ticket, ev Event) (Commit, error) {
 	if len(changed) == 0 {
 		// Nothing changes, but the event is recorded so that it stays
 		// idempotent and visible in the history.
-		commit.Events = []TimelineEvent{{Type: "updated", At: now, Actor: actorRef(ev.Actor), Detail: "no change"}}
+		commit.Events = []TimelineEvent{{Type: TimelineUpdated, At: now, Actor: actorRef(ev.Actor), Detail: "no change"}}
 		return commit, nil
 	}
 	detail := strings.Join(changed, ", ")
-	commit.Events = []TimelineEvent{{Type: "updated", At: now, Actor: actorRef(ev.Actor), Detail: detail}}
+	commit.Events = []TimelineEvent{{Type: TimelineUpdated, At: now, Actor: actorRef(ev.Actor), Detail: detail}}
 	commit.Effects = []Effect{notifyEffect(ev.ID, t.ID, NotifyTicketUpdated, actorRef(ev.Actor), now)}
 	if t.Escalated() {
 		commit.Effects = append(commit.Effects, Effect{ID: ev.ID + ":note", Kind: EffectForwardNote, TicketID: t.ID,
@@ -193,15 +193,15 @@ func decideCommented(now time.Time, t Ticket, ev Event) (Commit, error) {
 		CreatedAt:   created,
 		Attachments: attachmentRefs(cm.Attachments),
 	}
-	events := []TimelineEvent{{Type: "commented", At: now, Actor: actorRef(cm.Author)}}
+	events := []TimelineEvent{{Type: TimelineCommented, At: now, Actor: actorRef(cm.Author)}}
 	switch {
 	case t.Status.Finished():
 		nt.Status = StatusOpened
-		events = append(events, TimelineEvent{Type: "status_changed", At: now, Actor: actorRef(cm.Author),
+		events = append(events, TimelineEvent{Type: TimelineStatusChanged, At: now, Actor: actorRef(cm.Author),
 			Detail: fmt.Sprintf("%s → %s (reopened by a comment)", t.Status, StatusOpened)})
 	case t.Status == StatusNew && cm.Author.ID != t.Owner.ID:
 		nt.Status = StatusOpened
-		events = append(events, TimelineEvent{Type: "status_changed", At: now, Actor: actorRef(cm.Author),
+		events = append(events, TimelineEvent{Type: TimelineStatusChanged, At: now, Actor: actorRef(cm.Author),
 			Detail: fmt.Sprintf("%s → %s (answered)", t.Status, StatusOpened)})
 	}
 	commit := Commit{EventID: ev.ID, Ticket: nt, Exchanges: []Exchange{ex}, Events: events,
@@ -218,7 +218,7 @@ func decideStatus(now time.Time, t Ticket, ev Event) (Commit, error) {
 	if ev.Status == t.Status {
 		// Setting the status it already has changes nothing; recorded so
 		// that the event stays idempotent.
-		return Commit{EventID: ev.ID, Ticket: nt, Events: []TimelineEvent{{Type: "status_changed", At: now,
+		return Commit{EventID: ev.ID, Ticket: nt, Events: []TimelineEvent{{Type: TimelineStatusChanged, At: now,
 			Actor: actorRef(ev.Actor), Detail: fmt.Sprintf("%s (unchanged)", t.Status)}}}, nil
 	}
 	if !CanTransition(t.Status, ev.Status) {
@@ -229,7 +229,7 @@ func decideStatus(now time.Time, t Ticket, ev Event) (Commit, error) {
 	nt.Status = ev.Status
 	detail := fmt.Sprintf("%s → %s", t.Status, ev.Status)
 	commit := Commit{EventID: ev.ID, Ticket: nt,
-		Events:  []TimelineEvent{{Type: "status_changed", At: now, Actor: actorRef(ev.Actor), Detail: detail}},
+		Events:  []TimelineEvent{{Type: TimelineStatusChanged, At: now, Actor: actorRef(ev.Actor), Detail: detail}},
 		Effects: []Effect{notifyEffect(ev.ID, t.ID, NotifyTicketUpdated, actorRef(ev.Actor), now)}}
 	if t.Escalated() {
 		commit.Effects = append(commit.Effects, Effect{ID: ev.ID + ":note", Kind: EffectForwardNote, TicketID: t.ID,
@@ -256,10 +256,10 @@ func decideEscalation(now time.Time, t Ticket, st *Structure, ev Event) (Commit,
 	nt.Escalation.EscalatedBy = &actor
 	nt.Escalation.LastError = ""
 	nt.Escalation.Attempt++
-	events := []TimelineEvent{{Type: "escalation_requested", At: now, Actor: actorRef(ev.Actor)}}
+	events := []TimelineEvent{{Type: TimelineEscalationRequested, At: now, Actor: actorRef(ev.Actor)}}
 	if t.Status != StatusOpened {
 		nt.Status = StatusOpened
-		events = append(events, TimelineEvent{Type: "status_changed", At: now, Actor: actorRef(ev.Actor),
+		events = append(events, TimelineEvent{Type: TimelineStatusChanged, At: now, Actor: actorRef(ev.Actor),
 			Detail: fmt.Sprintf("%s → %s (escalated)", t.Status, StatusOpened)})
 	}
 	return Commit{EventID: ev.ID, Ticket: nt, Events: events,

@@ -1,7 +1,7 @@
 package config
 
 import (
-	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/mail"
@@ -491,13 +491,11 @@ func checkCAFile(p *problems, key, path string, tlsOn bool, why string) {
 	if !tlsOn {
 		p.at(key, "set but unused because %s", why)
 	}
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		p.at(key, "cannot read: %v", err)
-		return
-	}
-	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+	switch _, err := LoadCAFile(path); {
+	case errors.Is(err, ErrNoCertificate):
 		p.at(key, "%s holds no PEM certificate", path)
+	case err != nil:
+		p.at(key, "cannot read: %v", err)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	mtextproto "github.com/emersion/go-message/textproto"
+
+	"supportbridge/bridge"
 )
 
 // Kind is what an inbound mail is, for the bridge.
@@ -317,14 +319,12 @@ func inbDeskReference(in *Inbound, re *regexp.Regexp) (ref, tag string) {
 	return "", ""
 }
 
-// inbMaxTicketIDLen bounds the ids SubjectTicketID accepts.
-const inbMaxTicketIDLen = 128
-
 // SubjectTicketID finds "[<tag>-<id>]" anywhere in a (decoded) subject,
 // whatever reply or forward prefixes come before it ("Re:", "RE :",
 // "TR:", "Fwd:", "AW:"…). The tag is matched case-insensitively, spaces
 // just inside the brackets and around the dash are tolerated; the id is
-// 1 to 128 characters of [A-Za-z0-9._:@-]. The first such tag wins.
+// an id of the contract's grammar (bridge.ValidID: 1 to 128 characters of
+// [A-Za-z0-9._:@-]). The first such tag wins.
 func SubjectTicketID(subject, tag string) (string, bool) {
 	tag = strings.TrimSpace(tag)
 	if tag == "" {
@@ -355,10 +355,10 @@ func inbTagAt(s, tag string) (string, bool) {
 	}
 	s = strings.TrimLeft(s[1:], " ")
 	n := 0
-	for n < len(s) && inbIDChar(s[n]) {
+	for n < len(s) && bridge.IDChar(s[n]) {
 		n++
 	}
-	if n == 0 || n > inbMaxTicketIDLen {
+	if n == 0 || n > bridge.MaxIDLen {
 		return "", false
 	}
 	id := s[:n]
@@ -366,11 +366,6 @@ func inbTagAt(s, tag string) (string, bool) {
 		return "", false
 	}
 	return id, true
-}
-
-func inbIDChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		c == '.' || c == '_' || c == ':' || c == '@' || c == '-'
 }
 
 // DefaultStatusMarkers are the subject markers DetectStatus uses when

@@ -263,11 +263,7 @@ func (c *Composer) location() *time.Location {
 	if c.Location != nil {
 		return c.Location
 	}
-	loc, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		return time.UTC
-	}
-	return loc
+	return bridge.ParisLocation()
 }
 
 // compTag is the subject tag of a ticket, "[ENT-42]".

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"supportbridge/bridge"
 )
 
 // testSeedMails returns the raw mails of testdata/replies and
@@ -129,7 +131,7 @@ func FuzzSubjectTicketID(f *testing.F) {
 			t.Fatalf("id length %d", len(id))
 		}
 		for i := 0; i < len(id); i++ {
-			if !inbIDChar(id[i]) {
+			if !bridge.IDChar(id[i]) {
 				t.Fatalf("id %q has %q", id, id[i])
 			}
 		}

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"supportbridge/config/whsec"
 )
 
 // The Standard Webhooks headers.
@@ -35,10 +37,6 @@ const MaxMsgIDBytes = 256
 const DefaultTolerance = 5 * time.Minute
 
 const (
-	secretPrefix = "whsec_"
-	// minKeyBytes refuses keys too short to resist guessing; the spec
-	// recommends 24 to 64 bytes, 16 is the floor we enforce.
-	minKeyBytes = 16
 	// maxTimestampDigits keeps a Unix-seconds value well inside int64.
 	maxTimestampDigits = 18
 )
@@ -52,28 +50,14 @@ var (
 	ErrStaleTimestamp   = errors.New("webhook: timestamp outside the tolerance")
 )
 
-// ParseSecret returns the key of a Standard Webhooks secret: the base64
-// part of "whsec_<base64>", or a bare base64 key. Surrounding white space
-// is ignored (secrets often come from files or the environment with a
-// trailing newline).
+// ParseSecret returns the key of a Standard Webhooks secret: "whsec_"
+// followed by the standard base64 of a key of 24 to 64 bytes. It is the
+// rule config validates the configured secrets with (package whsec); the
+// error never holds the secret.
 func ParseSecret(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	s = strings.TrimPrefix(s, secretPrefix)
-	if s == "" {
-		return nil, errors.New("webhook: secret is empty")
-	}
-	enc := base64.StdEncoding
-	if !strings.HasSuffix(s, "=") && len(s)%4 != 0 {
-		// Some generators drop the padding.
-		enc = base64.RawStdEncoding
-	}
-	key, err := enc.Strict().DecodeString(s)
+	key, err := whsec.Parse(s)
 	if err != nil {
-		// The error holds a byte offset only, never the secret.
-		return nil, fmt.Errorf("webhook: secret is not standard base64 (after the %q prefix): %w", secretPrefix, err)
-	}
-	if len(key) < minKeyBytes {
-		return nil, fmt.Errorf("webhook: secret key is %d bytes, at least %d are required", len(key), minKeyBytes)
+		return nil, fmt.Errorf("webhook: secret %w", err)
 	}
 	return key, nil
 }

@@ -134,13 +134,9 @@ func (q *Queue) Dispatch(ctx context.Context, effects []bridge.Effect) error {
 }
 
 // RetryDelay is the delay before the n-th retry (n from 0): it doubles from
-// initial up to max.
+// initial up to max (bridge.Backoff).
 func RetryDelay(n int, initial, max time.Duration) time.Duration {
-	d := initial
-	for i := 0; i < n && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
+	return bridge.Backoff(n, initial, max)
 }
 
 // Handler carries out one effect (bridge.Worker.Handle).

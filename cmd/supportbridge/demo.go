@@ -25,6 +25,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"supportbridge/config"
+	"supportbridge/config/whsec"
 	"supportbridge/webhook"
 )
 
@@ -330,7 +331,7 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	callbackSecret := "whsec_" + base64.StdEncoding.EncodeToString(callbackKey)
+	callbackSecret := whsec.Format(callbackKey)
 	ent, err := startDemoENT(say, callbackKey)
 	if err != nil {
 		return err

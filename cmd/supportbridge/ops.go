@@ -312,17 +312,12 @@ func timeCell(t time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05")
 }
 
+// sizeCell is bridge.FormatBytes, "-" for an unknown (negative) size.
 func sizeCell(n int64) string {
-	switch {
-	case n < 0:
+	if n < 0 {
 		return "-"
-	case n < 1<<10:
-		return strconv.FormatInt(n, 10) + " B"
-	case n < 1<<20:
-		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KiB"
-	default:
-		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
 	}
+	return bridge.FormatBytes(n)
 }
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
@@ -701,14 +696,7 @@ func personCell(p *bridge.Person) string {
 	if p == nil || (p.ID == "" && p.DisplayName == "" && p.Email == "") {
 		return "-"
 	}
-	s := p.DisplayName
-	if s == "" {
-		s = p.ID
-	}
-	if p.Email != "" {
-		s += " <" + p.Email + ">"
-	}
-	return tableCell(s, 60)
+	return tableCell(p.Label(), 60)
 }
 
 func attachmentsCell(atts []bridge.Attachment) string {
@@ -793,7 +781,7 @@ func writeTicket(w io.Writer, v bridge.TicketView) {
 	tw = newTable(w)
 	fmt.Fprintln(tw, "  AT\tEVENT\tACTOR\tDETAIL")
 	for _, ev := range v.Events {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", timeCell(ev.At), tableCell(ev.Type, 40), personCell(ev.Actor), tableCell(ev.Detail, 120))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", timeCell(ev.At), tableCell(string(ev.Type), 40), personCell(ev.Actor), tableCell(ev.Detail, 120))
 	}
 	_ = tw.Flush()
 }

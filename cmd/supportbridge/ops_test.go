@@ -514,7 +514,7 @@ func TestOpsQuarantineTicketStatus(t *testing.T) {
 		!sort.SliceIsSorted(tv.Events, func(i, j int) bool { return tv.Events[i].At.Before(tv.Events[j].At) }) {
 		t.Errorf("ticket json %+v", tv)
 	}
-	types := map[string]bool{}
+	types := map[bridge.TimelineKind]bool{}
 	for _, e := range tv.Events {
 		types[e.Type] = true
 	}

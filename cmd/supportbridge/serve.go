@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -68,17 +67,11 @@ func newRedis(c config.Redis) (redis.UniversalClient, error) {
 	}
 	if c.TLS {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if c.CAFile != "" {
-			pem, err := os.ReadFile(c.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("redis ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, errors.New("redis ca_file: no certificate found")
-			}
-			tc.RootCAs = pool
+		pool, err := config.LoadCAFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis ca_file: %w", err)
 		}
+		tc.RootCAs = pool
 		opts.TLSConfig = tc
 	}
 	return redis.NewUniversalClient(opts), nil
@@ -108,21 +101,6 @@ type daemon struct {
 	afterJob func(bridge.Effect, error)
 }
 
-func loadCAs(file string) (*x509.CertPool, error) {
-	if file == "" {
-		return nil, nil
-	}
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s: no certificate found", file)
-	}
-	return pool, nil
-}
-
 // newDeskMailer wires the composer and the SMTP sender, or returns nil
 // when no desk is configured.
 func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
@@ -141,17 +119,12 @@ func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("desk.address: %w", err)
 	}
-	cas, err := loadCAs(cfg.SMTP.CAFile)
+	cas, err := config.LoadCAFile(cfg.SMTP.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("smtp.ca_file: %w", err)
 	}
 	_, domain, _ := strings.Cut(replyTo.Address, "@")
-	// Loaded once here: the composer would otherwise load the zone for
-	// every mail.
-	loc, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		loc = time.UTC
-	}
+	loc := bridge.ParisLocation()
 	return &mail.DeskMailer{
 		Composer: &mail.Composer{
 			From: from, ReplyTo: replyTo, DeskAddress: desk,
@@ -332,7 +305,7 @@ func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Servi
 
 // newIMAPReader wires the mailbox reader to the inbound processor.
 func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics, failpoint string) (*mail.IMAPReader, error) {
-	cas, err := loadCAs(cfg.IMAP.CAFile)
+	cas, err := config.LoadCAFile(cfg.IMAP.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("imap.ca_file: %w", err)
 	}

@@ -30,7 +30,7 @@ type DecodeLimits struct {
 
 // The rules of the payload, from the integration contract.
 const (
-	maxIDChars          = 128
+	maxIDChars          = bridge.MaxIDLen
 	maxSubjectChars     = 1000
 	maxTextChars        = 100_000 // description, comment body
 	maxShortChars       = 1000    // names, labels, profile, uai
@@ -471,8 +471,8 @@ func (c *checker) id(path string, v *jvalue) string {
 	if !ok {
 		return ""
 	}
-	if !validID(s) {
-		c.fail(path, fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 . _ : @ -", maxIDChars))
+	if !bridge.ValidID(s) {
+		c.fail(path, fmt.Sprintf("must be 1 to %d characters of %s", maxIDChars, bridge.IDChars))
 		return ""
 	}
 	return s
@@ -484,25 +484,11 @@ func (c *checker) optionalID(path string, v *jvalue) string {
 	if !ok || s == "" {
 		return ""
 	}
-	if !validID(s) {
-		c.fail(path, fmt.Sprintf("must be empty or 1 to %d characters of A-Z a-z 0-9 . _ : @ -", maxIDChars))
+	if !bridge.ValidID(s) {
+		c.fail(path, fmt.Sprintf("must be empty or 1 to %d characters of %s", maxIDChars, bridge.IDChars))
 		return ""
 	}
 	return s
-}
-
-func validID(s string) bool {
-	if s == "" || len(s) > maxIDChars {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' ||
-			b == '.' || b == '_' || b == ':' || b == '@' || b == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func (c *checker) timestamp(path string, v *jvalue) time.Time {

@@ -124,7 +124,7 @@ func checkEvent(t *testing.T, ev bridge.Event, body []byte, lim DecodeLimits) {
 			if a.Size != int64(len(a.Content)) || (lim.MaxAttachmentBytes > 0 && a.Size > lim.MaxAttachmentBytes) {
 				t.Fatalf("attachment %s: size %d, %d bytes, limit %d", a.ID, a.Size, len(a.Content), lim.MaxAttachmentBytes)
 			}
-			if !validID(a.ID) || ids[a.ID] || strings.TrimSpace(a.Filename) == "" || a.ContentType == "" {
+			if !bridge.ValidID(a.ID) || ids[a.ID] || strings.TrimSpace(a.Filename) == "" || a.ContentType == "" {
 				t.Fatalf("attachment %+v", a.Attachment)
 			}
 			// A decoded name is already a bare, safe name.
@@ -137,14 +137,14 @@ func checkEvent(t *testing.T, ev bridge.Event, body []byte, lim DecodeLimits) {
 	switch ev.Type {
 	case bridge.EventTicketCreated:
 		nt := ev.NewTicket
-		if !validID(nt.ID) || !validID(nt.StructureID) || !validID(nt.Owner.ID) || strings.TrimSpace(nt.Owner.DisplayName) == "" ||
+		if !bridge.ValidID(nt.ID) || !bridge.ValidID(nt.StructureID) || !bridge.ValidID(nt.Owner.ID) || strings.TrimSpace(nt.Owner.DisplayName) == "" ||
 			strings.TrimSpace(nt.Subject) == "" || !validLocale(nt.Locale) || nt.CreatedAt.IsZero() || strings.TrimSpace(nt.Category.App) == "" {
 			t.Fatalf("ticket %+v", nt)
 		}
 		checkAttachments(nt.Attachments)
 	case bridge.EventTicketCommented:
 		cm := ev.Comment
-		if !validID(ev.TicketID) || !validID(cm.ID) || !validID(cm.Author.ID) || cm.CreatedAt.IsZero() ||
+		if !bridge.ValidID(ev.TicketID) || !bridge.ValidID(cm.ID) || !bridge.ValidID(cm.Author.ID) || cm.CreatedAt.IsZero() ||
 			(strings.TrimSpace(cm.Body) == "" && len(cm.Attachments) == 0) {
 			t.Fatalf("comment %+v", cm)
 		}
@@ -159,11 +159,11 @@ func checkEvent(t *testing.T, ev bridge.Event, body []byte, lim DecodeLimits) {
 		}
 	case bridge.EventStructureUpserted:
 		s := ev.Structure
-		if !validID(s.ID) || strings.TrimSpace(s.Name) == "" || s.Referents == nil || s.ParentID == s.ID {
+		if !bridge.ValidID(s.ID) || strings.TrimSpace(s.Name) == "" || s.Referents == nil || s.ParentID == s.ID {
 			t.Fatalf("structure %+v", s)
 		}
 		for _, r := range s.Referents {
-			if !validID(r.ID) || !r.Digest.Valid() || r.Email == "" || (r.Locale != "" && r.Locale != "fr" && r.Locale != "en") {
+			if !bridge.ValidID(r.ID) || !r.Digest.Valid() || r.Email == "" || (r.Locale != "" && r.Locale != "fr" && r.Locale != "en") {
 				t.Fatalf("referent %+v", r)
 			}
 		}

@@ -52,10 +52,10 @@ type exchangeJSON struct {
 }
 
 type eventJSON struct {
-	Type   string      `json:"type"`
-	At     time.Time   `json:"at"`
-	Actor  *personJSON `json:"actor"`
-	Detail string      `json:"detail"`
+	Type   bridge.TimelineKind `json:"type"`
+	At     time.Time           `json:"at"`
+	Actor  *personJSON         `json:"actor"`
+	Detail string              `json:"detail"`
 }
 
 type ticketDetailJSON struct {

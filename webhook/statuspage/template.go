@@ -3,7 +3,6 @@ package statuspage
 import (
 	"html/template"
 	"net/url"
-	"strconv"
 	"time"
 
 	"supportbridge/bridge"
@@ -29,30 +28,12 @@ func formatPerson(p *bridge.Person) string {
 	if p == nil {
 		return "—"
 	}
-	switch {
-	case p.DisplayName != "" && p.Email != "":
-		return p.DisplayName + " <" + p.Email + ">"
-	case p.DisplayName != "":
-		return p.DisplayName
-	case p.Email != "":
-		return p.Email
-	}
-	return p.ID
+	return p.Label()
 }
 
 // ticketLink is the path of a ticket's page; the id is escaped as a
 // path segment, so that no id can point the link elsewhere.
 func ticketLink(id string) string { return "/tickets/" + url.PathEscape(id) }
-
-func formatSize(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
-	case n >= 1<<10:
-		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KiB"
-	}
-	return strconv.FormatInt(n, 10) + " B"
-}
 
 func yesNo(b bool) string {
 	if b {
@@ -68,7 +49,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"whenPtr": formatTimePtr,
 	"person":  formatPerson,
 	"link":    ticketLink,
-	"size":    formatSize,
+	"size":    bridge.FormatBytes,
 	"yesno":   yesNo,
 	"deref":   func(p bridge.Person) *bridge.Person { return &p },
 }).Parse(`
