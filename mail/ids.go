@@ -41,17 +41,17 @@ const (
 	idsFallbackHost = "supportbridge.invalid"
 )
 
-// idsBase32 is RFC 4648 base32 in lower case without padding: it survives
+// Base32 is RFC 4648 base32 in lower case without padding: it survives
 // case-folding mail software and uses no character special in a msg-id or a
 // local part.
-func idsBase32() *base32.Encoding {
+func Base32() *base32.Encoding {
 	return base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 }
 
-// domain returns the Message-ID domain, lower-cased; an empty or malformed
+// MessageIDDomain returns the Message-ID domain, lower-cased; an empty or malformed
 // Domain falls back to a reserved name rather than producing an invalid
 // msg-id.
-func (s Signer) domain() string {
+func (s Signer) MessageIDDomain() string {
 	d := strings.ToLower(strings.TrimSpace(s.Domain))
 	if d == "" || len(d) > 253 {
 		return idsFallbackHost
@@ -102,7 +102,7 @@ func idsMAC(key []byte, label, text string, n int) string {
 	m.Write([]byte(label))
 	m.Write([]byte{0})
 	m.Write([]byte(text))
-	return idsBase32().EncodeToString(m.Sum(nil)[:n])
+	return Base32().EncodeToString(m.Sum(nil)[:n])
 }
 
 // NewMessageID returns a new signed Message-ID, without angle brackets (the
@@ -113,12 +113,12 @@ func idsMAC(key []byte, label, text string, n int) string {
 // kind is a short lower-case word ("esc", "fu"); other characters are
 // dropped. The HMAC covers kind, ticket id and the random part.
 func (s Signer) NewMessageID(ticketID, kind string) string {
-	enc := idsBase32()
+	enc := Base32()
 	random := make([]byte, idsRandomBytes)
 	// crypto/rand.Read never fails on supported platforms (Go 1.24+).
 	_, _ = rand.Read(random)
 	left := idsMsgIDPrefix + "." + idsKind(kind) + "." + enc.EncodeToString([]byte(ticketID)) + "." + enc.EncodeToString(random)
-	return left + "." + s.mac("sb-msgid-v1", left, idsMsgMACBytes) + "@" + s.domain()
+	return left + "." + s.mac("sb-msgid-v1", left, idsMsgMACBytes) + "@" + s.MessageIDDomain()
 }
 
 // ParseMessageID checks a Message-ID made by NewMessageID, with or without
@@ -133,7 +133,7 @@ func (s Signer) ParseMessageID(id string) (ticketID, kind string, ok bool) {
 		id = id[1 : len(id)-1]
 	}
 	at := strings.LastIndexByte(id, '@')
-	if at < 0 || !strings.EqualFold(id[at+1:], s.domain()) {
+	if at < 0 || !strings.EqualFold(id[at+1:], s.MessageIDDomain()) {
 		return "", "", false
 	}
 	// Base32 and the kind are case-insensitive here: some software folds
@@ -147,7 +147,7 @@ func (s Signer) ParseMessageID(id string) (ticketID, kind string, ok bool) {
 	if !s.verify("sb-msgid-v1", signed, idsMsgMACBytes, parts[4]) {
 		return "", "", false
 	}
-	raw, err := idsBase32().DecodeString(parts[2])
+	raw, err := Base32().DecodeString(parts[2])
 	if err != nil {
 		return "", "", false
 	}
@@ -177,7 +177,7 @@ func idsRawTicketID(id string) bool {
 // and digits; 'b': the id in base32), the encoded id, then 13 characters of
 // HMAC.
 func (s Signer) ReplyToken(ticketID string) string {
-	payload := "b" + idsBase32().EncodeToString([]byte(ticketID))
+	payload := "b" + Base32().EncodeToString([]byte(ticketID))
 	if idsRawTicketID(ticketID) {
 		payload = "r" + ticketID
 	}
@@ -187,7 +187,7 @@ func (s Signer) ReplyToken(ticketID string) string {
 // ParseReplyToken checks a token made by ReplyToken (in any letter case) and
 // returns its ticket id.
 func (s Signer) ParseReplyToken(tok string) (ticketID string, ok bool) {
-	macLen := idsBase32().EncodedLen(idsTokenMACBytes)
+	macLen := Base32().EncodedLen(idsTokenMACBytes)
 	if len(s.Key) == 0 || len(tok) > idsMaxLen || len(tok) < 2+macLen {
 		return "", false
 	}
@@ -203,7 +203,7 @@ func (s Signer) ParseReplyToken(tok string) (ticketID string, ok bool) {
 			return "", false
 		}
 	case 'b':
-		raw, err := idsBase32().DecodeString(payload[1:])
+		raw, err := Base32().DecodeString(payload[1:])
 		if err != nil || len(raw) == 0 {
 			return "", false
 		}

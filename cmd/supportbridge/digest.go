@@ -17,7 +17,8 @@ import (
 	"supportbridge/bridge"
 	"supportbridge/bridge/redisstore"
 	"supportbridge/config"
-	"supportbridge/mail"
+	"supportbridge/mail/compose"
+	"supportbridge/mail/smtpclient"
 )
 
 // Digests: the referents' summaries by mail, on the cron schedules of the
@@ -110,7 +111,7 @@ func digestsConfigured(cfg *config.Config) bool {
 // newDigestRun wires a bridge.DigestRun from the configuration, with the
 // SMTP sender it uses: the caller closes it (it keeps connections for
 // reuse).
-func newDigestRun(cfg *config.Config, store bridge.DigestRunStore, log *slog.Logger) (*bridge.DigestRun, *mail.Sender, error) {
+func newDigestRun(cfg *config.Config, store bridge.DigestRunStore, log *slog.Logger) (*bridge.DigestRun, *smtpclient.Sender, error) {
 	dm, err := newDeskMailer(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -137,8 +138,8 @@ func newDigestRun(cfg *config.Config, store bridge.DigestRunStore, log *slog.Log
 	_, _ = rand.Read(suffix) // never fails on supported platforms
 	return &bridge.DigestRun{
 		Store: store,
-		Mailer: &mail.DigestMailer{
-			Composer: &mail.DigestComposer{
+		Mailer: &compose.DigestMailer{
+			Composer: &compose.DigestComposer{
 				From:          dm.Composer.From,
 				Identity:      dm.Composer.Identity,
 				Domain:        dm.Composer.Signer.Domain,

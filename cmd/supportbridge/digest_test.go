@@ -22,7 +22,8 @@ import (
 	"supportbridge/bridge"
 	"supportbridge/bridge/redisstore"
 	"supportbridge/bridge/redisstore/redistest"
-	"supportbridge/mail"
+	"supportbridge/mail/compose"
+	"supportbridge/mail/smtpclient"
 )
 
 // digMailServer is an in-process SMTP server that keeps what it accepts,
@@ -275,11 +276,11 @@ func (e *digEnv) replicaOn(store bridge.DigestRunStore, now func() time.Time, sp
 	for p, spec := range specs {
 		scheds[p] = digMustParse(e.t, spec)
 	}
-	sender := &mail.Sender{Addr: e.mail.addr, TLS: "none", Timeout: 5 * time.Second}
+	sender := &smtpclient.Sender{Addr: e.mail.addr, TLS: "none", Timeout: 5 * time.Second}
 	e.t.Cleanup(func() { sender.Close() })
 	return &bridge.DigestRun{
 		Store: store,
-		Mailer: &mail.DigestMailer{Composer: &mail.DigestComposer{From: &netmail.Address{Name: "Assistance ENT", Address: "assistance@ent.example"},
+		Mailer: &compose.DigestMailer{Composer: &compose.DigestComposer{From: &netmail.Address{Name: "Assistance ENT", Address: "assistance@ent.example"},
 			Identity: "supportbridge", Domain: "ent.example", LinkBase: "https://ent.example/t/"},
 			Sender: sender},
 		Schedules: scheds,

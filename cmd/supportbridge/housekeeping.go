@@ -10,6 +10,7 @@ import (
 	"supportbridge/bridge/jobqueue"
 	"supportbridge/config"
 	"supportbridge/mail"
+	"supportbridge/mail/compose"
 )
 
 // Housekeeping: the feed retention prune, and the mail that tells the
@@ -110,7 +111,7 @@ func (p *feedPruner) safeOnce(ctx context.Context) {
 	}
 }
 
-// alertSender sends a composed mail (*mail.Sender, shared with the
+// alertSender sends a composed mail (*smtpclient.Sender, shared with the
 // daemon, which closes it).
 type alertSender interface {
 	Send(ctx context.Context, msg mail.Outgoing) error
@@ -128,7 +129,7 @@ type deadJob struct {
 // are in `jobs list`), sent off the job's goroutine.
 type alerter struct {
 	store    windowStore
-	composer *mail.AlertComposer
+	composer *compose.AlertComposer
 	sender   alertSender
 	to       []*netmail.Address
 	window   time.Duration
@@ -148,7 +149,7 @@ const (
 // newAlerter wires the operator alerts to the daemon's desk mailer (its
 // composer's sender identity, its SMTP sender and connections); nil (alerts
 // off, each method a no-op) without operators or without mail.
-func newAlerter(cfg *config.Config, dm *mail.DeskMailer, store windowStore, log *slog.Logger, outcome func(string)) (*alerter, error) {
+func newAlerter(cfg *config.Config, dm *compose.DeskMailer, store windowStore, log *slog.Logger, outcome func(string)) (*alerter, error) {
 	if len(cfg.Operators.Emails) == 0 {
 		return nil, nil
 	}
@@ -166,7 +167,7 @@ func newAlerter(cfg *config.Config, dm *mail.DeskMailer, store windowStore, log 
 	}
 	return &alerter{
 		store: store,
-		composer: &mail.AlertComposer{From: dm.Composer.From, Identity: dm.Composer.Identity,
+		composer: &compose.AlertComposer{From: dm.Composer.From, Identity: dm.Composer.Identity,
 			Domain: dm.Composer.Signer.Domain},
 		sender:   dm.Sender,
 		to:       to,
@@ -267,11 +268,11 @@ func (a *alerter) handle(ctx context.Context, ev deadJob) {
 // input is the alert's text: what was given up and why (the job's last
 // error, which never carries a secret, a URL or a mail body), and how to
 // see and replay the dead letters.
-func (a *alerter) input(ev deadJob) mail.AlertInput {
+func (a *alerter) input(ev deadJob) compose.AlertInput {
 	j := ev.job
 	at := ev.at.UTC().Format(time.RFC3339)
 	if a.locale == "en" {
-		return mail.AlertInput{To: a.to,
+		return compose.AlertInput{To: a.to,
 			Subject: fmt.Sprintf("supportbridge: a %s job was given up, action needed", j.Kind),
 			Lines: []string{
 				fmt.Sprintf("A %s job was given up after its last try and moved to the dead letters.", j.Kind),
@@ -288,7 +289,7 @@ func (a *alerter) input(ev deadJob) mail.AlertInput {
 				"  supportbridge jobs replay --config FILE --all",
 			}}
 	}
-	return mail.AlertInput{To: a.to,
+	return compose.AlertInput{To: a.to,
 		Subject: fmt.Sprintf("supportbridge : une tâche %s a été abandonnée, action requise", j.Kind),
 		Lines: []string{
 			fmt.Sprintf("Une tâche %s a été abandonnée après son dernier essai et rangée dans les lettres mortes.", j.Kind),

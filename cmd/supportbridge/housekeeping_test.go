@@ -24,6 +24,7 @@ import (
 	"supportbridge/bridge/redisstore/redistest"
 	"supportbridge/config"
 	"supportbridge/mail"
+	"supportbridge/mail/compose"
 )
 
 func hkNote(id string, at time.Time) bridge.Notification {
@@ -139,7 +140,7 @@ func TestOperatorAlertOncePerWindow(t *testing.T) {
 	results := map[string]int{}
 	replica := func(name, locale string) *alerter {
 		return &alerter{store: st, sender: sender, window: time.Hour, locale: locale, instance: name,
-			composer: &mail.AlertComposer{From: &netmail.Address{Address: "assistance@ent.example"}, Domain: "ent.example"},
+			composer: &compose.AlertComposer{From: &netmail.Address{Address: "assistance@ent.example"}, Domain: "ent.example"},
 			to:       []*netmail.Address{{Address: "ops@ent.example"}},
 			log:      slog.New(slog.DiscardHandler),
 			outcome:  func(r string) { mu.Lock(); results[r]++; mu.Unlock() },

@@ -21,7 +21,7 @@ import (
 	"supportbridge/bridge/redisstore"
 	"supportbridge/bridge/redisstore/redistest"
 	"supportbridge/config"
-	"supportbridge/mail"
+	"supportbridge/mail/imapreader"
 )
 
 // opsConfig writes a configuration for the ops tests; ent adds keys to the
@@ -359,12 +359,12 @@ func TestOpsQuarantineTicketStatus(t *testing.T) {
 	}
 	raw := deskReply("Inconnu <stranger@elsewhere.example>", "Re: [ENT-Q1] Écran blanc dans Pronote", "",
 		"Videz le cache du navigateur, puis reconnectez-vous.")
-	v, err := proc.Handle(ctx, mail.FetchedMessage{UID: 7, UIDValidity: 77, Size: int64(len(raw)), Raw: raw})
-	if err != nil || v.Disposition != mail.DispositionQuarantine {
+	v, err := proc.Handle(ctx, imapreader.FetchedMessage{UID: 7, UIDValidity: 77, Size: int64(len(raw)), Raw: raw})
+	if err != nil || v.Disposition != imapreader.DispositionQuarantine {
 		t.Fatalf("stranger's mail: %+v %v", v, err)
 	}
-	if v, err := proc.Handle(ctx, mail.FetchedMessage{UID: 8, UIDValidity: 77, Size: 50 << 20, TooLarge: true}); err != nil ||
-		v.Disposition != mail.DispositionQuarantine {
+	if v, err := proc.Handle(ctx, imapreader.FetchedMessage{UID: 8, UIDValidity: 77, Size: 50 << 20, TooLarge: true}); err != nil ||
+		v.Disposition != imapreader.DispositionQuarantine {
 		t.Fatalf("large mail: %+v %v", v, err)
 	}
 	// A subject that would drive the operator's terminal.

@@ -25,6 +25,10 @@ import (
 	"supportbridge/bridge/redisstore"
 	"supportbridge/config"
 	"supportbridge/mail"
+	"supportbridge/mail/compose"
+	"supportbridge/mail/imapreader"
+	"supportbridge/mail/inbound"
+	"supportbridge/mail/smtpclient"
 	"supportbridge/webhook"
 	"supportbridge/webhook/httpapi"
 	"supportbridge/webhook/statuspage"
@@ -86,11 +90,11 @@ type daemon struct {
 	queue   *jobqueue.Queue
 	svc     *bridge.Service
 	worker  *bridge.Worker
-	mailer  *mail.DeskMailer // nil without a desk
+	mailer  *compose.DeskMailer // nil without a desk
 	handler http.Handler
 	metrics *metrics
-	reader  *mail.IMAPReader // nil without imap.addr
-	alerts  *alerter         // nil without operators or mail
+	reader  *imapreader.IMAPReader // nil without imap.addr
+	alerts  *alerter               // nil without operators or mail
 	pruner  *feedPruner
 	started time.Time
 	// seeded is set once the configuration's structures are stored:
@@ -103,7 +107,7 @@ type daemon struct {
 
 // newDeskMailer wires the composer and the SMTP sender, or returns nil
 // when no desk is configured.
-func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
+func newDeskMailer(cfg *config.Config) (*compose.DeskMailer, error) {
 	if !cfg.Desk.MailEnabled() {
 		return nil, nil
 	}
@@ -125,8 +129,8 @@ func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
 	}
 	_, domain, _ := strings.Cut(replyTo.Address, "@")
 	loc := bridge.ParisLocation()
-	return &mail.DeskMailer{
-		Composer: &mail.Composer{
+	return &compose.DeskMailer{
+		Composer: &compose.Composer{
 			From: from, ReplyTo: replyTo, DeskAddress: desk,
 			SubjectTag: cfg.Desk.SubjectTag, Identity: cfg.Desk.Identity,
 			Signer:             deskSigner(cfg, domain),
@@ -134,7 +138,7 @@ func newDeskMailer(cfg *config.Config) (*mail.DeskMailer, error) {
 			MaxAttachmentBytes: int64(cfg.Desk.MaxAttachmentBytes),
 			Location:           loc,
 		},
-		Sender: &mail.Sender{Addr: cfg.SMTP.Addr, TLS: string(cfg.SMTP.TLS), Username: cfg.SMTP.Username,
+		Sender: &smtpclient.Sender{Addr: cfg.SMTP.Addr, TLS: string(cfg.SMTP.TLS), Username: cfg.SMTP.Username,
 			Password: cfg.SMTP.Password.Reveal(), RootCAs: cas, Timeout: cfg.SMTP.Timeout, HeloName: cfg.SMTP.HELO, MaxIdle: cfg.Jobs.Concurrency},
 	}, nil
 }
@@ -267,7 +271,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 }
 
 // newInboundProcessor wires what turns a desk mail into its effect.
-func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics) (*mail.InboundProcessor, error) {
+func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics) (*inbound.InboundProcessor, error) {
 	ref, err := cfg.Desk.ReferenceRegexp()
 	if err != nil {
 		return nil, fmt.Errorf("desk.reference_pattern: %w", err)
@@ -281,19 +285,19 @@ func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Servi
 	if a, err := netmail.ParseAddress(cfg.Desk.From); err == nil {
 		own = append(own, a.Address)
 	}
-	products, product := mail.DeskProductFor(cfg.Desk.Product)
-	return mail.NewInboundProcessor(svc, store, mail.InboundOptions{
+	products, product := inbound.DeskProductFor(cfg.Desk.Product)
+	return inbound.NewInboundProcessor(svc, store, inbound.InboundOptions{
 		Signer:        deskSigner(cfg, domain),
 		ReplyTo:       replyTo,
 		OwnAddresses:  own,
 		SubjectTag:    cfg.Desk.SubjectTag,
 		SenderAllowed: cfg.Desk.SenderAllowed,
-		SenderAuth:    mail.SenderAuth{AuthServID: cfg.Desk.AuthServID, RequirePass: cfg.Desk.RequireDMARCPass},
-		Classify: mail.ClassifyOptions{Identity: cfg.Desk.Identity, OwnDomains: []string{domain},
+		SenderAuth:    inbound.SenderAuth{AuthServID: cfg.Desk.AuthServID, RequirePass: cfg.Desk.RequireDMARCPass},
+		Classify: inbound.ClassifyOptions{Identity: cfg.Desk.Identity, OwnDomains: []string{domain},
 			RefPattern: ref, Products: products, Product: product},
 		StatusMarkers: map[string][]string{"resolved": cfg.Desk.StatusMarkers.Resolved,
 			"closed": cfg.Desk.StatusMarkers.Closed, "waiting": cfg.Desk.StatusMarkers.Waiting},
-		Limits: mail.ParseLimits{MaxBytes: int64(cfg.IMAP.MaxMessageBytes),
+		Limits: inbound.ParseLimits{MaxBytes: int64(cfg.IMAP.MaxMessageBytes),
 			MaxAttachmentBytes: int64(cfg.Attachments.MaxBytes), MaxAttachments: cfg.Attachments.MaxCount},
 		MaxAttachments: cfg.Attachments.MaxCount,
 		RawRetention:   cfg.IMAP.RawRetention,
@@ -304,7 +308,7 @@ func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Servi
 }
 
 // newIMAPReader wires the mailbox reader to the inbound processor.
-func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics, failpoint string) (*mail.IMAPReader, error) {
+func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics, failpoint string) (*imapreader.IMAPReader, error) {
 	cas, err := config.LoadCAFile(cfg.IMAP.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("imap.ca_file: %w", err)
@@ -313,11 +317,11 @@ func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, st
 	if err != nil {
 		return nil, err
 	}
-	var handler mail.MessageHandler = proc
+	var handler imapreader.MessageHandler = proc
 	if failpoint == failpointAfterApply {
 		handler = killAfterApply{proc}
 	}
-	r := mail.NewIMAPReader(mail.IMAPConfig{
+	r := imapreader.NewIMAPReader(imapreader.IMAPConfig{
 		Addr: cfg.IMAP.Addr, TLS: string(cfg.IMAP.TLS), Username: cfg.IMAP.Username, Password: cfg.IMAP.Password.Reveal(),
 		Mailbox: cfg.IMAP.Mailbox, ProcessedMailbox: cfg.IMAP.ProcessedMailbox, QuarantineMailbox: cfg.IMAP.QuarantineMailbox,
 		RootCAs: cas, PollInterval: cfg.IMAP.PollInterval, IDLE: cfg.IMAP.IDLE,
@@ -343,9 +347,9 @@ func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, st
 
 // killAfterApply is the failpoint's handler: the process dies right after
 // a reply is applied, before the mail is moved.
-type killAfterApply struct{ mail.MessageHandler }
+type killAfterApply struct{ imapreader.MessageHandler }
 
-func (k killAfterApply) Apply(ctx context.Context, m mail.FetchedMessage, rt mail.Route) (mail.Verdict, error) {
+func (k killAfterApply) Apply(ctx context.Context, m imapreader.FetchedMessage, rt imapreader.Route) (imapreader.Verdict, error) {
 	v, err := k.MessageHandler.Apply(ctx, m, rt)
 	if err == nil && v.Reason == string(bridge.Applied) {
 		killSelf()

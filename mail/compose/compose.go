@@ -1,0 +1,718 @@
+package compose
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io"
+	"mime"
+	"net/http"
+	netmail "net/mail"
+	"sort"
+	"strings"
+	"sync"
+	texttemplate "text/template"
+	"time"
+	"unicode"
+	"unicode/utf8"
+	// The default zone of the dates, Europe/Paris, must load on minimal
+	// machines too.
+	_ "time/tzdata"
+
+	gomail "github.com/emersion/go-message/mail"
+
+	"supportbridge/bridge"
+	"supportbridge/mail"
+)
+
+// Composer builds the mails sent to the external desk. Its zero value is not
+// usable: From and DeskAddress are required.
+type Composer struct {
+	From, ReplyTo, DeskAddress *netmail.Address
+	// SubjectTag is the word of the subject tag: "ENT" gives "[ENT-<id>]".
+	// Empty means "ENT".
+	SubjectTag string
+	// Identity is the X-Loop value, e.g. "supportbridge@ent.example"; the
+	// inbound side drops mail that carries it.
+	Identity string
+	Signer   mail.Signer
+	// PlusToken makes Reply-To carry the signed token of the ticket
+	// (assistance+<token>@…), a threading fallback for replies that lose
+	// their In-Reply-To.
+	PlusToken bool
+	// MaxAttachmentBytes is the largest attachment put in a mail; larger
+	// ones are only listed. Zero or less means 10 MiB.
+	MaxAttachmentBytes int64
+	// MaxTotalAttachmentBytes caps the attachments of one mail together,
+	// so that the message stays under the server's SIZE; the attachments
+	// that would pass it are listed like the oversize ones. Zero or less
+	// means no cap.
+	MaxTotalAttachmentBytes int64
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Location is the time zone of the dates in the body; nil means
+	// Europe/Paris (UTC if the zone database cannot be loaded).
+	Location *time.Location
+}
+
+// EscalationInput is what an escalation mail says.
+type EscalationInput struct {
+	// MessageID, when set, is the Message-ID to use (chosen once per job
+	// and kept across retries); else a new signed one is made.
+	MessageID   string
+	Ticket      bridge.TicketView
+	Structure   bridge.Structure
+	EscalatedBy bridge.Person
+	// Attachments holds the bytes of the ticket's and exchanges'
+	// attachments.
+	Attachments []bridge.AttachmentData
+}
+
+// FollowUpInput is what a follow-up mail says: a new ENT comment, or a short
+// note (an edit, a status change) when Exchange is nil.
+type FollowUpInput struct {
+	// MessageID, when set, is the Message-ID to use (see EscalationInput).
+	MessageID   string
+	Ticket      bridge.Ticket
+	Structure   bridge.Structure
+	Exchange    *bridge.Exchange
+	Note        string
+	Attachments []bridge.AttachmentData
+	// References are the Message-IDs of the thread, root first, with or
+	// without angle brackets.
+	References []string
+}
+
+const (
+	compDefaultMaxAttachment = 10 << 20
+	compMaxSubjectRunes      = 200
+	compMaxNameRunes         = 100
+	compMaxLineRunes         = 500
+	compMaxFilenameRunes     = 120
+	compMaxReferences        = 20
+	compKindEscalation       = "esc"
+	compKindFollowUp         = "fu"
+)
+
+// Escalation composes the first mail of a ticket to the desk: every field of
+// the ticket, its history and its attachments.
+func (c *Composer) Escalation(in EscalationInput) (mail.Outgoing, error) {
+	t := in.Ticket.Ticket
+	if err := c.compCheck(t.ID); err != nil {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose escalation: %w", err)
+	}
+	l := compCatalog(t.Locale)
+	loc := c.location()
+
+	by := in.EscalatedBy
+	if by == (bridge.Person{}) && t.Escalation.EscalatedBy != nil {
+		by = *t.Escalation.EscalatedBy
+	}
+	attached, leftOut, files, err := c.compAttachments(in.Attachments, l)
+	if err != nil {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose escalation %s: %w", t.ID, err)
+	}
+
+	exchanges := append([]bridge.Exchange(nil), in.Ticket.Exchanges...)
+	sort.SliceStable(exchanges, func(i, j int) bool { return exchanges[i].CreatedAt.Before(exchanges[j].CreatedAt) })
+	views := make([]compExchangeView, 0, len(exchanges))
+	for _, e := range exchanges {
+		views = append(views, compExchange(e, l, loc))
+	}
+
+	data := compEscalationView{
+		L:           l,
+		Tag:         c.compTag(t.ID),
+		TicketID:    compLine(t.ID),
+		Subject:     compCap(compLine(t.Subject), compMaxLineRunes),
+		School:      compCap(compLine(in.Structure.Name), compMaxLineRunes),
+		UAI:         compCap(compLine(in.Structure.UAI), compMaxNameRunes),
+		App:         compCategory(t.Category),
+		Requester:   compPerson(t.Owner, l),
+		EscalatedBy: compPerson(by, l),
+		Created:     l.date(t.CreatedAt, loc),
+		Status:      l.status(t.Status),
+		Description: compBody(t.Description),
+		Attached:    attached,
+		LeftOut:     leftOut,
+		Exchanges:   views,
+	}
+	text, html, err := compRender(compEscalationText, compEscalationHTML, data)
+	if err != nil {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose escalation %s: %w", t.ID, err)
+	}
+	msgID := strings.Trim(in.MessageID, "<>")
+	if msgID == "" {
+		msgID = c.Signer.NewMessageID(t.ID, compKindEscalation)
+	}
+	h := c.compHeader(t, msgID, c.compSubject(t, false))
+	out, err := c.compWrite(h, msgID, text, html, files)
+	if err != nil {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose escalation %s: %w", t.ID, err)
+	}
+	return out, nil
+}
+
+// FollowUp composes a mail threaded under the escalation: a new comment or a
+// short note, and its attachments.
+func (c *Composer) FollowUp(in FollowUpInput) (mail.Outgoing, error) {
+	t := in.Ticket
+	if err := c.compCheck(t.ID); err != nil {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up: %w", err)
+	}
+	note := compBody(in.Note)
+	if in.Exchange == nil && note == "" {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up %s: neither an exchange nor a note", t.ID)
+	}
+	l := compCatalog(t.Locale)
+	loc := c.location()
+	attached, leftOut, files, err := c.compAttachments(in.Attachments, l)
+	if err != nil {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up %s: %w", t.ID, err)
+	}
+
+	data := compFollowUpView{
+		L:        l,
+		Tag:      c.compTag(t.ID),
+		TicketID: compLine(t.ID),
+		Subject:  compCap(compLine(t.Subject), compMaxLineRunes),
+		School:   compCap(compLine(in.Structure.Name), compMaxLineRunes),
+		UAI:      compCap(compLine(in.Structure.UAI), compMaxNameRunes),
+		Status:   l.status(t.Status),
+		Note:     note,
+		Attached: attached,
+		LeftOut:  leftOut,
+	}
+	if in.Exchange != nil {
+		v := compExchange(*in.Exchange, l, loc)
+		data.Comment = &v
+	}
+	text, html, err := compRender(compFollowUpText, compFollowUpHTML, data)
+	if err != nil {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up %s: %w", t.ID, err)
+	}
+	msgID := strings.Trim(in.MessageID, "<>")
+	if msgID == "" {
+		msgID = c.Signer.NewMessageID(t.ID, compKindFollowUp)
+	}
+	h := c.compHeader(t, msgID, c.compSubject(t, true))
+	if refs := compReferences(t.Escalation.RootMessageID, in.References); len(refs) > 0 {
+		h.SetMsgIDList("In-Reply-To", refs[len(refs)-1:])
+		h.SetMsgIDList("References", refs)
+	}
+	out, err := c.compWrite(h, msgID, text, html, files)
+	if err != nil {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up %s: %w", t.ID, err)
+	}
+	return out, nil
+}
+
+// compCheck rejects a Composer or a ticket that cannot give a valid mail.
+func (c *Composer) compCheck(ticketID string) error {
+	if strings.TrimSpace(ticketID) == "" {
+		return errors.New("ticket without id")
+	}
+	if c.From == nil || c.DeskAddress == nil {
+		return errors.New("from and desk address are required")
+	}
+	for _, a := range []*netmail.Address{c.From, c.ReplyTo, c.DeskAddress} {
+		if a != nil && !compAddrSpecOK(a.Address) {
+			return fmt.Errorf("invalid address %q", a.Address)
+		}
+	}
+	return nil
+}
+
+// compAddrSpecOK is a sanity check on a configured addr-spec: something@domain,
+// no space or control character that could break the header or the SMTP
+// envelope. The config loader does the full validation.
+func compAddrSpecOK(a string) bool {
+	at := strings.LastIndexByte(a, '@')
+	if at <= 0 || at == len(a)-1 || !utf8.ValidString(a) {
+		return false
+	}
+	for _, r := range a {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == '<' || r == '>' || r == ',' {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Composer) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Composer) location() *time.Location {
+	if c.Location != nil {
+		return c.Location
+	}
+	return bridge.ParisLocation()
+}
+
+// compTag is the subject tag of a ticket, "[ENT-42]".
+func (c *Composer) compTag(ticketID string) string {
+	tag := strings.Map(func(r rune) rune {
+		if r == '[' || r == ']' || unicode.IsSpace(r) || unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, c.SubjectTag)
+	if tag == "" {
+		tag = "ENT"
+	}
+	return "[" + tag + "-" + compHeaderText(ticketID, compMaxNameRunes) + "]"
+}
+
+// compSubject is "[ENT-42] [Desk #5678] Écran blanc", "Re: " before it on
+// follow-ups, neutralised and capped.
+func (c *Composer) compSubject(t bridge.Ticket, reply bool) string {
+	subject := compHeaderText(t.Subject, compMaxLineRunes)
+	var prefix []string
+	if reply {
+		prefix = append(prefix, "Re:")
+	}
+	tag := c.compTag(t.ID)
+	if !strings.Contains(subject, tag) {
+		prefix = append(prefix, tag)
+	}
+	ref := t.Escalation.DeskTag
+	if ref == "" {
+		ref = t.Escalation.DeskReference
+	}
+	if ref = compHeaderText(ref, compMaxNameRunes); ref != "" {
+		// The desk's reference is echoed as it was learned; bare
+		// references get brackets so that they read as a tag.
+		if !strings.HasPrefix(ref, "[") || !strings.HasSuffix(ref, "]") {
+			ref = "[" + ref + "]"
+		}
+		if !strings.Contains(subject, ref) {
+			prefix = append(prefix, ref)
+		}
+	}
+	if subject != "" {
+		prefix = append(prefix, subject)
+	}
+	return compCap(strings.Join(prefix, " "), compMaxSubjectRunes)
+}
+
+func compReferences(root string, refs []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(id string) {
+		id = strings.TrimSpace(id)
+		id = strings.TrimSuffix(strings.TrimPrefix(id, "<"), ">")
+		if compMsgIDOK(id) && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	add(root)
+	for _, r := range refs {
+		add(r)
+	}
+	// Long threads: keep the root and the most recent ones, as RFC 5322
+	// allows, so the header stays reasonable.
+	if len(out) > compMaxReferences {
+		out = append(out[:1:1], out[len(out)-compMaxReferences+1:]...)
+	}
+	return out
+}
+
+// compMsgIDOK accepts an id-left "@" id-right without brackets, spaces or
+// control characters.
+func compMsgIDOK(id string) bool {
+	if id == "" || len(id) > 250 || strings.Count(id, "@") != 1 || id[0] == '@' || id[len(id)-1] == '@' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if b <= ' ' || b >= 0x7f || b == '<' || b == '>' || b == '"' || b == '(' || b == ')' || b == ',' || b == ';' || b == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// compHeader sets every header but the body's.
+func (c *Composer) compHeader(t bridge.Ticket, msgID, subject string) gomail.Header {
+	var h gomail.Header
+	h.SetDate(c.now())
+	h.SetAddressList("From", []*gomail.Address{compAddress(c.From)})
+	h.SetAddressList("To", []*gomail.Address{compAddress(c.DeskAddress)})
+	if rt := c.compReplyTo(t.ID); rt != nil {
+		h.SetAddressList("Reply-To", []*gomail.Address{rt})
+	}
+	h.SetSubject(subject)
+	h.SetMessageID(msgID)
+	if id := compHeaderText(c.Identity, compMaxLineRunes); id != "" {
+		h.SetText("X-Loop", id)
+	}
+	// Stops Exchange/Outlook out-of-office replies. No Auto-Submitted: the
+	// escalation is a person's demand, and desks drop auto-submitted mail.
+	h.Set("X-Auto-Response-Suppress", "All")
+	h.SetText("X-SupportBridge-Ticket", compHeaderText(t.ID, compMaxNameRunes))
+	return h
+}
+
+func (c *Composer) compReplyTo(ticketID string) *gomail.Address {
+	base := c.ReplyTo
+	if base == nil {
+		if !c.PlusToken {
+			return nil
+		}
+		base = c.From
+	}
+	a := compAddress(base)
+	if c.PlusToken {
+		a.Address = mail.PlusAddress(a.Address, c.Signer.ReplyToken(ticketID))
+	}
+	return a
+}
+
+// compAddress copies a with its display name neutralised; go-message
+// encodes non-ASCII names and quotes the others.
+func compAddress(a *netmail.Address) *gomail.Address {
+	return &gomail.Address{Name: compHeaderText(a.Name, compMaxNameRunes), Address: a.Address}
+}
+
+func (c *Composer) envelopeFrom() string {
+	if c.ReplyTo != nil {
+		return mail.PlusAddress(c.ReplyTo.Address, "")
+	}
+	return c.From.Address
+}
+
+// compWrite writes the mail: multipart/mixed holding a multipart/alternative
+// (text, then HTML) and the attachments.
+func (c *Composer) compWrite(h gomail.Header, msgID, text, html string, files []compFile) (mail.Outgoing, error) {
+	var buf bytes.Buffer
+	mw, err := gomail.CreateWriter(&buf, h)
+	if err != nil {
+		return mail.Outgoing{}, fmt.Errorf("write header: %w", err)
+	}
+	iw, err := mw.CreateInline()
+	if err != nil {
+		return mail.Outgoing{}, fmt.Errorf("create alternative: %w", err)
+	}
+	for _, p := range []struct{ typ, body string }{{"text/plain", text}, {"text/html", html}} {
+		var ih gomail.InlineHeader
+		ih.SetContentType(p.typ, map[string]string{"charset": "utf-8"})
+		w, err := iw.CreatePart(ih)
+		if err != nil {
+			return mail.Outgoing{}, fmt.Errorf("create %s part: %w", p.typ, err)
+		}
+		if err := compWriteClose(w, []byte(p.body)); err != nil {
+			return mail.Outgoing{}, fmt.Errorf("write %s part: %w", p.typ, err)
+		}
+	}
+	if err := iw.Close(); err != nil {
+		return mail.Outgoing{}, fmt.Errorf("close alternative: %w", err)
+	}
+	for _, f := range files {
+		var ah gomail.AttachmentHeader
+		// The name parameter too: some clients read only that one.
+		ah.SetContentType(f.contentType, map[string]string{"name": f.name})
+		ah.SetFilename(f.name)
+		w, err := mw.CreateAttachment(ah)
+		if err != nil {
+			return mail.Outgoing{}, fmt.Errorf("create attachment: %w", err)
+		}
+		if err := compWriteClose(w, f.content); err != nil {
+			return mail.Outgoing{}, fmt.Errorf("write attachment: %w", err)
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return mail.Outgoing{}, fmt.Errorf("close message: %w", err)
+	}
+	return mail.Outgoing{
+		MessageID: msgID,
+		From:      c.envelopeFrom(),
+		To:        []string{c.DeskAddress.Address},
+		Raw:       buf.Bytes(),
+	}, nil
+}
+
+func compWriteClose(w io.WriteCloser, b []byte) error {
+	if _, err := w.Write(b); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
+
+// compRender executes the text and HTML templates on the same data. The HTML
+// one is html/template: every value is escaped.
+// compTemplates are parsed once per process: parsing costs more than
+// rendering.
+type compTemplates struct {
+	text *texttemplate.Template
+	html *htmltemplate.Template
+}
+
+var compParsed sync.Map // text source → *compTemplates
+
+func compParse(textSrc, htmlSrc string) (*compTemplates, error) {
+	if v, ok := compParsed.Load(textSrc); ok {
+		return v.(*compTemplates), nil
+	}
+	funcs := map[string]any{
+		"join": strings.Join,
+		"rule": func(s string) string { return strings.Repeat("-", utf8.RuneCountInString(s)) },
+	}
+	tt, err := texttemplate.New("text").Funcs(funcs).Parse(textSrc)
+	if err != nil {
+		return nil, fmt.Errorf("parse text template: %w", err)
+	}
+	ht, err := htmltemplate.New("html").Funcs(funcs).Parse(htmlSrc)
+	if err != nil {
+		return nil, fmt.Errorf("parse html template: %w", err)
+	}
+	v, _ := compParsed.LoadOrStore(textSrc, &compTemplates{text: tt, html: ht})
+	return v.(*compTemplates), nil
+}
+
+func compRender(textSrc, htmlSrc string, data any) (text, html string, err error) {
+	ts, err := compParse(textSrc, htmlSrc)
+	if err != nil {
+		return "", "", err
+	}
+	var tb, hb strings.Builder
+	if err := ts.text.Execute(&tb, data); err != nil {
+		return "", "", fmt.Errorf("render text: %w", err)
+	}
+	if err := ts.html.Execute(&hb, data); err != nil {
+		return "", "", fmt.Errorf("render html: %w", err)
+	}
+	return strings.TrimRight(tb.String(), "\n") + "\n", hb.String(), nil
+}
+
+type compPersonView struct{ Name, Email, Profile string }
+
+type compFileView struct{ Name, Size string }
+
+type compExchangeView struct {
+	Origin, Author, Email, Date, Body string
+	Files                             []string
+}
+
+type compEscalationView struct {
+	L                                                                      compLabels
+	Tag, TicketID, Subject, School, UAI, App, Created, Status, Description string
+	Requester, EscalatedBy                                                 compPersonView
+	Attached, LeftOut                                                      []compFileView
+	Exchanges                                                              []compExchangeView
+}
+
+type compFollowUpView struct {
+	L                                           compLabels
+	Tag, TicketID, Subject, School, UAI, Status string
+	Comment                                     *compExchangeView
+	Note                                        string
+	Attached, LeftOut                           []compFileView
+}
+
+// compFile is an attachment ready to be written.
+type compFile struct {
+	name, contentType string
+	content           []byte
+}
+
+func compPerson(p bridge.Person, l compLabels) compPersonView {
+	return compPersonView{
+		Name:    compCap(compLine(p.DisplayName), compMaxNameRunes),
+		Email:   compCap(compLine(p.Email), compMaxNameRunes),
+		Profile: compCap(l.profile(p.Profile), compMaxNameRunes),
+	}
+}
+
+func compExchange(e bridge.Exchange, l compLabels, loc *time.Location) compExchangeView {
+	origin := l.OriginENT
+	if e.Origin == bridge.OriginDesk {
+		origin = l.OriginDesk
+	}
+	v := compExchangeView{
+		Origin: origin,
+		Author: compCap(compLine(e.Author.DisplayName), compMaxNameRunes),
+		Email:  compCap(compLine(e.Author.Email), compMaxNameRunes),
+		Date:   l.date(e.CreatedAt, loc),
+		Body:   compBody(e.Body),
+	}
+	for i, a := range e.Attachments {
+		v.Files = append(v.Files, compFilename(a.Filename, i+1, l))
+	}
+	return v
+}
+
+func compCategory(c bridge.Category) string {
+	label, app := compCap(compLine(c.Label), compMaxNameRunes), compCap(compLine(c.App), compMaxNameRunes)
+	switch {
+	case label != "" && app != "" && !strings.EqualFold(label, app):
+		return label + " (" + app + ")"
+	case label != "":
+		return label
+	default:
+		return app
+	}
+}
+
+// compAttachments splits the attachments into those that go in the mail and
+// those too large, alone or with the ones before, which are only listed.
+func (c *Composer) compAttachments(in []bridge.AttachmentData, l compLabels) (attached, leftOut []compFileView, files []compFile, err error) {
+	limit := c.MaxAttachmentBytes
+	if limit <= 0 {
+		limit = compDefaultMaxAttachment
+	}
+	var total int64
+	for i, a := range in {
+		name := compFilename(a.Filename, i+1, l)
+		size := int64(len(a.Content))
+		if size == 0 && a.Size > limit {
+			// Bytes not loaded because too large: list it all the same.
+			size = a.Size
+		}
+		view := compFileView{Name: name, Size: l.size(size)}
+		if size > limit || (c.MaxTotalAttachmentBytes > 0 && total+size > c.MaxTotalAttachmentBytes) {
+			leftOut = append(leftOut, view)
+			continue
+		}
+		if size == 0 && a.Size > 0 {
+			// Sending an empty file in its place would lose it silently.
+			return nil, nil, nil, fmt.Errorf("attachment %d (%s): %d bytes declared, none given", i+1, name, a.Size)
+		}
+		total += size
+		attached = append(attached, view)
+		files = append(files, compFile{name: name, contentType: compContentType(a.ContentType, a.Content), content: a.Content})
+	}
+	return attached, leftOut, files, nil
+}
+
+// compContentType keeps the declared media type when it parses, else sniffs
+// the bytes. multipart/* and message/* are refused: go-message would write
+// such a part's bytes unencoded, as MIME structure.
+func compContentType(declared string, content []byte) string {
+	for _, ct := range []string{declared, http.DetectContentType(content)} {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !strings.Contains(mt, "/") {
+			continue
+		}
+		if strings.HasPrefix(mt, "multipart/") || strings.HasPrefix(mt, "message/") {
+			continue
+		}
+		return mt
+	}
+	return "application/octet-stream"
+}
+
+// compFilename makes an attachment name safe to offer: no directory part, no
+// control or bidi character, none of the characters Windows refuses, no
+// leading or trailing dot or space, capped; "piece-jointe-N" when nothing is
+// left.
+func compFilename(name string, n int, l compLabels) string {
+	name = strings.ToValidUTF8(name, "\uFFFD")
+	name = strings.ReplaceAll(name, "\\", "/")
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.Map(func(r rune) rune {
+		switch {
+		case compInvisible(r):
+			return -1
+		case unicode.IsControl(r) || unicode.IsSpace(r):
+			return ' '
+		case strings.ContainsRune(`:*?"<>|`, r):
+			return '_'
+		}
+		return r
+	}, name)
+	// '?' is among the replaced characters: no encoded word survives.
+	name = strings.Trim(strings.Join(strings.Fields(name), " "), " .")
+	if name == "" {
+		return fmt.Sprintf("%s-%d", l.FileFallback, n)
+	}
+	if utf8.RuneCountInString(name) > compMaxFilenameRunes {
+		ext := ""
+		if i := strings.LastIndexByte(name, '.'); i > 0 && utf8.RuneCountInString(name[i:]) <= 10 {
+			ext = name[i:]
+			name = name[:i]
+		}
+		r := []rune(name)
+		name = strings.TrimRight(string(r[:compMaxFilenameRunes-utf8.RuneCountInString(ext)]), " .") + ext
+	}
+	return name
+}
+
+// compInvisible reports the bidi and zero-width formatting characters that
+// can make a name or subject read differently from what it is.
+func compInvisible(r rune) bool {
+	switch {
+	case r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069,
+		r == 0x200E, r == 0x200F, r == 0x061C, r == 0xFEFF:
+		return true
+	}
+	return false
+}
+
+// compLine neutralises a one-line value from a user: control and invisible
+// characters become spaces, runs of white space fold into one, invalid UTF-8
+// becomes U+FFFD.
+func compLine(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if compInvisible(r) || unicode.IsControl(r) || unicode.IsSpace(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// compHeaderText is compLine capped to max runes: what a user-supplied
+// header value becomes before go-message encodes it. Text that looks like an
+// RFC 2047 encoded word gets a space ("=?" → "= ?"): go-message leaves plain
+// ASCII as is, and the receiver would decode it, CR/LF included.
+func compHeaderText(s string, max int) string {
+	return compCap(compNoEncodedWord(compLine(s)), max)
+}
+
+func compNoEncodedWord(s string) string {
+	return strings.ReplaceAll(s, "=?", "= ?")
+}
+
+// compCap cuts s to max runes, the last one being "…".
+func compCap(s string, max int) string {
+	if max <= 0 || utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimRight(string(r[:max-1]), " ") + "…"
+}
+
+// compBody neutralises a multi-line value from a user: line endings become
+// LF, other control characters (but tabs) go, trailing spaces and blank lines
+// at both ends are trimmed.
+func compBody(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	s = strings.ReplaceAll(s, "\r", "\n")
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return r
+		case r == '\u2028' || r == '\u2029' || r == '\u0085':
+			return '\n'
+		case compInvisible(r) || unicode.IsControl(r):
+			return -1
+		}
+		return r
+	}, s)
+	lines := strings.Split(s, "\n")
+	for i, line := range lines {
+		lines[i] = strings.TrimRightFunc(line, unicode.IsSpace)
+	}
+	return strings.Trim(strings.Join(lines, "\n"), "\n")
+}

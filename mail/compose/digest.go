@@ -1,0 +1,476 @@
+package compose
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	netmail "net/mail"
+	"net/url"
+	"strings"
+	"time"
+
+	gomail "github.com/emersion/go-message/mail"
+
+	"supportbridge/bridge"
+	"supportbridge/mail"
+	"supportbridge/mail/smtpclient"
+)
+
+// DigestComposer builds the digest mails sent to referents: one mail a
+// referent and period summing up their structures' demands, in the
+// referent's language, text and HTML.
+type DigestComposer struct {
+	// From is the sender (desk.from); required.
+	From *netmail.Address
+	// Identity is the X-Loop value, as in Composer: our own mail coming
+	// back is recognised by it.
+	Identity string
+	// Domain is the right-hand side of the Message-IDs (as Signer.Domain),
+	// so that a digest coming back is recognised as ours.
+	Domain string
+	// LinkBase is prefixed to a ticket id to link to the demand in the ENT;
+	// empty means no links.
+	LinkBase string
+	// DefaultLocale is the language of referents without one; empty or
+	// anything but English means French.
+	DefaultLocale string
+	// Location is the time zone of the dates; nil means Europe/Paris.
+	Location *time.Location
+	// Now is the clock of the Date header; nil means time.Now.
+	Now func() time.Time
+}
+
+// DigestInput is one referent's digest to compose.
+type DigestInput struct {
+	// MessageID, when set, is the Message-ID to use; else a new one.
+	MessageID string
+	Digest    bridge.ReferentDigest
+}
+
+// ErrEmptyDigest is returned for a digest with nothing to say: none is
+// ever sent.
+var ErrEmptyDigest = errors.New("mail: empty digest")
+
+const (
+	digMaxItems       = 50 // per section; the rest is counted
+	digMaxReasonRunes = 200
+	digRandomBytes    = 12
+)
+
+// Digest composes a referent's digest mail.
+func (c *DigestComposer) Digest(in DigestInput) (mail.Outgoing, error) {
+	d := in.Digest
+	if d.Empty() {
+		return mail.Outgoing{}, ErrEmptyDigest
+	}
+	if c.From == nil || !compAddrSpecOK(c.From.Address) {
+		return mail.Outgoing{}, errors.New("mail: compose digest: a valid from address is required")
+	}
+	to := strings.TrimSpace(d.Referent.Email)
+	if _, err := netmail.ParseAddress(to); err != nil || !compAddrSpecOK(to) {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose digest for %s: invalid address", compLine(d.Referent.ID))
+	}
+	locale := d.Referent.Locale
+	if strings.TrimSpace(locale) == "" {
+		locale = c.DefaultLocale
+	}
+	l := digCatalog(locale)
+	view := c.digView(d, l)
+	text, html, err := compRender(digTextTemplate, digHTMLTemplate, view)
+	if err != nil {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose digest for %s: %w", compLine(d.Referent.ID), err)
+	}
+
+	msgID := strings.Trim(in.MessageID, "<>")
+	if msgID == "" {
+		msgID = c.digMessageID()
+	}
+	var h gomail.Header
+	h.SetDate(c.digNow())
+	h.SetAddressList("From", []*gomail.Address{compAddress(c.From)})
+	h.SetAddressList("To", []*gomail.Address{{Name: compHeaderText(d.Referent.DisplayName, compMaxNameRunes), Address: to}})
+	h.SetSubject(view.Subject)
+	h.SetMessageID(msgID)
+	// A digest is bulk, machine-made mail (RFC 3834): auto-responders and
+	// Exchange out-of-office replies must stay quiet, and our own inbound
+	// side drops it should it come back (X-Loop, Message-ID domain).
+	h.Set("Auto-Submitted", "auto-generated")
+	h.Set("Precedence", "bulk")
+	h.Set("X-Auto-Response-Suppress", "All")
+	if id := compHeaderText(c.Identity, compMaxLineRunes); id != "" {
+		h.SetText("X-Loop", id)
+	}
+	h.SetText("X-SupportBridge-Digest", compHeaderText(string(d.Period), compMaxNameRunes))
+
+	raw, err := digWrite(h, text, html)
+	if err != nil {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose digest for %s: %w", compLine(d.Referent.ID), err)
+	}
+	return mail.Outgoing{MessageID: msgID, From: c.From.Address, To: []string{to}, Raw: raw}, nil
+}
+
+func (c *DigestComposer) digNow() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *DigestComposer) digLocation() *time.Location {
+	if c.Location != nil {
+		return c.Location
+	}
+	return (&Composer{}).location()
+}
+
+// digMessageID is random and unsigned: a digest threads nothing, and its
+// layout is not the signed one, so that it never leads to a ticket.
+func (c *DigestComposer) digMessageID() string {
+	random := make([]byte, digRandomBytes)
+	_, _ = rand.Read(random) // never fails on supported platforms
+	return "dig." + mail.Base32().EncodeToString(random) + "@" + mail.Signer{Domain: c.Domain}.MessageIDDomain()
+}
+
+// digWrite writes a multipart/alternative mail: text, then HTML.
+func digWrite(h gomail.Header, text, html string) ([]byte, error) {
+	var buf bytes.Buffer
+	iw, err := gomail.CreateInlineWriter(&buf, h)
+	if err != nil {
+		return nil, fmt.Errorf("write header: %w", err)
+	}
+	for _, p := range []struct{ typ, body string }{{"text/plain", text}, {"text/html", html}} {
+		var ih gomail.InlineHeader
+		ih.SetContentType(p.typ, map[string]string{"charset": "utf-8"})
+		w, err := iw.CreatePart(ih)
+		if err != nil {
+			return nil, fmt.Errorf("create %s part: %w", p.typ, err)
+		}
+		if err := compWriteClose(w, []byte(p.body)); err != nil {
+			return nil, fmt.Errorf("write %s part: %w", p.typ, err)
+		}
+	}
+	if err := iw.Close(); err != nil {
+		return nil, fmt.Errorf("close message: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+type digView struct {
+	Lang, Subject, Hello, Intro, Summary, Footer1, Footer2 string
+	Structures                                             []digStructureView
+}
+
+type digStructureView struct {
+	Title    string
+	Sections []digSectionView
+}
+
+type digSectionView struct {
+	Title string
+	Items []digItemView
+	More  string
+}
+
+type digItemView struct{ Label, Detail, Link string }
+
+func (c *DigestComposer) digView(d bridge.ReferentDigest, l digLabels) digView {
+	loc := c.digLocation()
+	v := digView{Lang: l.comp.Lang, Footer1: l.Footer1, Footer2: l.Footer2}
+	if d.Period == bridge.DigestWeekly {
+		v.Subject = fmt.Sprintf(l.SubjectWeekly, l.day(d.Window.From, loc))
+		v.Intro = fmt.Sprintf(l.IntroWeekly, l.comp.date(d.Window.From, loc), l.comp.date(d.Window.To, loc))
+	} else {
+		v.Subject = fmt.Sprintf(l.SubjectDaily, l.day(d.Window.To, loc))
+		v.Intro = fmt.Sprintf(l.IntroDaily, l.comp.date(d.Window.From, loc), l.comp.date(d.Window.To, loc))
+	}
+	if name := compCap(compLine(d.Referent.DisplayName), compMaxNameRunes); name != "" {
+		v.Hello = fmt.Sprintf(l.Hello, name)
+	} else {
+		v.Hello = l.HelloNoName
+	}
+	total := d.Counts()
+	var parts []string
+	for _, p := range []struct {
+		n    int
+		one  string
+		many string
+	}{
+		{total.New, l.NewOne, l.NewMany},
+		{total.Waiting, l.WaitingOne, l.WaitingMany},
+		{total.DeskReplies, l.RepliesOne, l.RepliesMany},
+		{total.FailedEscalations, l.FailedOne, l.FailedMany},
+	} {
+		if p.n > 0 {
+			parts = append(parts, l.plural(p.n, p.one, p.many))
+		}
+	}
+	v.Summary = l.Summary + strings.Join(parts, ", ") + "."
+
+	for _, sd := range d.Structures {
+		sv := digStructureView{Title: digStructureTitle(sd.Structure, l)}
+		add := func(title string, items []bridge.DigestItem, count int, detail func(bridge.DigestItem) string) {
+			if len(items) == 0 {
+				return
+			}
+			sec := digSectionView{Title: fmt.Sprintf("%s (%d)", title, count)}
+			for i, it := range items {
+				if i == digMaxItems {
+					sec.More = l.plural(len(items)-digMaxItems, l.MoreOne, l.MoreMany)
+					break
+				}
+				sec.Items = append(sec.Items, digItemView{Label: digLabel(it, l), Detail: detail(it), Link: c.digLink(it.TicketID)})
+			}
+			sv.Sections = append(sv.Sections, sec)
+		}
+		counts := sd.Counts()
+		add(l.NewTitle, sd.New, counts.New, func(it bridge.DigestItem) string {
+			return digJoin(compCap(compLine(it.Owner.DisplayName), compMaxNameRunes), compCategory(it.Category),
+				fmt.Sprintf(l.CreatedOn, l.comp.date(it.At, loc)))
+		})
+		add(l.WaitingTitle, sd.Waiting, counts.Waiting, func(it bridge.DigestItem) string {
+			return digJoin(l.comp.status(it.Status), fmt.Sprintf(l.WaitingSince, l.comp.date(it.At, loc)))
+		})
+		add(l.RepliesTitle, sd.DeskReplies, counts.DeskReplies, func(it bridge.DigestItem) string {
+			if it.Replies > 1 {
+				return fmt.Sprintf(l.RepliesLast, it.Replies, l.comp.date(it.At, loc))
+			}
+			return fmt.Sprintf(l.ReplyOn, l.comp.date(it.At, loc))
+		})
+		add(l.FailedTitle, sd.FailedEscalations, counts.FailedEscalations, func(it bridge.DigestItem) string {
+			s := fmt.Sprintf(l.FailedOn, l.comp.date(it.At, loc))
+			if r := compCap(compLine(it.Reason), digMaxReasonRunes); r != "" {
+				s += l.comp.Colon + r
+			}
+			return s
+		})
+		v.Structures = append(v.Structures, sv)
+	}
+	return v
+}
+
+// digLink is the ENT address of a demand, or "" without a link base.
+func (c *DigestComposer) digLink(ticketID string) string {
+	base := strings.TrimSpace(c.LinkBase)
+	if base == "" {
+		return ""
+	}
+	return base + url.PathEscape(ticketID)
+}
+
+func digStructureTitle(st bridge.Structure, l digLabels) string {
+	name := compCap(compLine(st.Name), compMaxLineRunes)
+	if name == "" {
+		name = compCap(compLine(st.ID), compMaxNameRunes)
+	}
+	if uai := compCap(compLine(st.UAI), compMaxNameRunes); uai != "" {
+		name += " (" + l.comp.UAI + " " + uai + ")"
+	}
+	return name
+}
+
+func digLabel(it bridge.DigestItem, l digLabels) string {
+	subject := compCap(compLine(it.Subject), compMaxLineRunes)
+	if subject == "" {
+		subject = l.NoSubject
+	}
+	return fmt.Sprintf(l.Number, compCap(compLine(it.TicketID), compMaxNameRunes)) + " – " + subject
+}
+
+func digJoin(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, " · ")
+}
+
+// digLabels is one locale's words for the digest; dates, statuses and the
+// colon come from the desk mail's catalog.
+type digLabels struct {
+	comp                                                    compLabels
+	SubjectDaily, SubjectWeekly                             string // %s: a day
+	IntroDaily, IntroWeekly                                 string // %s, %s: the window
+	Hello, HelloNoName                                      string
+	Summary                                                 string
+	NewOne, NewMany, WaitingOne, WaitingMany                string // %d
+	RepliesOne, RepliesMany, FailedOne, FailedMany          string // %d
+	NewTitle, WaitingTitle, RepliesTitle, FailedTitle       string
+	Number, NoSubject                                       string
+	CreatedOn, WaitingSince, ReplyOn, RepliesLast, FailedOn string
+	MoreOne, MoreMany                                       string // %d
+	Footer1, Footer2                                        string
+}
+
+// plural picks the singular for 0 and 1 (French usage; English has no 0
+// here: empty sections and counts are left out) and the plural above.
+func (l digLabels) plural(n int, one, many string) string {
+	if n > 1 {
+		return fmt.Sprintf(many, n)
+	}
+	return fmt.Sprintf(one, n)
+}
+
+// day formats the date of t without the time: "mardi 4 mars 2025".
+func (l digLabels) day(t time.Time, loc *time.Location) string {
+	t = t.In(loc)
+	return fmt.Sprintf("%s %d %s %d", l.comp.days[t.Weekday()], t.Day(), l.comp.months[t.Month()-1], t.Year())
+}
+
+func digCatalog(locale string) digLabels {
+	if compLocale(locale) == "en" {
+		return digLabels{
+			comp:          compCatalog("en"),
+			SubjectDaily:  "ENT support: summary for %s",
+			SubjectWeekly: "ENT support: summary of the week of %s",
+			IntroDaily:    "Here is the daily summary of the support requests of the schools you follow, from %s to %s.",
+			IntroWeekly:   "Here is the weekly summary of the support requests of the schools you follow, from %s to %s.",
+			Hello:         "Hello %s,",
+			HelloNoName:   "Hello,",
+			Summary:       "In short: ",
+			NewOne:        "%d new request",
+			NewMany:       "%d new requests",
+			WaitingOne:    "%d request waiting for action",
+			WaitingMany:   "%d requests waiting for action",
+			RepliesOne:    "%d reply from the support desk",
+			RepliesMany:   "%d replies from the support desk",
+			FailedOne:     "%d failed escalation to the support desk",
+			FailedMany:    "%d failed escalations to the support desk",
+			NewTitle:      "New requests",
+			WaitingTitle:  "Requests waiting for action",
+			RepliesTitle:  "Replies from the support desk",
+			FailedTitle:   "Failed escalations to the support desk",
+			Number:        "#%s",
+			NoSubject:     "(no subject)",
+			CreatedOn:     "created on %s",
+			WaitingSince:  "waiting since %s",
+			ReplyOn:       "reply received on %s",
+			RepliesLast:   "%d replies, the last one on %s",
+			FailedOn:      "failed on %s",
+			MoreOne:       "… and %d more request",
+			MoreMany:      "… and %d more requests",
+			Footer1:       "This message is sent automatically by the ENT support service; please do not reply to it.",
+			Footer2:       "You receive it as a referent. How often these summaries come (daily, weekly or never) is set in the ENT.",
+		}
+	}
+	return digLabels{
+		comp:          compCatalog("fr"),
+		SubjectDaily:  "Assistance ENT : résumé du %s",
+		SubjectWeekly: "Assistance ENT : résumé de la semaine du %s",
+		IntroDaily:    "Voici le résumé quotidien des demandes d'assistance des établissements que vous suivez, du %s au %s.",
+		IntroWeekly:   "Voici le résumé hebdomadaire des demandes d'assistance des établissements que vous suivez, du %s au %s.",
+		Hello:         "Bonjour %s,",
+		HelloNoName:   "Bonjour,",
+		Summary:       "En bref : ",
+		NewOne:        "%d nouvelle demande",
+		NewMany:       "%d nouvelles demandes",
+		WaitingOne:    "%d demande en attente d'action",
+		WaitingMany:   "%d demandes en attente d'action",
+		RepliesOne:    "%d réponse du support",
+		RepliesMany:   "%d réponses du support",
+		FailedOne:     "%d transmission au support en échec",
+		FailedMany:    "%d transmissions au support en échec",
+		NewTitle:      "Nouvelles demandes",
+		WaitingTitle:  "Demandes en attente d'action",
+		RepliesTitle:  "Réponses du support",
+		FailedTitle:   "Transmissions au support en échec",
+		Number:        "n° %s",
+		NoSubject:     "(sans objet)",
+		CreatedOn:     "créée le %s",
+		WaitingSince:  "en attente depuis le %s",
+		ReplyOn:       "réponse reçue le %s",
+		RepliesLast:   "%d réponses, la dernière le %s",
+		FailedOn:      "échec le %s",
+		MoreOne:       "… et %d autre demande",
+		MoreMany:      "… et %d autres demandes",
+		Footer1:       "Ce message est envoyé automatiquement par l'assistance ENT ; merci de ne pas y répondre.",
+		Footer2:       "Vous le recevez en tant que référent. La fréquence de ces résumés (quotidienne, hebdomadaire ou jamais) se règle dans l'ENT.",
+	}
+}
+
+// The text template is rendered as is: every value in it went through
+// compLine first. "-- " opens the signature, so that mail clients fold it.
+const digTextTemplate = `{{.Hello}}
+
+{{.Intro}}
+
+{{.Summary}}
+{{- range .Structures}}
+
+
+{{.Title}}
+{{rule .Title}}
+{{- range .Sections}}
+
+{{.Title}}
+{{- range .Items}}
+- {{.Label}}
+  {{.Detail}}
+{{- if .Link}}
+  {{.Link}}
+{{- end}}
+{{- end}}
+{{- if .More}}
+{{.More}}
+{{- end}}
+{{- end}}
+{{- end}}
+
+{{"-- "}}
+{{.Footer1}}
+{{.Footer2}}
+`
+
+const digHTMLTemplate = `<!DOCTYPE html>
+<html lang="{{.Lang}}">
+<head><meta charset="utf-8"><title>{{.Subject}}</title></head>
+<body style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222">
+<p>{{.Hello}}</p>
+<p>{{.Intro}}</p>
+<p><b>{{.Summary}}</b></p>
+{{- range .Structures}}
+<h2 style="font-size:18px;border-bottom:1px solid #ccc;margin-top:24px">{{.Title}}</h2>
+{{- range .Sections}}
+<h3 style="font-size:16px">{{.Title}}</h3>
+<ul>
+{{- range .Items}}
+<li style="margin-bottom:6px">{{if .Link}}<a href="{{.Link}}">{{.Label}}</a>{{else}}{{.Label}}{{end}}<br><span style="color:#666">{{.Detail}}</span></li>
+{{- end}}
+{{- if .More}}
+<li>{{.More}}</li>
+{{- end}}
+</ul>
+{{- end}}
+{{- end}}
+<p style="color:#666;font-size:12px;margin-top:24px">{{.Footer1}}<br>{{.Footer2}}</p>
+</body>
+</html>
+`
+
+// DigestMailer is the bridge's digest mailer: it composes with a
+// DigestComposer and sends with a Sender, and tells permanent failures
+// (5xx) apart.
+type DigestMailer struct {
+	Composer *DigestComposer
+	Sender   *smtpclient.Sender
+}
+
+var _ bridge.DigestMailer = (*DigestMailer)(nil)
+
+// ComposeDigest composes a referent's digest mail.
+func (d *DigestMailer) ComposeDigest(dg bridge.ReferentDigest) (bridge.OutgoingMail, error) {
+	o, err := d.Composer.Digest(DigestInput{Digest: dg})
+	return fromOutgoing(o), err
+}
+
+// Send sends a composed digest.
+func (d *DigestMailer) Send(ctx context.Context, m bridge.OutgoingMail) error {
+	err := d.Sender.Send(ctx, mail.Outgoing{MessageID: m.MessageID, From: m.From, To: m.To, Raw: m.Raw})
+	if err != nil && !smtpclient.IsTemporary(err) {
+		return bridge.Permanent(err)
+	}
+	return err
+}

@@ -1,0 +1,357 @@
+package compose
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"supportbridge/bridge"
+)
+
+// compLabels is one locale's message catalog for outbound desk mail. The
+// templates take every word from here, so adding a locale is adding a
+// catalog.
+type compLabels struct {
+	Lang          string // html lang attribute
+	Colon         string // "Objet : " in French, "Subject: " in English
+	ReplyAbove    string // %s: the [ENT-id] tag
+	EscTitle      string // %s: the [ENT-id] tag
+	FuTitle       string // %s: the [ENT-id] tag
+	FuNoteTitle   string // %s: the [ENT-id] tag
+	Subject       string
+	School        string
+	UAI           string
+	App           string
+	Requester     string
+	EscalatedBy   string
+	Ticket        string
+	Created       string
+	Status        string
+	Description   string
+	NoDescription string
+	Attached      string
+	LeftOut       string
+	History       string
+	NoHistory     string
+	Author        string
+	Date          string
+	Files         string
+	OriginENT     string
+	OriginDesk    string
+	// FileFallback names an attachment whose name is unusable:
+	// FileFallback-N.
+	FileFallback string
+
+	months     [12]string
+	days       [7]string
+	at         string // between date and time
+	units      [4]string
+	decimalSep string
+	statuses   map[bridge.Status]string
+	profiles   map[string]string
+}
+
+// compCatalog returns the catalog of locale: "en…" is English, anything
+// else French (the ENT's default).
+func compCatalog(locale string) compLabels {
+	if compLocale(locale) == "en" {
+		return compLabels{
+			Lang:          "en",
+			Colon:         ": ",
+			ReplyAbove:    "Please reply above this message and keep %s in the subject.",
+			EscTitle:      "Support request %s escalated from the ENT",
+			FuTitle:       "New comment on support request %s",
+			FuNoteTitle:   "Update on support request %s",
+			Subject:       "Subject",
+			School:        "School",
+			UAI:           "UAI",
+			App:           "Application",
+			Requester:     "Requester",
+			EscalatedBy:   "Escalated by",
+			Ticket:        "Request number",
+			Created:       "Created on",
+			Status:        "Status",
+			Description:   "Description",
+			NoDescription: "(no description)",
+			Attached:      "Attachments",
+			LeftOut:       "Left out (too large)",
+			History:       "History of exchanges",
+			NoHistory:     "No exchange yet.",
+			Author:        "From",
+			Date:          "Date",
+			Files:         "Attachments",
+			OriginENT:     "ENT",
+			OriginDesk:    "Desk",
+			FileFallback:  "attachment",
+			months: [12]string{"January", "February", "March", "April", "May", "June",
+				"July", "August", "September", "October", "November", "December"},
+			days:       [7]string{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"},
+			at:         "at",
+			units:      [4]string{"bytes", "KB", "MB", "GB"},
+			decimalSep: ".",
+			statuses: map[bridge.Status]string{
+				bridge.StatusNew:      "New",
+				bridge.StatusOpened:   "Open",
+				bridge.StatusWaiting:  "Waiting for the user",
+				bridge.StatusResolved: "Resolved",
+				bridge.StatusClosed:   "Closed",
+			},
+			profiles: map[string]string{
+				"teacher": "Teacher", "student": "Student", "relative": "Parent",
+				"personnel": "Staff", "guest": "Guest",
+			},
+		}
+	}
+	return compLabels{
+		Lang:          "fr",
+		Colon:         " : ",
+		ReplyAbove:    "Merci de répondre au-dessus de ce message et de conserver %s dans l'objet.",
+		EscTitle:      "Demande d'assistance %s transmise par l'ENT",
+		FuTitle:       "Nouveau commentaire sur la demande %s",
+		FuNoteTitle:   "Mise à jour de la demande %s",
+		Subject:       "Objet",
+		School:        "Établissement",
+		UAI:           "UAI",
+		App:           "Application",
+		Requester:     "Demandeur",
+		EscalatedBy:   "Transmise par",
+		Ticket:        "Numéro de la demande",
+		Created:       "Créée le",
+		Status:        "Statut",
+		Description:   "Description",
+		NoDescription: "(pas de description)",
+		Attached:      "Pièces jointes",
+		LeftOut:       "Non jointes (trop volumineuses)",
+		History:       "Historique des échanges",
+		NoHistory:     "Aucun échange pour l'instant.",
+		Author:        "De",
+		Date:          "Date",
+		Files:         "Pièces jointes",
+		OriginENT:     "ENT",
+		OriginDesk:    "Support",
+		FileFallback:  "piece-jointe",
+		months: [12]string{"janvier", "février", "mars", "avril", "mai", "juin",
+			"juillet", "août", "septembre", "octobre", "novembre", "décembre"},
+		days:       [7]string{"dimanche", "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi"},
+		at:         "à",
+		units:      [4]string{"octets", "Ko", "Mo", "Go"},
+		decimalSep: ",",
+		statuses: map[bridge.Status]string{
+			bridge.StatusNew:      "Nouvelle",
+			bridge.StatusOpened:   "Ouverte",
+			bridge.StatusWaiting:  "En attente de l'usager",
+			bridge.StatusResolved: "Résolue",
+			bridge.StatusClosed:   "Fermée",
+		},
+		profiles: map[string]string{
+			"teacher": "Enseignant", "student": "Élève", "relative": "Parent",
+			"personnel": "Personnel", "guest": "Invité",
+		},
+	}
+}
+
+// compLocale reduces a ticket locale to one the catalogs know.
+func compLocale(locale string) string {
+	l := strings.ToLower(strings.TrimSpace(locale))
+	if l == "en" || strings.HasPrefix(l, "en-") || strings.HasPrefix(l, "en_") {
+		return "en"
+	}
+	return "fr"
+}
+
+// date formats t in the catalog's language: "lundi 3 mars 2025 à 14:05".
+func (l compLabels) date(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		return "—"
+	}
+	t = t.In(loc)
+	return fmt.Sprintf("%s %d %s %d %s %02d:%02d",
+		l.days[t.Weekday()], t.Day(), l.months[t.Month()-1], t.Year(), l.at, t.Hour(), t.Minute())
+}
+
+// size formats n bytes: "850 octets", "12,3 Ko", "2,5 Mo".
+func (l compLabels) size(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d %s", n, l.units[0])
+	}
+	v := float64(n) / 1024
+	u := 1
+	for v >= 1024 && u < len(l.units)-1 {
+		v /= 1024
+		u++
+	}
+	return strings.Replace(fmt.Sprintf("%.1f", v), ".", l.decimalSep, 1) + " " + l.units[u]
+}
+
+func (l compLabels) status(s bridge.Status) string {
+	if v, ok := l.statuses[s]; ok {
+		return v
+	}
+	return compLine(string(s))
+}
+
+func (l compLabels) profile(p string) string {
+	if v, ok := l.profiles[strings.ToLower(strings.TrimSpace(p))]; ok {
+		return v
+	}
+	return compLine(p)
+}
+
+// The templates are constants rather than embedded files so that the package
+// holds no variable state. Text templates are rendered as is: every value in
+// them has been cleaned of control characters first (compLine, compBody).
+
+const compEscalationText = `{{printf .L.ReplyAbove .Tag}}
+
+{{printf .L.EscTitle .Tag}}
+
+{{.L.Subject}}{{.L.Colon}}{{.Subject}}
+{{.L.School}}{{.L.Colon}}{{.School}}{{if .UAI}} ({{.L.UAI}} {{.UAI}}){{end}}
+{{.L.App}}{{.L.Colon}}{{.App}}
+{{.L.Requester}}{{.L.Colon}}{{template "person" .Requester}}
+{{.L.EscalatedBy}}{{.L.Colon}}{{template "person" .EscalatedBy}}
+{{.L.Ticket}}{{.L.Colon}}{{.TicketID}}
+{{.L.Created}}{{.L.Colon}}{{.Created}}
+{{.L.Status}}{{.L.Colon}}{{.Status}}
+
+{{.L.Description}}
+{{rule .L.Description}}
+{{if .Description}}{{.Description}}{{else}}{{.L.NoDescription}}{{end}}
+{{- if .Attached}}
+
+{{.L.Attached}}
+{{rule .L.Attached}}
+{{- range .Attached}}
+- {{.Name}} ({{.Size}})
+{{- end}}
+{{- end}}
+{{- if .LeftOut}}
+
+{{.L.LeftOut}}
+{{rule .L.LeftOut}}
+{{- range .LeftOut}}
+- {{.Name}} ({{.Size}})
+{{- end}}
+{{- end}}
+
+{{.L.History}}
+{{rule .L.History}}
+{{- range .Exchanges}}
+
+[{{.Origin}}] {{.Author}}{{if .Email}} <{{.Email}}>{{end}} — {{.Date}}
+{{.Body}}
+{{- if .Files}}
+{{$.L.Files}}{{$.L.Colon}}{{join .Files ", "}}
+{{- end}}
+{{- else}}
+{{.L.NoHistory}}
+{{- end}}
+{{define "person"}}{{.Name}}{{if .Email}} <{{.Email}}>{{end}}{{if .Profile}} ({{.Profile}}){{end}}{{end}}`
+
+const compEscalationHTML = `<!DOCTYPE html>
+<html lang="{{.L.Lang}}">
+<head><meta charset="utf-8"><title>{{.Tag}} {{.Subject}}</title></head>
+<body style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222">
+<p style="color:#666">{{printf .L.ReplyAbove .Tag}}</p>
+<h2 style="font-size:18px">{{printf .L.EscTitle .Tag}}</h2>
+<table cellpadding="4" style="border-collapse:collapse">
+<tr><th align="left">{{.L.Subject}}</th><td>{{.Subject}}</td></tr>
+<tr><th align="left">{{.L.School}}</th><td>{{.School}}{{if .UAI}} ({{.L.UAI}} {{.UAI}}){{end}}</td></tr>
+<tr><th align="left">{{.L.App}}</th><td>{{.App}}</td></tr>
+<tr><th align="left">{{.L.Requester}}</th><td>{{template "person" .Requester}}</td></tr>
+<tr><th align="left">{{.L.EscalatedBy}}</th><td>{{template "person" .EscalatedBy}}</td></tr>
+<tr><th align="left">{{.L.Ticket}}</th><td>{{.TicketID}}</td></tr>
+<tr><th align="left">{{.L.Created}}</th><td>{{.Created}}</td></tr>
+<tr><th align="left">{{.L.Status}}</th><td>{{.Status}}</td></tr>
+</table>
+<h3 style="font-size:16px">{{.L.Description}}</h3>
+<div style="white-space:pre-wrap">{{if .Description}}{{.Description}}{{else}}{{.L.NoDescription}}{{end}}</div>
+{{- if .Attached}}
+<h3 style="font-size:16px">{{.L.Attached}}</h3>
+<ul>{{range .Attached}}<li>{{.Name}} ({{.Size}})</li>{{end}}</ul>
+{{- end}}
+{{- if .LeftOut}}
+<h3 style="font-size:16px">{{.L.LeftOut}}</h3>
+<ul>{{range .LeftOut}}<li>{{.Name}} ({{.Size}})</li>{{end}}</ul>
+{{- end}}
+<h3 style="font-size:16px">{{.L.History}}</h3>
+{{- range .Exchanges}}
+<div style="border-left:3px solid #ccc;margin:8px 0;padding-left:8px">
+<p style="color:#666;margin:0">[{{.Origin}}] <b>{{.Author}}</b>{{if .Email}} &lt;{{.Email}}&gt;{{end}} — {{.Date}}</p>
+<div style="white-space:pre-wrap">{{.Body}}</div>
+{{- if .Files}}
+<p style="color:#666;margin:0">{{$.L.Files}}{{$.L.Colon}}{{join .Files ", "}}</p>
+{{- end}}
+</div>
+{{- else}}
+<p>{{.L.NoHistory}}</p>
+{{- end}}
+</body>
+</html>
+{{define "person"}}{{.Name}}{{if .Email}} &lt;{{.Email}}&gt;{{end}}{{if .Profile}} ({{.Profile}}){{end}}{{end}}`
+
+const compFollowUpText = `{{printf .L.ReplyAbove .Tag}}
+
+{{if .Comment}}{{printf .L.FuTitle .Tag}}{{else}}{{printf .L.FuNoteTitle .Tag}}{{end}}
+{{.L.Subject}}{{.L.Colon}}{{.Subject}}
+{{.L.School}}{{.L.Colon}}{{.School}}{{if .UAI}} ({{.L.UAI}} {{.UAI}}){{end}}
+{{.L.Status}}{{.L.Colon}}{{.Status}}
+{{- with .Comment}}
+
+{{$.L.Author}}{{$.L.Colon}}{{.Author}}{{if .Email}} <{{.Email}}>{{end}} ({{.Origin}})
+{{$.L.Date}}{{$.L.Colon}}{{.Date}}
+
+{{.Body}}
+{{- else}}
+
+{{.Note}}
+{{- end}}
+{{- if .Attached}}
+
+{{.L.Attached}}
+{{rule .L.Attached}}
+{{- range .Attached}}
+- {{.Name}} ({{.Size}})
+{{- end}}
+{{- end}}
+{{- if .LeftOut}}
+
+{{.L.LeftOut}}
+{{rule .L.LeftOut}}
+{{- range .LeftOut}}
+- {{.Name}} ({{.Size}})
+{{- end}}
+{{- end}}
+`
+
+const compFollowUpHTML = `<!DOCTYPE html>
+<html lang="{{.L.Lang}}">
+<head><meta charset="utf-8"><title>{{.Tag}} {{.Subject}}</title></head>
+<body style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222">
+<p style="color:#666">{{printf .L.ReplyAbove .Tag}}</p>
+<h2 style="font-size:18px">{{if .Comment}}{{printf .L.FuTitle .Tag}}{{else}}{{printf .L.FuNoteTitle .Tag}}{{end}}</h2>
+<table cellpadding="4" style="border-collapse:collapse">
+<tr><th align="left">{{.L.Subject}}</th><td>{{.Subject}}</td></tr>
+<tr><th align="left">{{.L.School}}</th><td>{{.School}}{{if .UAI}} ({{.L.UAI}} {{.UAI}}){{end}}</td></tr>
+<tr><th align="left">{{.L.Status}}</th><td>{{.Status}}</td></tr>
+{{- with .Comment}}
+<tr><th align="left">{{$.L.Author}}</th><td>{{.Author}}{{if .Email}} &lt;{{.Email}}&gt;{{end}} ({{.Origin}})</td></tr>
+<tr><th align="left">{{$.L.Date}}</th><td>{{.Date}}</td></tr>
+{{- end}}
+</table>
+{{- with .Comment}}
+<div style="white-space:pre-wrap;margin-top:12px">{{.Body}}</div>
+{{- else}}
+<div style="white-space:pre-wrap;margin-top:12px">{{.Note}}</div>
+{{- end}}
+{{- if .Attached}}
+<h3 style="font-size:16px">{{.L.Attached}}</h3>
+<ul>{{range .Attached}}<li>{{.Name}} ({{.Size}})</li>{{end}}</ul>
+{{- end}}
+{{- if .LeftOut}}
+<h3 style="font-size:16px">{{.L.LeftOut}}</h3>
+<ul>{{range .LeftOut}}<li>{{.Name}} ({{.Size}})</li>{{end}}</ul>
+{{- end}}
+</body>
+</html>
+`

@@ -1,0 +1,1324 @@
+package inbound
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	netmail "net/mail"
+	"net/textproto"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/charset"
+	gomail "github.com/emersion/go-message/mail"
+	mtextproto "github.com/emersion/go-message/textproto"
+	"github.com/microcosm-cc/bluemonday"
+)
+
+// ErrTooLarge is returned by ParseMessage for a mail over ParseLimits.MaxBytes.
+var ErrTooLarge = errors.New("mail: message too large")
+
+// ErrMalformed is returned, wrapped, by ParseMessage for a mail that cannot
+// be read at all: no header, or a MIME structure so broken that nothing of
+// the content survives.
+var ErrMalformed = errors.New("mail: malformed message")
+
+// ParseLimits bound what ParseMessage reads. A zero or negative field takes
+// the value of DefaultParseLimits.
+type ParseLimits struct {
+	MaxBytes           int64 // the raw mail
+	MaxAttachmentBytes int64 // one decoded attachment; larger ones are dropped
+	MaxAttachments     int   // attachments kept; the rest are dropped
+	MaxParts           int   // MIME parts visited; the rest are ignored
+	MaxDepth           int   // nesting of multiparts
+}
+
+// DefaultParseLimits returns limits that fit a help desk mailbox: 25 MiB
+// mails, 10 MiB attachments.
+func DefaultParseLimits() ParseLimits {
+	return ParseLimits{
+		MaxBytes:           25 << 20,
+		MaxAttachmentBytes: 10 << 20,
+		MaxAttachments:     50,
+		MaxParts:           200,
+		MaxDepth:           10,
+	}
+}
+
+func (l ParseLimits) inbWithDefaults() ParseLimits {
+	d := DefaultParseLimits()
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = d.MaxBytes
+	}
+	if l.MaxAttachmentBytes <= 0 {
+		l.MaxAttachmentBytes = d.MaxAttachmentBytes
+	}
+	if l.MaxAttachments <= 0 {
+		l.MaxAttachments = d.MaxAttachments
+	}
+	if l.MaxParts <= 0 {
+		l.MaxParts = d.MaxParts
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	return l
+}
+
+// Inbound is a parsed inbound mail.
+type Inbound struct {
+	MessageID  string   // without <>
+	InReplyTo  []string // without <>
+	References []string // without <>
+
+	From       *netmail.Address // nil when the mail has no usable From
+	ReplyTo    []*netmail.Address
+	To, Cc     []*netmail.Address
+	ReturnPath string // the envelope sender without <>; "" for the null sender "<>" or when absent
+	Sender     string // the address of the Sender header, if any
+
+	Subject string // decoded
+	Date    time.Time
+
+	// Header gives access to every top-level header field, decoded.
+	Header InboundHeader
+
+	// Text is the best plain text body: the text/plain parts, or the HTML
+	// converted to text when there are none.
+	Text string
+	// HTML is the HTML body sanitised for display, or "" when the mail had
+	// none. It keeps the class, id and type attributes that mark quotes so
+	// that ExtractReply can still cut it.
+	HTML string
+
+	Attachments []InboundAttachment
+	// Report is set for a multipart/report; report-type=delivery-status.
+	Report *DeliveryReport
+	// Problems lists what was odd but not fatal (unknown charset, truncated
+	// part, dropped attachment…), one short line each, without mail content
+	// beyond part types and file names.
+	Problems []Problem
+}
+
+// Problem is something odd the parser met in a mail, which did not stop
+// it.
+type Problem struct {
+	Kind ProblemKind
+	// Text says what, in one short line for operators, without mail
+	// content beyond part types and file names.
+	Text string
+}
+
+func (p Problem) String() string { return p.Text }
+
+// ProblemKind tells what a Problem cost.
+type ProblemKind int
+
+const (
+	// ProblemOddity: what the mail says came through, though something
+	// about it was odd (an unknown charset, an undecodable header word)
+	// or left out by the limits (an attachment dropped).
+	ProblemOddity ProblemKind = iota
+	// ProblemDamaged: part of the content itself was lost: a part
+	// truncated, a transfer encoding damaged, a multipart broken after a
+	// part.
+	ProblemDamaged
+)
+
+// InboundAttachment is a file part of an inbound mail. Inline images
+// referenced from the HTML with cid: URLs are attachments too, with Inline
+// set and their ContentID (without <>).
+type InboundAttachment struct {
+	Filename    string // safe: no path, no control characters, never empty
+	ContentType string // lower-case media type, without parameters
+	ContentID   string
+	Inline      bool
+	Content     []byte // decoded
+}
+
+// DeliveryReport holds the fields of a delivery status notification
+// (RFC 3464). When it lists several recipients, Action, Status and
+// Diagnostic are those of the first failed one, or of the first one.
+type DeliveryReport struct {
+	Action     string // lower-case: failed, delayed, delivered, relayed, expanded
+	Status     string // e.g. 5.1.1
+	Diagnostic string // e.g. "smtp; 550 5.1.1 <x@y>: Recipient address rejected"
+	Recipients []string
+	// OriginalMessageID is the Message-ID (without <>) of the mail that
+	// could not be delivered, from the returned message or its headers.
+	OriginalMessageID string
+}
+
+// InboundHeader is the decoded top-level header of an inbound mail, in
+// order. Names are case-insensitive.
+type InboundHeader struct {
+	fields []inbHeaderField
+}
+
+type inbHeaderField struct {
+	key   string // canonical
+	value string // decoded, unfolded
+}
+
+// Get returns the first value of the named field, or "".
+func (h InboundHeader) Get(name string) string {
+	k := textproto.CanonicalMIMEHeaderKey(name)
+	for _, f := range h.fields {
+		if f.key == k {
+			return f.value
+		}
+	}
+	return ""
+}
+
+// Values returns every value of the named field, in order.
+func (h InboundHeader) Values(name string) []string {
+	k := textproto.CanonicalMIMEHeaderKey(name)
+	var vs []string
+	for _, f := range h.fields {
+		if f.key == k {
+			vs = append(vs, f.value)
+		}
+	}
+	return vs
+}
+
+// Has reports whether the named field is present, even empty.
+func (h InboundHeader) Has(name string) bool {
+	k := textproto.CanonicalMIMEHeaderKey(name)
+	for _, f := range h.fields {
+		if f.key == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Len returns the number of fields.
+func (h InboundHeader) Len() int { return len(h.fields) }
+
+// ParseMessage parses a raw RFC 5322 mail. It never panics and reads at
+// most lim allows; what is odd but not fatal is listed in Problems. It
+// returns ErrTooLarge for a mail over lim.MaxBytes and an error wrapping
+// ErrMalformed for a mail that cannot be read at all.
+func ParseMessage(raw []byte, lim ParseLimits) (*Inbound, error) {
+	return NewMessageParser(lim).Parse(raw)
+}
+
+// MessageParser is ParseMessage with its limits and HTML policy built
+// once: build it with NewMessageParser and reuse it. It is safe for
+// concurrent use.
+type MessageParser struct {
+	lim    ParseLimits
+	policy *bluemonday.Policy
+}
+
+// NewMessageParser returns a parser for lim (zero fields take the
+// defaults).
+func NewMessageParser(lim ParseLimits) *MessageParser {
+	return &MessageParser{lim: lim.inbWithDefaults(), policy: inbSanitizer()}
+}
+
+// Parse does what ParseMessage does, with the parser's limits.
+func (mp *MessageParser) Parse(raw []byte) (*Inbound, error) {
+	if mp == nil || mp.policy == nil {
+		var lim ParseLimits
+		if mp != nil {
+			lim = mp.lim
+		}
+		mp = NewMessageParser(lim)
+	}
+	lim := mp.lim
+	if int64(len(raw)) > lim.MaxBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), lim.MaxBytes)
+	}
+	raw = inbSkipMboxLine(raw)
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrMalformed)
+	}
+	br := bufio.NewReader(bytes.NewReader(raw))
+	th, err := inbReadHeader(br)
+	if err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	if th.Len() == 0 {
+		return nil, fmt.Errorf("%w: no header", ErrMalformed)
+	}
+
+	p := &inbParser{lim: lim}
+	in := &Inbound{}
+	p.readTopHeader(in, th)
+
+	body := p.walk(th, br, 0)
+	if p.lostStructure && body.empty() && len(p.atts) == 0 && p.report == nil {
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, p.structureErr)
+	}
+
+	in.Text = strings.TrimSpace(strings.Join(body.texts, "\n\n"))
+	if len(body.htmls) > 0 {
+		in.HTML = strings.TrimSpace(mp.policy.Sanitize(strings.Join(body.htmls, "\n")))
+		if in.Text == "" {
+			// From the sanitised HTML, so that ExtractReply can tell a
+			// text made from the HTML from one the sender wrote.
+			in.Text = HTMLToText(in.HTML)
+		}
+	}
+	in.Attachments = p.atts
+	in.Report = p.report
+	in.Problems = p.problems
+	return in, nil
+}
+
+// inbReadHeader reads one header block. Its size needs no bound of its
+// own: the whole mail is already within MaxBytes and reading is linear.
+func inbReadHeader(br *bufio.Reader) (mtextproto.Header, error) {
+	return mtextproto.ReadHeader(br)
+}
+
+// inbSkipMboxLine drops an mbox "From " separator that some exports keep.
+func inbSkipMboxLine(raw []byte) []byte {
+	if bytes.HasPrefix(raw, []byte("From ")) {
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			return raw[i+1:]
+		}
+	}
+	return raw
+}
+
+type inbParser struct {
+	lim      ParseLimits
+	parts    int
+	stopped  bool // MaxParts reached
+	atts     []InboundAttachment
+	problems []Problem
+	report   *DeliveryReport
+	// lostStructure is set when a multipart could not be read from its
+	// first part on; with nothing else read the mail is malformed.
+	lostStructure bool
+	structureErr  string
+	dropped       int // attachments over MaxAttachments
+}
+
+func (p *inbParser) problem(kind ProblemKind, format string, args ...any) {
+	if len(p.problems) >= 100 {
+		return
+	}
+	p.problems = append(p.problems, Problem{Kind: kind, Text: fmt.Sprintf(format, args...)})
+}
+
+// inbBody is the displayable text gathered from a subtree.
+type inbBody struct {
+	texts []string
+	htmls []string
+}
+
+func (b inbBody) empty() bool {
+	for _, t := range b.texts {
+		if strings.TrimSpace(t) != "" {
+			return false
+		}
+	}
+	for _, h := range b.htmls {
+		if strings.TrimSpace(h) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *inbBody) add(o inbBody) {
+	b.texts = append(b.texts, o.texts...)
+	b.htmls = append(b.htmls, o.htmls...)
+}
+
+func (p *inbParser) readTopHeader(in *Inbound, th mtextproto.Header) {
+	mh := message.Header{Header: th}
+	dec := inbWordDecoder()
+	fields := mh.Fields()
+	for fields.Next() {
+		v, err := dec.DecodeHeader(inbRelabelLatin1Words(fields.Value()))
+		if err != nil {
+			p.problem(ProblemOddity, "header %s: undecodable encoded word", fields.Key())
+			v = fields.Value()
+		}
+		in.Header.fields = append(in.Header.fields, inbHeaderField{key: fields.Key(), value: inbCleanHeader(v)})
+	}
+
+	h := gomail.Header{Header: mh}
+	in.MessageID = inbFirst(inbMsgIDs(th.Get("Message-Id")))
+	in.InReplyTo = inbMsgIDs(th.Get("In-Reply-To"))
+	in.References = inbMsgIDs(strings.Join(th.Values("References"), " "))
+
+	if froms := p.addresses(h, "From"); len(froms) > 0 {
+		in.From = froms[0]
+	}
+	in.ReplyTo = p.addresses(h, "Reply-To")
+	in.To = p.addresses(h, "To")
+	in.Cc = p.addresses(h, "Cc")
+	if s := p.addresses(h, "Sender"); len(s) > 0 {
+		in.Sender = s[0].Address
+	}
+	in.ReturnPath = inbReturnPath(th.Get("Return-Path"))
+
+	in.Subject = in.Header.Get("Subject")
+	if th.Has("Date") {
+		d, err := h.Date()
+		if err != nil {
+			p.problem(ProblemOddity, "unparseable Date header")
+		} else {
+			in.Date = d
+		}
+	}
+}
+
+// addresses parses an address list; a list the strict parser refuses is
+// searched for anything that looks like an address, because a sender with a
+// sloppy client is still a sender.
+func (p *inbParser) addresses(h gomail.Header, key string) []*netmail.Address {
+	v := h.Get(key)
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	list, err := h.AddressList(key)
+	if err == nil {
+		return list
+	}
+	var out []*netmail.Address
+	for _, piece := range strings.Split(v, ",") {
+		if a, err := gomail.ParseAddress(piece); err == nil {
+			out = append(out, a)
+			continue
+		}
+		for _, m := range inbAddrRe().FindAllString(piece, -1) {
+			out = append(out, &netmail.Address{Address: m})
+		}
+	}
+	p.problem(ProblemOddity, "header %s: malformed address list", key)
+	return out
+}
+
+func inbAddrRe() *regexp.Regexp {
+	return regexp.MustCompile(`[^\s<>()\[\],;:"']+@[^\s<>()\[\],;:"']+`)
+}
+
+func inbReturnPath(v string) string {
+	v = strings.TrimSpace(v)
+	v = strings.TrimPrefix(v, "<")
+	v = strings.TrimSuffix(v, ">")
+	return strings.TrimSpace(v)
+}
+
+// inbMsgIDs reads a list of message ids leniently: the angle-bracketed ones
+// if any, else the whitespace or comma separated words. Clients in the wild
+// send ids without @, without brackets, separated by commas.
+func inbMsgIDs(v string) []string {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	var ids []string
+	if strings.Contains(v, "<") {
+		rest := v
+		for len(ids) < 500 {
+			i := strings.IndexByte(rest, '<')
+			if i < 0 {
+				break
+			}
+			j := strings.IndexByte(rest[i:], '>')
+			if j < 0 {
+				break
+			}
+			if id := strings.TrimSpace(rest[i+1 : i+j]); id != "" && !strings.ContainsAny(id, " \t") {
+				ids = append(ids, id)
+			}
+			rest = rest[i+j+1:]
+		}
+		return ids
+	}
+	for _, w := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
+		if len(ids) >= 500 {
+			break
+		}
+		if strings.Contains(w, "@") {
+			ids = append(ids, w)
+		}
+	}
+	return ids
+}
+
+func inbFirst(ss []string) string {
+	if len(ss) == 0 {
+		return ""
+	}
+	return ss[0]
+}
+
+// inbCleanHeader drops control characters a decoded word may carry: a
+// subject with a CR or NUL in it must not reach a log or another header.
+func inbCleanHeader(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' || r == '\u00a0' || r == '\u202f' {
+			// Non-breaking spaces too: Outlook writes "RE\u00a0:".
+			return ' '
+		}
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s))
+}
+
+// walk reads one entity whose header is h and whose raw (still encoded)
+// body is r, and returns the displayable text under it; files go to
+// p.atts.
+func (p *inbParser) walk(h mtextproto.Header, r io.Reader, depth int) inbBody {
+	var out inbBody
+	if p.stopped {
+		return out
+	}
+	p.parts++
+	if p.parts > p.lim.MaxParts {
+		p.stopped = true
+		p.problem(ProblemOddity, "more than %d MIME parts: the rest is ignored", p.lim.MaxParts)
+		return out
+	}
+	mh := message.Header{Header: h}
+	mediaType, params, err := mh.ContentType()
+	if err != nil {
+		// A Content-Type the mime package refuses is still mostly
+		// readable: keep its bare type.
+		mediaType = strings.ToLower(strings.TrimSpace(strings.SplitN(h.Get("Content-Type"), ";", 2)[0]))
+		params = inbLooseParams(h.Get("Content-Type"))
+		if mediaType == "" || !strings.Contains(mediaType, "/") {
+			mediaType = "text/plain"
+		}
+	}
+	mediaType = strings.ToLower(mediaType)
+
+	if strings.HasPrefix(mediaType, "multipart/") {
+		if depth >= p.lim.MaxDepth {
+			p.problem(ProblemOddity, "multipart nested deeper than %d: skipped", p.lim.MaxDepth)
+			return out
+		}
+		return p.walkMultipart(mediaType, params, r, depth)
+	}
+
+	switch mediaType {
+	case "message/rfc822", "message/global":
+		p.addMessage(mh, r)
+		return out
+	case "message/delivery-status", "message/global-delivery-status":
+		data := p.decode(mh, r, mediaType, p.lim.MaxBytes)
+		p.addDeliveryStatus(data)
+		return out
+	case "message/disposition-notification", "message/global-disposition-notification":
+		// A read receipt's machine part: Classify reads the top-level
+		// Content-Type; the part itself is no file for anyone.
+		_, _ = io.Copy(io.Discard, r)
+		return out
+	case "text/rfc822-headers", "message/global-headers":
+		data := p.decode(mh, r, mediaType, p.lim.MaxBytes)
+		if id := inbHeaderMessageID(data); id != "" {
+			p.noteOriginalID(id)
+		}
+		return out
+	}
+
+	disp, dparams, _ := mh.ContentDisposition()
+	disp = strings.ToLower(disp)
+	filename := inbFilename(mh, dparams, params)
+	isBody := (mediaType == "text/plain" || mediaType == "text/html") &&
+		disp != "attachment" && filename == ""
+	if !isBody {
+		p.addAttachment(mh, r, mediaType, disp, filename)
+		return out
+	}
+
+	data := p.decode(mh, r, mediaType, p.lim.MaxBytes)
+	text := string(data)
+	if mediaType == "text/html" {
+		out.htmls = append(out.htmls, text)
+		return out
+	}
+	if strings.EqualFold(params["format"], "flowed") {
+		text = inbUnflow(text, strings.EqualFold(params["delsp"], "yes"))
+	}
+	out.texts = append(out.texts, inbCleanBody(inbNormalizeNewlines(text)))
+	return out
+}
+
+func (p *inbParser) walkMultipart(mediaType string, params map[string]string, r io.Reader, depth int) inbBody {
+	var out inbBody
+	boundary := params["boundary"]
+	if boundary == "" {
+		p.lostStructure = true
+		p.structureErr = mediaType + " without boundary"
+		p.problem(ProblemOddity, "%s without boundary", mediaType)
+		return out
+	}
+	isReport := mediaType == "multipart/report" && strings.EqualFold(params["report-type"], "delivery-status")
+	if isReport && p.report == nil {
+		p.report = &DeliveryReport{}
+	}
+	mr := mtextproto.NewMultipartReader(r, boundary)
+	var children []inbBody
+	n := 0
+	for !p.stopped {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if n == 0 {
+				p.lostStructure = true
+				p.structureErr = fmt.Sprintf("%s: no part found", mediaType)
+				p.problem(ProblemOddity, "%s: no part could be read", mediaType)
+			} else {
+				p.problem(ProblemDamaged, "%s: broken after part %d (missing or damaged boundary)", mediaType, n)
+			}
+			break
+		}
+		n++
+		children = append(children, p.walk(part.Header, part, depth+1))
+	}
+
+	if mediaType == "multipart/alternative" {
+		// Prefer the plain text a sender wrote over text made from HTML,
+		// and the richest HTML (the last one) for display.
+		for _, c := range children {
+			if len(c.texts) > 0 && !(inbBody{texts: c.texts}).empty() {
+				out.texts = c.texts
+				break
+			}
+		}
+		for i := len(children) - 1; i >= 0; i-- {
+			if len(children[i].htmls) > 0 {
+				out.htmls = children[i].htmls
+				break
+			}
+		}
+		return out
+	}
+	for _, c := range children {
+		out.add(c)
+	}
+	return out
+}
+
+// decode reads a leaf body and returns it decoded from its transfer
+// encoding and, for text, converted to UTF-8. It reads at most limit
+// decoded bytes and records what went wrong as problems.
+func (p *inbParser) decode(mh message.Header, r io.Reader, mediaType string, limit int64) []byte {
+	// No encoding makes the raw body more than about 3 times the decoded
+	// one (quoted-printable "=XX", plus line breaks): reading 4 times the
+	// limit is enough to decode past it, and an oversized attachment of a
+	// 30 MB mail is not held twice in memory. The rest is skipped.
+	rawCap := min(p.lim.MaxBytes, 4*(limit+1)+4096)
+	rawBody, err := io.ReadAll(io.LimitReader(r, rawCap))
+	if err == nil {
+		_, err = io.Copy(io.Discard, r)
+	}
+	if err != nil {
+		// The multipart reader says unexpected EOF for a part cut before
+		// its boundary: what was read is still worth having.
+		p.problem(ProblemDamaged, "%s part truncated", mediaType)
+	}
+	if strings.HasPrefix(mediaType, "text/") {
+		mh = inbLatin1AsWindows1252(mh)
+	}
+	data, ok := p.decodeBytes(mh, rawBody, mediaType, limit)
+	if !ok {
+		data = p.decodeLenient(mh, rawBody, mediaType, limit)
+	}
+	if strings.HasPrefix(mediaType, "text/") && !utf8.Valid(data) {
+		data = p.fixText(data, mediaType, limit)
+	}
+	return data
+}
+
+// fixText turns text that is not valid UTF-8 into UTF-8. Text that holds
+// real UTF-8 sequences is UTF-8 with a few bad bytes: those are replaced.
+// Otherwise it is undeclared (or wrongly declared) 8-bit text, which in
+// French mail is nearly always Windows-1252 (a superset of Latin-1 for
+// printable text).
+func (p *inbParser) fixText(data []byte, mediaType string, limit int64) []byte {
+	multi := 0
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r != utf8.RuneError && size > 1 {
+			multi++
+		}
+		i += size
+	}
+	if multi == 0 {
+		if conv, err := inbReadCharset("windows-1252", data, limit); err == nil {
+			p.problem(ProblemOddity, "%s part is not valid in its charset: read as windows-1252", mediaType)
+			return conv
+		}
+	}
+	p.problem(ProblemOddity, "%s part has invalid UTF-8: bad bytes replaced", mediaType)
+	return []byte(strings.ToValidUTF8(string(data), "\uFFFD"))
+}
+
+// decodeBytes decodes with go-message; ok is false when the transfer
+// encoding could not be decoded to the end.
+func (p *inbParser) decodeBytes(mh message.Header, rawBody []byte, mediaType string, limit int64) ([]byte, bool) {
+	e, err := message.New(mh, bytes.NewReader(rawBody))
+	if e == nil {
+		return nil, false
+	}
+	if err != nil {
+		switch {
+		case message.IsUnknownCharset(err):
+			_, params, _ := mh.ContentType()
+			p.problem(ProblemOddity, "%s part: unknown charset %q", mediaType, inbClip(params["charset"], 40))
+		case message.IsUnknownEncoding(err):
+			p.problem(ProblemOddity, "%s part: unknown transfer encoding %q", mediaType, inbClip(mh.Get("Content-Transfer-Encoding"), 40))
+		default:
+			p.problem(ProblemOddity, "%s part: %v", mediaType, err)
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(e.Body, limit+1))
+	if err != nil {
+		return nil, false
+	}
+	return data, true
+}
+
+// decodeLenient is the fallback for damaged base64 or quoted-printable: it
+// decodes what can be decoded rather than losing the part.
+func (p *inbParser) decodeLenient(mh message.Header, rawBody []byte, mediaType string, limit int64) []byte {
+	enc := strings.ToLower(strings.TrimSpace(mh.Get("Content-Transfer-Encoding")))
+	var data []byte
+	switch enc {
+	case "base64":
+		data = inbLenientBase64(rawBody)
+		p.problem(ProblemDamaged, "%s part: damaged base64, decoded what was readable", mediaType)
+	case "quoted-printable":
+		data = inbLenientQP(rawBody)
+		p.problem(ProblemDamaged, "%s part: damaged quoted-printable, decoded leniently", mediaType)
+	default:
+		data = rawBody
+		p.problem(ProblemOddity, "%s part: undecodable, kept raw", mediaType)
+	}
+	if int64(len(data)) > limit+1 {
+		data = data[:limit+1]
+	}
+	if strings.HasPrefix(mediaType, "text/") {
+		_, params, _ := mh.ContentType()
+		if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
+			if inbIsLatin1(cs) {
+				cs = "windows-1252"
+			}
+			if conv, err := inbReadCharset(cs, data, limit); err == nil {
+				data = conv
+			}
+		}
+	}
+	return data
+}
+
+// inbIsLatin1 reports whether a charset label names ISO-8859-1. Mail
+// labelled so is, in practice, Windows-1252 (Outlook's curly quotes and
+// euro sign live in 0x80–0x9F, control characters in true Latin-1), as
+// browsers have long assumed.
+func inbIsLatin1(cs string) bool {
+	switch strings.ToLower(strings.TrimSpace(cs)) {
+	case "iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "latin-1", "l1", "cp819", "ibm819", "iso-ir-100", "csisolatin1":
+		return true
+	}
+	return false
+}
+
+// inbLatin1AsWindows1252 returns the header with a Latin-1 charset
+// relabelled Windows-1252, a copy so the caller's header is untouched.
+func inbLatin1AsWindows1252(mh message.Header) message.Header {
+	mt, params, err := mh.ContentType()
+	if err != nil || !inbIsLatin1(params["charset"]) {
+		return mh
+	}
+	c := mh.Copy()
+	params["charset"] = "windows-1252"
+	c.SetContentType(mt, params)
+	return c
+}
+
+// inbRelabelLatin1Words relabels the ISO-8859-1 encoded words of a header
+// value Windows-1252: mime.WordDecoder decodes ISO-8859-1 itself, without
+// asking its CharsetReader.
+func inbRelabelLatin1Words(v string) string {
+	if !strings.Contains(v, "=?") {
+		return v
+	}
+	var b strings.Builder
+	rest := v
+	for {
+		i := strings.Index(rest, "=?")
+		if i < 0 {
+			b.WriteString(rest)
+			return b.String()
+		}
+		b.WriteString(rest[:i+2])
+		rest = rest[i+2:]
+		j := strings.IndexByte(rest, '?')
+		if j < 0 {
+			b.WriteString(rest)
+			return b.String()
+		}
+		cs := rest[:j]
+		if inbIsLatin1(cs) {
+			cs = "windows-1252"
+		}
+		b.WriteString(cs)
+		rest = rest[j:]
+	}
+}
+
+// inbWordDecoder decodes RFC 2047 words with every charset go-message
+// knows, Latin-1 read as Windows-1252.
+func inbWordDecoder() *mime.WordDecoder {
+	return &mime.WordDecoder{CharsetReader: func(cs string, r io.Reader) (io.Reader, error) {
+		if inbIsLatin1(cs) {
+			cs = "windows-1252"
+		}
+		switch strings.ToLower(cs) {
+		case "utf-8", "us-ascii":
+			return r, nil
+		}
+		return charset.Reader(cs, r)
+	}}
+}
+
+func inbReadCharset(cs string, data []byte, limit int64) ([]byte, error) {
+	r, err := charset.Reader(cs, bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.LimitReader(r, limit+1))
+}
+
+func inbLenientBase64(raw []byte) []byte {
+	clean := make([]byte, 0, len(raw))
+	for _, c := range raw {
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' {
+			clean = append(clean, c)
+		}
+	}
+	if len(clean)%4 == 1 {
+		clean = clean[:len(clean)-1]
+	}
+	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
+	n, _ := base64.RawStdEncoding.Decode(out, clean)
+	return out[:n]
+}
+
+func inbLenientQP(raw []byte) []byte {
+	out := make([]byte, 0, len(raw))
+	hex := func(c byte) (byte, bool) {
+		switch {
+		case c >= '0' && c <= '9':
+			return c - '0', true
+		case c >= 'A' && c <= 'F':
+			return c - 'A' + 10, true
+		case c >= 'a' && c <= 'f':
+			return c - 'a' + 10, true
+		}
+		return 0, false
+	}
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '=' {
+			out = append(out, c)
+			continue
+		}
+		// Soft line break: "=" then optional spaces then a newline.
+		j := i + 1
+		for j < len(raw) && (raw[j] == ' ' || raw[j] == '\t') {
+			j++
+		}
+		if j < len(raw) && (raw[j] == '\n' || raw[j] == '\r') {
+			if raw[j] == '\r' && j+1 < len(raw) && raw[j+1] == '\n' {
+				j++
+			}
+			i = j
+			continue
+		}
+		if j >= len(raw) {
+			i = j
+			continue
+		}
+		if i+2 < len(raw) {
+			hi, ok1 := hex(raw[i+1])
+			lo, ok2 := hex(raw[i+2])
+			if ok1 && ok2 {
+				out = append(out, hi<<4|lo)
+				i += 2
+				continue
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// addAttachment keeps a file part, within the limits.
+func (p *inbParser) addAttachment(mh message.Header, r io.Reader, mediaType, disp, filename string) {
+	index := len(p.atts) + p.dropped + 1
+	mediaType = inbSafeMediaType(mediaType)
+	name := inbSafeFilename(filename, mediaType, index)
+	if len(p.atts) >= p.lim.MaxAttachments {
+		p.dropped++
+		_, _ = io.Copy(io.Discard, io.LimitReader(r, p.lim.MaxBytes))
+		p.problem(ProblemOddity, "attachment %q dropped: more than %d attachments", name, p.lim.MaxAttachments)
+		return
+	}
+	data := p.decode(mh, r, mediaType, p.lim.MaxAttachmentBytes)
+	if int64(len(data)) > p.lim.MaxAttachmentBytes {
+		p.dropped++
+		p.problem(ProblemOddity, "attachment %q dropped: larger than %d bytes", name, p.lim.MaxAttachmentBytes)
+		return
+	}
+	cid := inbContentID(mh.Get("Content-Id"))
+	p.atts = append(p.atts, InboundAttachment{
+		Filename:    name,
+		ContentType: mediaType,
+		ContentID:   cid,
+		Inline:      disp == "inline" || (disp == "" && cid != ""),
+		Content:     data,
+	})
+}
+
+// addMessage keeps an attached mail (a forward, or the returned mail of a
+// bounce) whole as message.eml, and notes its Message-ID for a report.
+func (p *inbParser) addMessage(mh message.Header, r io.Reader) {
+	data := p.decode(mh, r, "message/rfc822", p.lim.MaxBytes)
+	if id := inbHeaderMessageID(data); id != "" {
+		p.noteOriginalID(id)
+	}
+	disp, dparams, _ := mh.ContentDisposition()
+	_, params, _ := mh.ContentType()
+	name := inbFilename(mh, dparams, params)
+	if name == "" {
+		name = "message.eml"
+	}
+	index := len(p.atts) + p.dropped + 1
+	name = inbSafeFilename(name, "message/rfc822", index)
+	if len(p.atts) >= p.lim.MaxAttachments {
+		p.dropped++
+		p.problem(ProblemOddity, "attachment %q dropped: more than %d attachments", name, p.lim.MaxAttachments)
+		return
+	}
+	if int64(len(data)) > p.lim.MaxAttachmentBytes {
+		p.dropped++
+		p.problem(ProblemOddity, "attachment %q dropped: larger than %d bytes", name, p.lim.MaxAttachmentBytes)
+		return
+	}
+	p.atts = append(p.atts, InboundAttachment{
+		Filename:    name,
+		ContentType: "message/rfc822",
+		ContentID:   inbContentID(mh.Get("Content-Id")),
+		Inline:      strings.EqualFold(disp, "inline"),
+		Content:     data,
+	})
+}
+
+func (p *inbParser) noteOriginalID(id string) {
+	if p.report != nil && p.report.OriginalMessageID == "" {
+		p.report.OriginalMessageID = id
+	}
+}
+
+// addDeliveryStatus reads the fields of a message/delivery-status body:
+// one per-message block, then one block per recipient.
+func (p *inbParser) addDeliveryStatus(data []byte) {
+	if p.report == nil {
+		// A delivery-status part outside a delivery report: still a DSN.
+		p.report = &DeliveryReport{}
+	}
+	rep := p.report
+	br := bufio.NewReader(bytes.NewReader(inbNormalizeNewlinesBytes(data)))
+	first := true
+	firstFailed := false
+	for block := 0; block < 1000; block++ {
+		// Blank lines between blocks.
+		for {
+			b, err := br.Peek(1)
+			if err != nil || (b[0] != '\n' && b[0] != '\r') {
+				break
+			}
+			_, _ = br.ReadByte()
+		}
+		if _, err := br.Peek(1); err != nil {
+			break
+		}
+		h, err := mtextproto.ReadHeader(br)
+		if err != nil && h.Len() == 0 {
+			p.problem(ProblemOddity, "message/delivery-status: unreadable block")
+			break
+		}
+		if fr := h.Get("Final-Recipient"); fr != "" {
+			rep.Recipients = append(rep.Recipients, inbDSNAddress(fr))
+		} else if or := h.Get("Original-Recipient"); or != "" {
+			rep.Recipients = append(rep.Recipients, inbDSNAddress(or))
+		}
+		action := strings.ToLower(strings.TrimSpace(h.Get("Action")))
+		if action == "" {
+			if err != nil {
+				break
+			}
+			continue
+		}
+		// Keep the first recipient's fields, replaced by the first failed
+		// one: a failure is what matters.
+		if first || (action == "failed" && !firstFailed) {
+			rep.Action = action
+			rep.Status = strings.TrimSpace(h.Get("Status"))
+			rep.Diagnostic = inbCleanHeader(h.Get("Diagnostic-Code"))
+			first = false
+			firstFailed = action == "failed"
+		}
+		if err != nil {
+			break
+		}
+	}
+}
+
+// inbDSNAddress turns "rfc822; user@example.org" into "user@example.org".
+func inbDSNAddress(v string) string {
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		v = v[i+1:]
+	}
+	return strings.Trim(strings.TrimSpace(v), "<>")
+}
+
+// inbHeaderMessageID reads the Message-ID from the header of an attached
+// mail or of a text/rfc822-headers part.
+func inbHeaderMessageID(data []byte) string {
+	br := bufio.NewReader(bytes.NewReader(data))
+	h, _ := mtextproto.ReadHeader(br)
+	return inbFirst(inbMsgIDs(h.Get("Message-Id")))
+}
+
+func inbContentID(v string) string {
+	v = strings.TrimSpace(v)
+	v = strings.TrimPrefix(v, "<")
+	v = strings.TrimSuffix(v, ">")
+	return inbCleanHeader(v)
+}
+
+// inbFilename finds a part's file name: Content-Disposition's filename
+// (RFC 2231 continuations and charsets, RFC 2047 words as Outlook sends
+// them), else Content-Type's name.
+func inbFilename(mh message.Header, dparams, ctparams map[string]string) string {
+	if dparams != nil && dparams["filename"] != "" {
+		return dparams["filename"]
+	}
+	if ctparams != nil && ctparams["name"] != "" {
+		return ctparams["name"]
+	}
+	ah := gomail.AttachmentHeader{Header: mh}
+	if name, err := ah.Filename(); err == nil && name != "" {
+		return name
+	}
+	// A disposition the mime package refuses (an unquoted space, a stray
+	// semicolon) may still hold a usable name.
+	for _, v := range []string{mh.Get("Content-Disposition"), mh.Get("Content-Type")} {
+		if m := inbLooseParams(v); m["filename"] != "" {
+			return m["filename"]
+		} else if m["name"] != "" {
+			return m["name"]
+		}
+	}
+	return ""
+}
+
+// inbLooseParams reads key=value parameters without the strictness of
+// mime.ParseMediaType.
+func inbLooseParams(v string) map[string]string {
+	out := map[string]string{}
+	pieces := strings.Split(v, ";")
+	for _, piece := range pieces[1:] {
+		k, val, ok := strings.Cut(piece, "=")
+		if !ok {
+			continue
+		}
+		k = strings.ToLower(strings.TrimSpace(k))
+		val = strings.Trim(strings.TrimSpace(val), `"`)
+		if k == "" || val == "" {
+			continue
+		}
+		if strings.HasSuffix(k, "*") {
+			// RFC 2231 extended value: charset'lang'percent-encoded.
+			k = strings.TrimSuffix(k, "*")
+			if parts := strings.SplitN(val, "'", 3); len(parts) == 3 {
+				if dec, err := inbPercentDecode(parts[2]); err == nil {
+					val = dec
+					if cs := strings.ToLower(parts[0]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
+						if conv, err := inbReadCharset(cs, []byte(val), int64(len(val))*4); err == nil {
+							val = string(conv)
+						}
+					}
+				}
+			}
+		}
+		if dec, err := inbWordDecoder().DecodeHeader(inbRelabelLatin1Words(val)); err == nil {
+			val = dec
+		}
+		if _, seen := out[k]; !seen {
+			out[k] = val
+		}
+	}
+	return out
+}
+
+func inbPercentDecode(s string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			var v byte
+			ok := true
+			for _, c := range []byte{s[i+1], s[i+2]} {
+				v <<= 4
+				switch {
+				case c >= '0' && c <= '9':
+					v |= c - '0'
+				case c >= 'a' && c <= 'f':
+					v |= c - 'a' + 10
+				case c >= 'A' && c <= 'F':
+					v |= c - 'A' + 10
+				default:
+					ok = false
+				}
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String(), nil
+}
+
+// inbMaxFilenameBytes keeps names storable on any file system.
+const inbMaxFilenameBytes = 200
+
+// inbSafeFilename makes a file name safe to store and show: no directory,
+// no control or reserved characters, no leading dots, bounded length. An
+// empty result becomes attachment-<index>.<extension of the type>.
+func inbSafeFilename(name, mediaType string, index int) string {
+	if !utf8.ValidString(name) {
+		name = strings.ToValidUTF8(name, "_")
+	}
+	// Both separators: a Windows client sends C:\Users\x\file.pdf.
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.Map(func(r rune) rune {
+		switch {
+		case unicode.IsControl(r), r == utf8.RuneError:
+			return -1
+		case strings.ContainsRune(`<>:"|?*`, r):
+			return '_'
+		case unicode.Is(unicode.Cf, r):
+			// Format characters (right-to-left overrides) disguise
+			// extensions: "invoice\u202Efdp.exe".
+			return -1
+		}
+		return r
+	}, name)
+	name = strings.TrimSpace(name)
+	name = strings.TrimLeft(name, ". ")
+	name = strings.TrimRight(name, ". ")
+	if len(name) > inbMaxFilenameBytes {
+		ext := path.Ext(name)
+		if len(ext) > 16 || !utf8.ValidString(ext) {
+			ext = ""
+		}
+		base := name[:inbMaxFilenameBytes-len(ext)]
+		for !utf8.ValidString(base) && len(base) > 0 {
+			base = base[:len(base)-1]
+		}
+		name = base + ext
+	}
+	if name == "" {
+		name = fmt.Sprintf("attachment-%d%s", index, inbExtension(mediaType))
+	}
+	return name
+}
+
+// inbSafeMediaType keeps a media type only in the form mime can read back
+// (type/subtype of token characters): the lenient header reading above may
+// hand over any text, and the type reaches the ENT and the read API.
+func inbSafeMediaType(mediaType string) string {
+	mt, _, err := mime.ParseMediaType(mediaType)
+	if err != nil || mt != mediaType || strings.Count(mt, "/") != 1 {
+		return "application/octet-stream"
+	}
+	return mt
+}
+
+// inbExtension gives a stable extension for a media type: the system
+// mime.types differ from one machine to another, so common types come
+// from a table of our own.
+func inbExtension(mediaType string) string {
+	switch mediaType {
+	case "image/png":
+		return ".png"
+	case "image/jpeg", "image/jpg", "image/pjpeg":
+		return ".jpg"
+	case "image/gif":
+		return ".gif"
+	case "image/webp":
+		return ".webp"
+	case "image/heic":
+		return ".heic"
+	case "application/pdf":
+		return ".pdf"
+	case "text/plain":
+		return ".txt"
+	case "text/html":
+		return ".html"
+	case "text/calendar":
+		return ".ics"
+	case "text/csv":
+		return ".csv"
+	case "message/rfc822", "message/global":
+		return ".eml"
+	case "application/zip":
+		return ".zip"
+	case "application/msword":
+		return ".doc"
+	case "application/vnd.openxmlformats-officedocument.wordprocessingml.document":
+		return ".docx"
+	case "application/vnd.ms-excel":
+		return ".xls"
+	case "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":
+		return ".xlsx"
+	case "application/vnd.oasis.opendocument.text":
+		return ".odt"
+	}
+	exts, err := mime.ExtensionsByType(mediaType)
+	if err == nil && len(exts) > 0 {
+		sort.Strings(exts)
+		return exts[0]
+	}
+	return ".bin"
+}
+
+// inbUnflow undoes format=flowed (RFC 3676): a line ending in a space
+// continues on the next one; a leading space was added for stuffing.
+func inbUnflow(s string, delsp bool) string {
+	lines := strings.Split(inbNormalizeNewlines(s), "\n")
+	var b strings.Builder
+	var cur strings.Builder
+	curQuote := -1
+	flush := func() {
+		if curQuote < 0 {
+			return
+		}
+		line := cur.String()
+		if line != "-- " {
+			// A soft break left dangling by a change of quote depth.
+			line = strings.TrimRight(line, " ")
+		}
+		b.WriteString(strings.Repeat(">", curQuote))
+		if curQuote > 0 && line != "" {
+			b.WriteByte(' ')
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+		cur.Reset()
+		curQuote = -1
+	}
+	for _, line := range lines {
+		q := 0
+		for q < len(line) && line[q] == '>' {
+			q++
+		}
+		content := line[q:]
+		if strings.HasPrefix(content, " ") {
+			content = content[1:] // space-stuffing or the space after ">"
+		}
+		if curQuote >= 0 && q != curQuote {
+			flush()
+		}
+		curQuote = q
+		flowed := strings.HasSuffix(content, " ") && content != "-- "
+		if flowed && delsp {
+			content = content[:len(content)-1]
+		}
+		cur.WriteString(content)
+		if !flowed {
+			flush()
+		}
+	}
+	flush()
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// inbCleanBody drops the control characters that have no place in text
+// shown to people (NUL, escape sequences…), keeping line ends and tabs.
+func inbCleanBody(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || r == '\r' {
+			return r
+		}
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func inbNormalizeNewlines(s string) string {
+	if !strings.Contains(s, "\r") {
+		return s
+	}
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	return strings.ReplaceAll(s, "\r", "\n")
+}
+
+func inbNormalizeNewlinesBytes(b []byte) []byte {
+	if bytes.IndexByte(b, '\r') < 0 {
+		return b
+	}
+	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+	return bytes.ReplaceAll(b, []byte("\r"), []byte("\n"))
+}
+
+func inbClip(s string, n int) string {
+	s = inbCleanHeader(s)
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// inbSanitizer is the policy for HTML shown in the ENT: bluemonday's UGC
+// policy, plus the class, id and type attributes that mark quoted text
+// (harmless, and ExtractReply needs them) and cid: image sources.
+func inbSanitizer() *bluemonday.Policy {
+	pol := bluemonday.UGCPolicy()
+	pol.AllowAttrs("class").Matching(bluemonday.SpaceSeparatedTokens).OnElements("div", "blockquote", "span", "p", "hr", "table")
+	pol.AllowAttrs("type").Matching(regexp.MustCompile(`(?i)^cite$`)).OnElements("blockquote")
+	pol.AllowURLSchemes("mailto", "http", "https", "cid")
+	return pol
+}

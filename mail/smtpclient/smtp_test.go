@@ -1,0 +1,1497 @@
+package smtpclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"supportbridge/mail"
+	"supportbridge/mail/mailtest"
+)
+
+// smtpTestBackend is an in-process desk: it records what it receives and
+// fails on demand.
+type smtpTestBackend struct {
+	mu       sync.Mutex
+	received []smtpTestMail
+	helos    []string
+
+	user, pass    string   // accepted credentials
+	mechs         []string // offered AUTH mechanisms
+	requireAuth   bool
+	failMail      error
+	failRcpt      error
+	failData      error
+	dropAfterData bool
+	block         chan struct{} // Data waits on it when set
+	// onMail and onData, when set, run at each MAIL and DATA with its
+	// number across all sessions (from 1); a non-nil error is the answer.
+	onMail func(n int) error
+	onData func(n int, c *smtp.Conn) error
+
+	// Counted across connections, under mu. Connections are counted at
+	// the listener: go-smtp starts a new session after STARTTLS.
+	conns, closed, mailCmds, dataCmds int
+	live                              []net.Conn
+}
+
+type smtpTestCounts struct{ conns, closed, mailCmds, dataCmds int }
+
+func (be *smtpTestBackend) counts() smtpTestCounts {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	return smtpTestCounts{be.conns, be.closed, be.mailCmds, be.dataCmds}
+}
+
+// dropAll closes every connection without a word, as a server that drops
+// idle clients does.
+func (be *smtpTestBackend) dropAll() {
+	be.mu.Lock()
+	live := append([]net.Conn(nil), be.live...)
+	be.mu.Unlock()
+	for _, c := range live {
+		c.Close()
+	}
+}
+
+// waitClosed waits until n connections have been closed.
+func (be *smtpTestBackend) waitClosed(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); be.counts().closed < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections closed; want %d", be.counts().closed, n)
+		}
+	}
+}
+
+// smtpCountingListener counts the connections it accepts, and their close
+// by either side, into a backend.
+type smtpCountingListener struct {
+	net.Listener
+	be *smtpTestBackend
+}
+
+func (l smtpCountingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.be.mu.Lock()
+	defer l.be.mu.Unlock()
+	l.be.conns++
+	l.be.live = append(l.be.live, c)
+	return &smtpCountedConn{Conn: c, be: l.be}, nil
+}
+
+type smtpCountedConn struct {
+	net.Conn
+	be   *smtpTestBackend
+	once sync.Once
+}
+
+func (c *smtpCountedConn) Close() error {
+	c.once.Do(func() {
+		c.be.mu.Lock()
+		c.be.closed++
+		c.be.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+type smtpTestMail struct {
+	from, user string
+	to         []string
+	data       []byte
+	tls        bool
+}
+
+func (be *smtpTestBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	be.mu.Lock()
+	be.helos = append(be.helos, c.Hostname())
+	be.mu.Unlock()
+	return &smtpTestSession{be: be, conn: c}, nil
+}
+
+func (be *smtpTestBackend) mails() []smtpTestMail {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	return append([]smtpTestMail(nil), be.received...)
+}
+
+type smtpTestSession struct {
+	be   *smtpTestBackend
+	conn *smtp.Conn
+	user string
+	mail smtpTestMail
+}
+
+func (s *smtpTestSession) AuthMechanisms() []string { return s.be.mechs }
+
+func (s *smtpTestSession) Auth(mech string) (sasl.Server, error) {
+	check := func(user, pass string) error {
+		if user != s.be.user || pass != s.be.pass {
+			return smtp.ErrAuthFailed
+		}
+		s.user = user
+		return nil
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(_, user, pass string) error { return check(user, pass) }), nil
+	case sasl.Login:
+		return &smtpTestLoginServer{check: check}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+func (s *smtpTestSession) Mail(from string, _ *smtp.MailOptions) error {
+	if s.be.requireAuth && s.user == "" {
+		return smtp.ErrAuthRequired
+	}
+	if s.be.failMail != nil {
+		return s.be.failMail
+	}
+	s.be.mu.Lock()
+	s.be.mailCmds++
+	n := s.be.mailCmds
+	s.be.mu.Unlock()
+	if s.be.onMail != nil {
+		if err := s.be.onMail(n); err != nil {
+			return err
+		}
+	}
+	_, isTLS := s.conn.TLSConnectionState()
+	s.mail = smtpTestMail{from: from, user: s.user, tls: isTLS}
+	return nil
+}
+
+func (s *smtpTestSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if s.be.failRcpt != nil {
+		return s.be.failRcpt
+	}
+	s.mail.to = append(s.mail.to, to)
+	return nil
+}
+
+func (s *smtpTestSession) Data(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if s.be.block != nil {
+		<-s.be.block
+	}
+	s.be.mu.Lock()
+	s.be.dataCmds++
+	n := s.be.dataCmds
+	s.be.mu.Unlock()
+	if s.be.onData != nil {
+		if err := s.be.onData(n, s.conn); err != nil {
+			return err
+		}
+	}
+	if s.be.dropAfterData {
+		s.conn.Conn().Close()
+		return errors.New("dropped")
+	}
+	if s.be.failData != nil {
+		return s.be.failData
+	}
+	s.mail.data = data
+	s.be.mu.Lock()
+	s.be.received = append(s.be.received, s.mail)
+	s.be.mu.Unlock()
+	return nil
+}
+
+func (s *smtpTestSession) Reset()        { s.mail = smtpTestMail{} }
+func (s *smtpTestSession) Logout() error { return nil }
+
+// smtpTestLoginServer is the server side of SASL LOGIN (go-sasl has only the
+// client), with the usual "Username:" / "Password:" prompts.
+type smtpTestLoginServer struct {
+	check func(user, pass string) error
+	user  string
+	step  int
+}
+
+func (a *smtpTestLoginServer) Next(response []byte) ([]byte, bool, error) {
+	a.step++
+	switch a.step {
+	case 1:
+		if len(response) > 0 { // initial response: the user name
+			a.user = string(response)
+			a.step++
+			return []byte("Password:"), false, nil
+		}
+		return []byte("Username:"), false, nil
+	case 2:
+		a.user = string(response)
+		return []byte("Password:"), false, nil
+	case 3:
+		return nil, true, a.check(a.user, string(response))
+	}
+	return nil, false, errors.New("unexpected response")
+}
+
+type smtpServerOpts struct {
+	tls          *tls.Config // offered by STARTTLS
+	implicitTLS  *tls.Config // the listener is TLS
+	insecureAuth bool
+	maxBytes     int64
+	utf8         bool
+	readTimeout  time.Duration // how long the server waits for a command; 0 means 10 s
+}
+
+func smtpStartServer(t *testing.T, be *smtpTestBackend, o smtpServerOpts) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln = smtpCountingListener{Listener: ln, be: be}
+	if o.implicitTLS != nil {
+		ln = tls.NewListener(ln, o.implicitTLS)
+	}
+	srv := smtp.NewServer(be)
+	srv.Domain = "desk.test"
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	srv.ReadTimeout = 10 * time.Second
+	if o.readTimeout > 0 {
+		srv.ReadTimeout = o.readTimeout
+	}
+	srv.WriteTimeout = 10 * time.Second
+	srv.TLSConfig = o.tls
+	srv.AllowInsecureAuth = o.insecureAuth
+	srv.MaxMessageBytes = o.maxBytes
+	srv.EnableSMTPUTF8 = o.utf8
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	if be.block != nil {
+		// Runs before the server closes (cleanups are LIFO).
+		t.Cleanup(func() { close(be.block) })
+	}
+	return ln.Addr().String()
+}
+
+// smtpTestCert is a self-signed certificate for 127.0.0.1 and the pool that
+// trusts it.
+func smtpTestCert(t *testing.T) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "desk.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
+}
+
+// smtpTestMessage is a real escalation, so that the bytes on the wire are
+// what production sends: the composer's French test escalation with its
+// first two attachments, written once to testdata/escalation_fr.eml (the
+// composer is in package compose, which imports this one).
+func smtpTestMessage(t *testing.T) mail.Outgoing {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "escalation_fr.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mail.Outgoing{
+		MessageID: "sb.esc.gqza.hywn3mkcwhwlvwbd.uevtm7o6rxwoycpz@ent.example",
+		From:      "assistance@ent.example",
+		To:        []string{"support@desk.example"},
+		Raw:       raw,
+	}
+}
+
+func smtpWantSendError(t *testing.T, err error, temporary bool, code int, stage string) *SendError {
+	t.Helper()
+	var se *SendError
+	if !errors.As(err, &se) {
+		t.Fatalf("error %v (%T); want a *SendError", err, err)
+	}
+	if se.Temporary != temporary || se.Code != code || se.Stage != stage {
+		t.Errorf("SendError{Temporary: %v, Code: %d, Stage: %q} (%v); want %v, %d, %q",
+			se.Temporary, se.Code, se.Stage, se.Err, temporary, code, stage)
+	}
+	if IsTemporary(err) != temporary {
+		t.Errorf("IsTemporary(%v) = %v", err, !temporary)
+	}
+	return se
+}
+
+func TestSendSuccess(t *testing.T) {
+	be := &smtpTestBackend{}
+	addr := smtpStartServer(t, be, smtpServerOpts{})
+	msg := smtpTestMessage(t)
+	s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, HeloName: "bridge.ent.example"}
+	if err := s.Send(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	got := be.mails()
+	if len(got) != 1 {
+		t.Fatalf("%d mails received", len(got))
+	}
+	m := got[0]
+	if m.from != msg.From || strings.Join(m.to, ",") != strings.Join(msg.To, ",") {
+		t.Errorf("envelope %q → %q; want %q → %q", m.from, m.to, msg.From, msg.To)
+	}
+	if !bytes.Equal(m.data, msg.Raw) {
+		t.Errorf("message altered in transit: %d bytes received, %d sent", len(m.data), len(msg.Raw))
+	}
+	if m.user != "" {
+		t.Error("authenticated without a username")
+	}
+	if be.helos[0] != "bridge.ent.example" {
+		t.Errorf("EHLO %q", be.helos[0])
+	}
+}
+
+func TestSendDotStuffing(t *testing.T) {
+	be := &smtpTestBackend{}
+	addr := smtpStartServer(t, be, smtpServerOpts{})
+	raw := []byte("Subject: x\r\n\r\n.\r\n..\r\n.leading dot\r\nend\r\n")
+	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), mail.Outgoing{From: "a@b.test", To: []string{"c@d.test"}, Raw: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := be.mails(); len(got) != 1 || !bytes.Equal(got[0].data, raw) {
+		t.Errorf("received %+v", got)
+	}
+}
+
+func TestSendAuth(t *testing.T) {
+	tests := []struct {
+		name      string
+		mechs     []string
+		user      string
+		pass      string
+		wantErr   bool
+		temporary bool
+		code      int
+	}{
+		{name: "plain", mechs: []string{"PLAIN", "LOGIN"}, user: "bridge", pass: "s3cret"},
+		{name: "login only", mechs: []string{"LOGIN"}, user: "bridge", pass: "s3cret"},
+		{name: "wrong password", mechs: []string{"PLAIN"}, user: "bridge", pass: "nope", wantErr: true, code: 535},
+		{name: "wrong password login", mechs: []string{"LOGIN"}, user: "bridge", pass: "nope", wantErr: true, code: 535},
+		{name: "no mechanism offered", mechs: nil, user: "bridge", pass: "s3cret", wantErr: true, temporary: true},
+		{name: "no mechanism we know", mechs: []string{"XOAUTH2"}, user: "bridge", pass: "s3cret", wantErr: true, temporary: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := &smtpTestBackend{user: "bridge", pass: "s3cret", mechs: tt.mechs, requireAuth: true}
+			addr := smtpStartServer(t, be, smtpServerOpts{insecureAuth: true})
+			s := &Sender{Addr: addr, TLS: "none", Username: tt.user, Password: tt.pass, Timeout: 5 * time.Second}
+			err := s.Send(context.Background(), smtpTestMessage(t))
+			if !tt.wantErr {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := be.mails(); len(got) != 1 || got[0].user != "bridge" {
+					t.Errorf("received %+v", got)
+				}
+				return
+			}
+			se := smtpWantSendError(t, err, tt.temporary, tt.code, StageAuth)
+			if strings.Contains(se.Error(), tt.pass) {
+				t.Error("password in the error")
+			}
+			if len(be.mails()) != 0 {
+				t.Error("mail accepted")
+			}
+		})
+	}
+	// Without a username the bridge does not authenticate, and a server
+	// that wants it says so permanently at MAIL.
+	be := &smtpTestBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: true}
+	addr := smtpStartServer(t, be, smtpServerOpts{insecureAuth: true})
+	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), smtpTestMessage(t))
+	smtpWantSendError(t, err, false, 502, StageMail)
+}
+
+func TestSendTLS(t *testing.T) {
+	serverTLS, pool := smtpTestCert(t)
+	_, otherPool := smtpTestCert(t)
+
+	t.Run("starttls with auth", func(t *testing.T) {
+		be := &smtpTestBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: true}
+		// No insecure auth: AUTH is only offered once TLS is up.
+		addr := smtpStartServer(t, be, smtpServerOpts{tls: serverTLS})
+		s := &Sender{Addr: addr, TLS: "starttls", Username: "bridge", Password: "s3cret", RootCAs: pool, Timeout: 5 * time.Second, HeloName: "bridge.test"}
+		if err := s.Send(context.Background(), smtpTestMessage(t)); err != nil {
+			t.Fatal(err)
+		}
+		if got := be.mails(); len(got) != 1 || !got[0].tls || got[0].user != "bridge" {
+			t.Errorf("received %+v", got)
+		}
+	})
+	t.Run("default mode is starttls", func(t *testing.T) {
+		be := &smtpTestBackend{}
+		addr := smtpStartServer(t, be, smtpServerOpts{tls: serverTLS})
+		if err := (&Sender{Addr: addr, RootCAs: pool}).Send(context.Background(), smtpTestMessage(t)); err != nil {
+			t.Fatal(err)
+		}
+		if got := be.mails(); len(got) != 1 || !got[0].tls {
+			t.Errorf("received %+v", got)
+		}
+	})
+	t.Run("implicit", func(t *testing.T) {
+		be := &smtpTestBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: true}
+		addr := smtpStartServer(t, be, smtpServerOpts{implicitTLS: serverTLS})
+		s := &Sender{Addr: addr, TLS: "implicit", Username: "bridge", Password: "s3cret", RootCAs: pool, Timeout: 5 * time.Second}
+		if err := s.Send(context.Background(), smtpTestMessage(t)); err != nil {
+			t.Fatal(err)
+		}
+		if got := be.mails(); len(got) != 1 || !got[0].tls {
+			t.Errorf("received %+v", got)
+		}
+	})
+	t.Run("starttls untrusted certificate", func(t *testing.T) {
+		be := &smtpTestBackend{}
+		addr := smtpStartServer(t, be, smtpServerOpts{tls: serverTLS})
+		err := (&Sender{Addr: addr, TLS: "starttls", RootCAs: otherPool, Timeout: 5 * time.Second}).Send(context.Background(), smtpTestMessage(t))
+		se := smtpWantSendError(t, err, true, 0, StageTLS)
+		var uerr x509.UnknownAuthorityError
+		if !errors.As(se, &uerr) {
+			t.Errorf("error %v; want the certificate verification error", se.Err)
+		}
+		if len(be.mails()) != 0 {
+			t.Error("mail sent over an unverified connection")
+		}
+	})
+	t.Run("implicit untrusted certificate", func(t *testing.T) {
+		addr := smtpStartServer(t, &smtpTestBackend{}, smtpServerOpts{implicitTLS: serverTLS})
+		err := (&Sender{Addr: addr, TLS: "implicit", RootCAs: otherPool, Timeout: 5 * time.Second}).Send(context.Background(), smtpTestMessage(t))
+		smtpWantSendError(t, err, true, 0, StageTLS)
+	})
+	t.Run("server without starttls", func(t *testing.T) {
+		be := &smtpTestBackend{}
+		addr := smtpStartServer(t, be, smtpServerOpts{})
+		err := (&Sender{Addr: addr, TLS: "starttls", RootCAs: pool, Timeout: 5 * time.Second}).Send(context.Background(), smtpTestMessage(t))
+		smtpWantSendError(t, err, true, 0, StageTLS)
+		if len(be.mails()) != 0 {
+			t.Error("mail sent in clear")
+		}
+	})
+}
+
+func TestSendServerReplies(t *testing.T) {
+	tests := []struct {
+		name      string
+		be        *smtpTestBackend
+		temporary bool
+		code      int
+		stage     string
+	}{
+		{"421 on MAIL", &smtpTestBackend{failMail: &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"}}, true, 421, StageMail},
+		{"451 on DATA", &smtpTestBackend{failData: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}, true, 451, StageData},
+		{"550 on RCPT", &smtpTestBackend{failRcpt: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}, false, 550, StageRcpt},
+		{"452 on RCPT", &smtpTestBackend{failRcpt: &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}}, true, 452, StageRcpt},
+		{"554 on DATA", &smtpTestBackend{failData: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "spam"}}, false, 554, StageData},
+		{"dropped after DATA", &smtpTestBackend{dropAfterData: true}, true, 0, StageData},
+	}
+	for _, tt := range tests {
+		// With the cache on, a new connection fails the same way, and is
+		// not kept.
+		for _, maxIdle := range []int{0, 1} {
+			t.Run(fmt.Sprintf("%s/max idle %d", tt.name, maxIdle), func(t *testing.T) {
+				be := &smtpTestBackend{failMail: tt.be.failMail, failRcpt: tt.be.failRcpt, failData: tt.be.failData,
+					dropAfterData: tt.be.dropAfterData}
+				addr := smtpStartServer(t, be, smtpServerOpts{})
+				s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: maxIdle}
+				defer s.Close()
+				err := s.Send(context.Background(), smtpTestMessage(t))
+				smtpWantSendError(t, err, tt.temporary, tt.code, tt.stage)
+				if len(be.mails()) != 0 {
+					t.Error("mail recorded as received")
+				}
+				if n := smtpIdleCount(s); n != 0 {
+					t.Errorf("%d connections cached after a failure", n)
+				}
+				if c := be.counts(); c.conns != 1 {
+					t.Errorf("%d connections; want 1 (no retry)", c.conns)
+				}
+			})
+		}
+	}
+}
+
+func TestSendTooLarge(t *testing.T) {
+	be := &smtpTestBackend{}
+	addr := smtpStartServer(t, be, smtpServerOpts{maxBytes: 1000})
+	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), smtpTestMessage(t))
+	smtpWantSendError(t, err, false, 0, StageMail)
+}
+
+func TestSendUTF8Addresses(t *testing.T) {
+	msg := mail.Outgoing{From: "assistance@ent.example", To: []string{"élise@desk.example"}, Raw: []byte("Subject: x\r\n\r\nx\r\n")}
+	addr := smtpStartServer(t, &smtpTestBackend{}, smtpServerOpts{})
+	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), msg)
+	smtpWantSendError(t, err, false, 0, StageMail)
+
+	be := &smtpTestBackend{}
+	addr = smtpStartServer(t, be, smtpServerOpts{utf8: true})
+	if err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if got := be.mails(); len(got) != 1 || got[0].to[0] != "élise@desk.example" {
+		t.Errorf("received %+v", got)
+	}
+}
+
+func TestSendServerDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	err = (&Sender{Addr: addr, TLS: "none", Timeout: 2 * time.Second}).Send(context.Background(), smtpTestMessage(t))
+	smtpWantSendError(t, err, true, 0, StageDial)
+}
+
+// smtpHungServer accepts connections and says nothing.
+func smtpHungServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+func TestSendContextCancel(t *testing.T) {
+	tests := []struct {
+		name  string
+		tls   string
+		addr  func(t *testing.T) string
+		stage string
+	}{
+		{"hung greeting", "none", smtpHungServer, StageDial},
+		{"hung greeting before starttls", "starttls", smtpHungServer, StageTLS},
+		{"hung after data", "none", func(t *testing.T) string {
+			return smtpStartServer(t, &smtpTestBackend{block: make(chan struct{})}, smtpServerOpts{})
+		}, StageData},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := tt.addr(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			// The sender's own timeout is long: only the context can stop it.
+			err := (&Sender{Addr: addr, TLS: tt.tls, Timeout: time.Minute}).Send(ctx, smtpTestMessage(t))
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Send returned after %v", d)
+			}
+			smtpWantSendError(t, err, true, 0, tt.stage)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("error %v does not say the context ended", err)
+			}
+		})
+	}
+	t.Run("already cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		err := (&Sender{Addr: smtpHungServer(t), TLS: "none"}).Send(ctx, smtpTestMessage(t))
+		smtpWantSendError(t, err, true, 0, StageDial)
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v", err)
+		}
+	})
+}
+
+func TestSendTimeout(t *testing.T) {
+	for _, mode := range []string{"none", "starttls", "implicit"} {
+		t.Run(mode, func(t *testing.T) {
+			start := time.Now()
+			err := (&Sender{Addr: smtpHungServer(t), TLS: mode, Timeout: 300 * time.Millisecond}).Send(context.Background(), smtpTestMessage(t))
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Send returned after %v", d)
+			}
+			if err == nil || !IsTemporary(err) {
+				t.Errorf("error %v", err)
+			}
+		})
+	}
+}
+
+// smtpScriptedServer answers one session by hand: a normal dialogue up to
+// the final 250, then it hangs up when QUIT comes.
+func smtpScriptedServer(t *testing.T) (string, <-chan []byte) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		fmt.Fprint(c, "220 scripted ESMTP\r\n")
+		var data bytes.Buffer
+		inData := false
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if inData {
+				if line == ".\r\n" {
+					inData = false
+					got <- data.Bytes()
+					fmt.Fprint(c, "250 2.0.0 queued as 1234\r\n")
+					continue
+				}
+				data.WriteString(strings.TrimPrefix(line, "."))
+				continue
+			}
+			switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+			case strings.HasPrefix(cmd, "EHLO"):
+				fmt.Fprint(c, "250-scripted\r\n250 8BITMIME\r\n")
+			case strings.HasPrefix(cmd, "MAIL"), strings.HasPrefix(cmd, "RCPT"):
+				fmt.Fprint(c, "250 ok\r\n")
+			case cmd == "DATA":
+				inData = true
+				fmt.Fprint(c, "354 go on\r\n")
+			default: // QUIT and anything else: hang up without a word
+				return
+			}
+		}
+	}()
+	return ln.Addr().String(), got
+}
+
+func TestSendQuitFailureIsSuccess(t *testing.T) {
+	addr, got := smtpScriptedServer(t)
+	msg := smtpTestMessage(t)
+	if err := (&Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second}).Send(context.Background(), msg); err != nil {
+		t.Fatalf("Send: %v; the server had accepted the mail", err)
+	}
+	if data := <-got; !bytes.Equal(data, msg.Raw) {
+		t.Errorf("received %d bytes, sent %d", len(data), len(msg.Raw))
+	}
+}
+
+func TestSendRefusesBadInput(t *testing.T) {
+	good := mail.Outgoing{From: "a@b.test", To: []string{"c@d.test"}, Raw: []byte("Subject: x\r\n\r\nx\r\n")}
+	addr := smtpHungServer(t) // never reached: every case fails before
+	tests := []struct {
+		name   string
+		sender *Sender
+		edit   func(*mail.Outgoing)
+		stage  string
+	}{
+		{"no recipient", &Sender{Addr: addr, TLS: "none"}, func(o *mail.Outgoing) { o.To = nil }, StageRcpt},
+		{"CRLF in recipient", &Sender{Addr: addr, TLS: "none"}, func(o *mail.Outgoing) { o.To = []string{"c@d.test\r\nRCPT TO:<x@y>"} }, StageRcpt},
+		{"CRLF in sender", &Sender{Addr: addr, TLS: "none"}, func(o *mail.Outgoing) { o.From = "a@b\r\nRSET" }, StageMail},
+		{"empty message", &Sender{Addr: addr, TLS: "none"}, func(o *mail.Outgoing) { o.Raw = nil }, StageData},
+		{"unknown tls mode", &Sender{Addr: addr, TLS: "ssl"}, func(*mail.Outgoing) {}, StageDial},
+		{"address without port", &Sender{Addr: "127.0.0.1", TLS: "none"}, func(*mail.Outgoing) {}, StageDial},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := good
+			tt.edit(&msg)
+			start := time.Now()
+			err := tt.sender.Send(context.Background(), msg)
+			smtpWantSendError(t, err, false, 0, tt.stage)
+			if time.Since(start) > time.Second {
+				t.Error("bad input went to the network")
+			}
+		})
+	}
+}
+
+func TestIsTemporary(t *testing.T) {
+	var netErr net.Error = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"4xx", &smtp.SMTPError{Code: 450}, true},
+		{"5xx", &smtp.SMTPError{Code: 550}, false},
+		{"wrapped 5xx", fmt.Errorf("send: %w", &smtp.SMTPError{Code: 554}), false},
+		{"odd code", &smtp.SMTPError{Code: 999}, true},
+		{"network", netErr, true},
+		{"eof", io.ErrUnexpectedEOF, true},
+		{"deadline", context.DeadlineExceeded, true},
+		{"unknown", errors.New("what"), true},
+		{"send error temporary", &SendError{Temporary: true, Code: 550}, true},
+		{"send error permanent", fmt.Errorf("job: %w", &SendError{Temporary: false, Err: errors.New("x")}), false},
+	}
+	for _, tt := range tests {
+		if got := IsTemporary(tt.err); got != tt.want {
+			t.Errorf("%s: IsTemporary = %v; want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestSendLoginClientPrompts(t *testing.T) {
+	for _, prompts := range [][2]string{{"Username:", "Password:"}, {"username:", "password:"}, {"", ""}, {"VXNlcg==", "UGFzcw=="}} {
+		a := &smtpLoginClient{username: "u", password: "p"}
+		mech, ir, err := a.Start()
+		if mech != "LOGIN" || ir != nil || err != nil {
+			t.Fatalf("Start = %q %q %v", mech, ir, err)
+		}
+		r1, err1 := a.Next([]byte(prompts[0]))
+		r2, err2 := a.Next([]byte(prompts[1]))
+		if string(r1) != "u" || string(r2) != "p" || err1 != nil || err2 != nil {
+			t.Errorf("prompts %q: answered %q, %q", prompts, r1, r2)
+		}
+		if _, err := a.Next([]byte("more?")); err == nil {
+			t.Error("third challenge answered")
+		}
+	}
+}
+
+// smtpStartSink runs Postfix's smtp-sink on a free loopback port with extra
+// flags, dumping each mail it takes into a directory. It skips when the
+// binary is missing, unless SUPPORTBRIDGE_REQUIRE_SERVERS=1.
+func smtpStartSink(t *testing.T, flags ...string) (addr, dumpDir string) {
+	t.Helper()
+	bin, err := exec.LookPath("smtp-sink")
+	if err != nil {
+		if os.Getenv("SUPPORTBRIDGE_REQUIRE_SERVERS") == "1" {
+			t.Fatalf("smtp-sink required: %v", err)
+		}
+		t.Skip("smtp-sink not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = ln.Addr().String()
+	ln.Close()
+
+	dumpDir = t.TempDir()
+	var args []string
+	if os.Geteuid() == 0 {
+		// smtp-sink refuses to run as root; as nobody it must still reach
+		// the dump directory.
+		args = append(args, "-u", "nobody")
+		for _, d := range []string{filepath.Dir(dumpDir), dumpDir} {
+			if err := os.Chmod(d, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	args = append(args, "-d", filepath.Join(dumpDir, "%H%M%S."))
+	args = append(args, flags...)
+	args = append(args, addr, "100")
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return addr, dumpDir
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("smtp-sink did not listen on %s: %v; output: %s", addr, err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSendPostfixSmtpSink(t *testing.T) {
+	msg := smtpTestMessage(t)
+
+	t.Run("accepted", func(t *testing.T) {
+		addr, dir := smtpStartSink(t)
+		if err := (&Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, HeloName: "bridge.test"}).Send(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+		// The dump is written as the transaction ends: give it a moment.
+		// The dump ends with the closing boundary once complete.
+		lines := bytes.Split(bytes.TrimRight(msg.Raw, "\r\n"), []byte("\r\n"))
+		closing := lines[len(lines)-1]
+		var dump []byte
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			files, _ := filepath.Glob(filepath.Join(dir, "*"))
+			if len(files) == 1 {
+				dump, _ = os.ReadFile(files[0])
+				if bytes.Contains(dump, closing) {
+					break
+				}
+			}
+		}
+		for _, want := range []string{"X-Mail-Args: <" + msg.From + ">", "X-Rcpt-Args: <support@desk.example>", "X-Helo-Args: bridge.test", "Message-Id: <" + msg.MessageID + ">", string(closing)} {
+			if !bytes.Contains(dump, []byte(want)) {
+				t.Errorf("dump lacks %q:\n%.600s", want, dump)
+			}
+		}
+	})
+
+	tests := []struct {
+		name      string
+		flags     []string
+		temporary bool
+		stage     string
+		reply     bool // the server answered with a code
+	}{
+		{"hard reject of RCPT", []string{"-f", "RCPT"}, false, StageRcpt, true},
+		{"soft reject of the data", []string{"-r", "."}, true, StageData, true},
+		{"421 on MAIL", []string{"-Q", "MAIL"}, true, StageMail, true},
+		{"hang-up after the data", []string{"-q", "."}, true, StageData, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, _ := smtpStartSink(t, tt.flags...)
+			err := (&Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second}).Send(context.Background(), msg)
+			var se *SendError
+			if !errors.As(err, &se) {
+				t.Fatalf("error %v; want a *SendError", err)
+			}
+			if se.Temporary != tt.temporary || se.Stage != tt.stage || (se.Code != 0) != tt.reply {
+				t.Errorf("%+v; want temporary %v at %s, reply %v", se, tt.temporary, tt.stage, tt.reply)
+			}
+			if tt.reply && se.Temporary != (se.Code/100 == 4) {
+				t.Errorf("code %d classified temporary=%v", se.Code, se.Temporary)
+			}
+		})
+	}
+}
+
+// smtpIdleCount is how many connections s keeps idle.
+func smtpIdleCount(s *Sender) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.idle)
+}
+
+// smtpNumbered returns n copies of msg told apart by a header, so that a
+// mail delivered twice, lost or mixed up shows.
+func smtpNumbered(msg mail.Outgoing, n int) []mail.Outgoing {
+	out := make([]mail.Outgoing, n)
+	for i := range out {
+		out[i] = msg
+		out[i].Raw = append([]byte(fmt.Sprintf("X-Test-Seq: %d\r\n", i)), msg.Raw...)
+	}
+	return out
+}
+
+// smtpWantDelivered checks that the server took exactly msgs, each once,
+// in any order.
+func smtpWantDelivered(t *testing.T, got []smtpTestMail, msgs []mail.Outgoing) {
+	t.Helper()
+	seen := make(map[string]int)
+	for _, m := range got {
+		seen[string(m.data)]++
+	}
+	for i, m := range msgs {
+		if n := seen[string(m.Raw)]; n != 1 {
+			t.Errorf("mail %d delivered %d times", i, n)
+		}
+	}
+	if len(got) != len(msgs) {
+		t.Errorf("%d mails delivered; want %d", len(got), len(msgs))
+	}
+}
+
+func TestSendCacheReusesConnection(t *testing.T) {
+	serverTLS, pool := smtpTestCert(t)
+	tests := []struct {
+		name   string
+		opts   smtpServerOpts
+		sender Sender
+	}{
+		{"plain", smtpServerOpts{}, Sender{TLS: "none"}},
+		{"starttls with auth", smtpServerOpts{tls: serverTLS}, Sender{TLS: "starttls", RootCAs: pool, Username: "bridge", Password: "s3cret"}},
+		{"implicit tls with auth", smtpServerOpts{implicitTLS: serverTLS}, Sender{TLS: "implicit", RootCAs: pool, Username: "bridge", Password: "s3cret"}},
+	}
+	for i := range tests {
+		tt := &tests[i]
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			be := &smtpTestBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: tt.sender.Username != ""}
+			s := &tt.sender
+			s.Addr = smtpStartServer(t, be, tt.opts)
+			s.Timeout = time.Second
+			s.MaxIdle = 2
+			s.IdleTimeout = time.Minute
+			defer s.Close()
+			msgs := smtpNumbered(smtpTestMessage(t), 5)
+			for i, m := range msgs {
+				if i == 2 {
+					// Idle for longer than a command may take: the
+					// deadlines of the last use must not carry over.
+					time.Sleep(s.Timeout + 200*time.Millisecond)
+				}
+				if err := s.Send(context.Background(), m); err != nil {
+					t.Fatalf("mail %d: %v", i, err)
+				}
+			}
+			smtpWantDelivered(t, be.mails(), msgs)
+			for _, m := range be.mails() {
+				if m.tls != (s.TLS != "none") || m.user != s.Username {
+					t.Errorf("mail delivered with tls %v, user %q", m.tls, m.user)
+				}
+			}
+			if c := be.counts(); c.conns != 1 || c.closed != 0 {
+				t.Errorf("%d connections, %d ended; want 1 still open", c.conns, c.closed)
+			}
+			if n := smtpIdleCount(s); n != 1 {
+				t.Errorf("%d idle connections; want 1", n)
+			}
+			s.Close()
+			be.waitClosed(t, 1)
+			if n := smtpIdleCount(s); n != 0 {
+				t.Errorf("%d idle connections after Close", n)
+			}
+		})
+	}
+}
+
+func TestSendCacheOffByDefault(t *testing.T) {
+	be := &smtpTestBackend{}
+	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second}
+	msgs := smtpNumbered(smtpTestMessage(t), 3)
+	for _, m := range msgs {
+		if err := s.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	smtpWantDelivered(t, be.mails(), msgs)
+	// Each session ended with QUIT before Send returned.
+	if c := be.counts(); c.conns != 3 {
+		t.Errorf("%d connections; want one a mail", c.conns)
+	}
+	be.waitClosed(t, 3)
+	if n := smtpIdleCount(s); n != 0 {
+		t.Errorf("%d idle connections without MaxIdle", n)
+	}
+}
+
+func TestSendCacheReuseLimit(t *testing.T) {
+	be := &smtpTestBackend{}
+	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+		MaxIdle: 1, IdleTimeout: time.Minute, ReuseLimit: 2}
+	defer s.Close()
+	msgs := smtpNumbered(smtpTestMessage(t), 5)
+	for _, m := range msgs {
+		if err := s.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	smtpWantDelivered(t, be.mails(), msgs)
+	// 2 + 2 + 1 mails: the first two sessions end once full.
+	if c := be.counts(); c.conns != 3 {
+		t.Errorf("%d connections; want 3", c.conns)
+	}
+	be.waitClosed(t, 2)
+}
+
+// A cached connection that the server dropped while idle costs nothing:
+// the mail goes over a new connection, once.
+func TestSendCacheServerDroppedIdle(t *testing.T) {
+	tests := []struct {
+		name string
+		opts smtpServerOpts
+		be   func() *smtpTestBackend
+		drop func(t *testing.T, be *smtpTestBackend)
+	}{
+		{
+			// go-smtp's server says "421 Idle timeout" before it hangs up.
+			name: "421 idle timeout",
+			opts: smtpServerOpts{readTimeout: 400 * time.Millisecond},
+			be:   func() *smtpTestBackend { return &smtpTestBackend{} },
+			drop: func(t *testing.T, be *smtpTestBackend) { be.waitClosed(t, 1) },
+		},
+		{
+			name: "closed without a word",
+			be:   func() *smtpTestBackend { return &smtpTestBackend{} },
+			drop: func(t *testing.T, be *smtpTestBackend) { be.dropAll(); be.waitClosed(t, 1) },
+		},
+		{
+			name: "421 at MAIL",
+			be: func() *smtpTestBackend {
+				return &smtpTestBackend{onMail: func(n int) error {
+					if n == 2 {
+						return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"}
+					}
+					return nil
+				}}
+			},
+			drop: func(*testing.T, *smtpTestBackend) {},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := tt.be()
+			s := &Sender{Addr: smtpStartServer(t, be, tt.opts), TLS: "none", Timeout: 5 * time.Second,
+				MaxIdle: 1, IdleTimeout: time.Minute}
+			defer s.Close()
+			msgs := smtpNumbered(smtpTestMessage(t), 2)
+			if err := s.Send(context.Background(), msgs[0]); err != nil {
+				t.Fatal(err)
+			}
+			tt.drop(t, be)
+			if n := smtpIdleCount(s); n != 1 {
+				t.Fatalf("%d idle connections; the test needs the dropped one cached", n)
+			}
+			if err := s.Send(context.Background(), msgs[1]); err != nil {
+				t.Fatalf("send after the server dropped the cached connection: %v", err)
+			}
+			smtpWantDelivered(t, be.mails(), msgs)
+			if c := be.counts(); c.conns != 2 || c.dataCmds != 2 {
+				t.Errorf("%d connections, %d DATA; want 2, 2", c.conns, c.dataCmds)
+			}
+			if n := smtpIdleCount(s); n != 1 {
+				t.Errorf("%d idle connections; want the new one", n)
+			}
+		})
+	}
+}
+
+// Only a dropped session at the first command is retried: any other
+// failure on a cached connection is returned, as on a new one, and the
+// connection is not used again.
+func TestSendCacheFailureOnReusedConnection(t *testing.T) {
+	failSecond := func(err error) func(int) error {
+		return func(n int) error {
+			if n == 2 {
+				return err
+			}
+			return nil
+		}
+	}
+	tests := []struct {
+		name      string
+		be        *smtpTestBackend
+		temporary bool
+		code      int
+		stage     string
+		mailCmds  int // MAIL commands the server saw, all sends together
+	}{
+		{name: "451 at MAIL", be: &smtpTestBackend{onMail: failSecond(&smtp.SMTPError{Code: 451, Message: "later"})},
+			temporary: true, code: 451, stage: StageMail, mailCmds: 3},
+		{name: "550 at MAIL", be: &smtpTestBackend{onMail: failSecond(&smtp.SMTPError{Code: 550, Message: "no"})},
+			code: 550, stage: StageMail, mailCmds: 3},
+		{name: "451 after the data", be: &smtpTestBackend{onData: func(n int, _ *smtp.Conn) error {
+			return failSecond(&smtp.SMTPError{Code: 451, Message: "later"})(n)
+		}}, temporary: true, code: 451, stage: StageData, mailCmds: 3},
+		{name: "554 after the data", be: &smtpTestBackend{onData: func(n int, _ *smtp.Conn) error {
+			return failSecond(&smtp.SMTPError{Code: 554, Message: "spam"})(n)
+		}}, code: 554, stage: StageData, mailCmds: 3},
+		// The server may or may not have taken this one: never again.
+		{name: "hang-up after the data", be: &smtpTestBackend{onData: func(n int, c *smtp.Conn) error {
+			if n == 2 {
+				c.Conn().Close()
+				return errors.New("dropped")
+			}
+			return nil
+		}}, temporary: true, stage: StageData, mailCmds: 3},
+		{name: "421 after the data", be: &smtpTestBackend{onData: func(n int, _ *smtp.Conn) error {
+			return failSecond(&smtp.SMTPError{Code: 421, Message: "closing"})(n)
+		}}, temporary: true, code: 421, stage: StageData, mailCmds: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := tt.be
+			s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+				MaxIdle: 1, IdleTimeout: time.Minute}
+			defer s.Close()
+			msgs := smtpNumbered(smtpTestMessage(t), 3)
+			if err := s.Send(context.Background(), msgs[0]); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Send(context.Background(), msgs[1])
+			smtpWantSendError(t, err, tt.temporary, tt.code, tt.stage)
+			if n := smtpIdleCount(s); n != 0 {
+				t.Errorf("%d idle connections: the failed one was kept", n)
+			}
+			if c := be.counts(); c.conns != 1 {
+				t.Errorf("%d connections after the failure: it was retried", c.conns)
+			}
+			if err := s.Send(context.Background(), msgs[2]); err != nil {
+				t.Fatal(err)
+			}
+			smtpWantDelivered(t, be.mails(), []mail.Outgoing{msgs[0], msgs[2]})
+			c := be.counts()
+			if c.conns != 2 || c.mailCmds != tt.mailCmds {
+				t.Errorf("%d connections, %d MAIL; want 2, %d", c.conns, c.mailCmds, tt.mailCmds)
+			}
+			be.waitClosed(t, 1) // the failed session was closed
+		})
+	}
+}
+
+func TestSendCacheConcurrent(t *testing.T) {
+	be := &smtpTestBackend{}
+	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 10 * time.Second,
+		MaxIdle: 4, IdleTimeout: time.Minute}
+	msgs := smtpNumbered(smtpTestMessage(t), 50)
+	errs := make(chan error, len(msgs))
+	// 50 goroutines, 8 sending at a time as a job queue would: sends take
+	// and return cached connections while others dial.
+	inFlight := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, m := range msgs {
+		wg.Go(func() {
+			inFlight <- struct{}{}
+			defer func() { <-inFlight }()
+			errs <- s.Send(context.Background(), m)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	smtpWantDelivered(t, be.mails(), msgs)
+	c := be.counts()
+	idle := smtpIdleCount(s)
+	if idle < 1 || idle > 4 {
+		t.Errorf("%d idle connections; want 1 to 4", idle)
+	}
+	// Every connection beyond those kept was closed.
+	be.waitClosed(t, c.conns-idle)
+	t.Logf("%d connections for %d mails", c.conns, len(msgs))
+	if c.conns >= len(msgs) {
+		t.Errorf("%d connections for %d mails: none reused", c.conns, len(msgs))
+	}
+	// Another round reuses what was kept.
+	for _, m := range smtpNumbered(msgs[0], 3) {
+		if err := s.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := be.counts().conns; after != c.conns {
+		t.Errorf("%d new connections for sequential mails with %d idle", after-c.conns, idle)
+	}
+	s.Close()
+	be.waitClosed(t, c.conns)
+}
+
+func TestSendCacheIdleTimeout(t *testing.T) {
+	be := &smtpTestBackend{}
+	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+		MaxIdle: 2, IdleTimeout: 150 * time.Millisecond}
+	defer s.Close()
+	msgs := smtpNumbered(smtpTestMessage(t), 3)
+	for _, m := range msgs[:2] {
+		if err := s.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One connection, or two if the machine stalled between the sends for
+	// longer than the idle timeout: either way the cache ends every
+	// session itself once idle too long.
+	before := be.counts().conns
+	start := time.Now()
+	be.waitClosed(t, before)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("idle connections closed after %v", d)
+	}
+	if n := smtpIdleCount(s); n != 0 {
+		t.Errorf("%d idle connections after the timeout", n)
+	}
+	if err := s.Send(context.Background(), msgs[2]); err != nil {
+		t.Fatal(err)
+	}
+	smtpWantDelivered(t, be.mails(), msgs)
+	if c := be.counts(); c.conns != before+1 {
+		t.Errorf("%d connections; want a new one after the timeout", c.conns-before)
+	}
+}
+
+func TestSendCacheClose(t *testing.T) {
+	be := &smtpTestBackend{}
+	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+		MaxIdle: 2, IdleTimeout: time.Minute}
+	msgs := smtpNumbered(smtpTestMessage(t), 2)
+	if err := s.Send(context.Background(), msgs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	be.waitClosed(t, 1)
+	// Still usable, without caching.
+	if err := s.Send(context.Background(), msgs[1]); err != nil {
+		t.Fatal(err)
+	}
+	smtpWantDelivered(t, be.mails(), msgs)
+	if n := smtpIdleCount(s); n != 0 {
+		t.Errorf("%d idle connections after Close", n)
+	}
+	be.waitClosed(t, 2)
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestSendCacheContext(t *testing.T) {
+	t.Run("cancelled while the server holds the data", func(t *testing.T) {
+		release := make(chan struct{})
+		be := &smtpTestBackend{onData: func(n int, _ *smtp.Conn) error {
+			if n == 2 {
+				<-release
+			}
+			return nil
+		}}
+		addr := smtpStartServer(t, be, smtpServerOpts{})
+		t.Cleanup(func() { close(release) }) // before the server closes
+		s := &Sender{Addr: addr, TLS: "none", Timeout: time.Minute, MaxIdle: 1, IdleTimeout: time.Minute}
+		defer s.Close()
+		msgs := smtpNumbered(smtpTestMessage(t), 2)
+		if err := s.Send(context.Background(), msgs[0]); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err := s.Send(ctx, msgs[1])
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("Send returned after %v", d)
+		}
+		smtpWantSendError(t, err, true, 0, StageData)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("error %v does not say the context ended", err)
+		}
+		if n := smtpIdleCount(s); n != 0 {
+			t.Errorf("%d idle connections: the interrupted one was kept", n)
+		}
+		if c := be.counts(); c.conns != 1 || c.dataCmds != 2 {
+			t.Errorf("%d connections, %d DATA; want 1, 2 (no retry)", c.conns, c.dataCmds)
+		}
+	})
+	t.Run("already cancelled with a cached connection", func(t *testing.T) {
+		be := &smtpTestBackend{}
+		s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+			MaxIdle: 1, IdleTimeout: time.Minute}
+		defer s.Close()
+		msgs := smtpNumbered(smtpTestMessage(t), 2)
+		if err := s.Send(context.Background(), msgs[0]); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		err := s.Send(ctx, msgs[1])
+		smtpWantSendError(t, err, true, 0, StageMail)
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v", err)
+		}
+		// The closed connection is no sign of a dropped session: no new
+		// connection, nothing delivered.
+		if c := be.counts(); c.conns != 1 {
+			t.Errorf("%d connections; want 1", c.conns)
+		}
+		smtpWantDelivered(t, be.mails(), msgs[:1])
+		be.waitClosed(t, 1)
+	})
+}
+
+// smtpCountingProxy relays TCP connections to upstream and counts them.
+func smtpCountingProxy(t *testing.T, upstream string) (addr string, conns func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	n := 0
+	var wg sync.WaitGroup
+	var open []net.Conn
+	go func() {
+		for {
+			down, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", upstream)
+			if err != nil {
+				down.Close()
+				continue
+			}
+			mu.Lock()
+			n++
+			open = append(open, down, up)
+			mu.Unlock()
+			// When either side ends, both do, as a real hang-up.
+			relay := func(dst, src net.Conn) {
+				defer wg.Done()
+				io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			wg.Add(2)
+			go relay(up, down)
+			go relay(down, up)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
+func TestSendCachePostfixSmtpSink(t *testing.T) {
+	msg := smtpTestMessage(t)
+	sinkWant := func(t *testing.T, sink *mailtest.SMTPSink, msgs []mail.Outgoing) {
+		t.Helper()
+		var got []mailtest.SinkMessage
+		// smtp-sink writes a capture before it answers the final ".":
+		// every accepted mail is there already.
+		got = sink.Deliveries(t)
+		if len(got) != len(msgs) {
+			t.Fatalf("smtp-sink took %d mails; want %d", len(got), len(msgs))
+		}
+		for i, m := range got {
+			// smtp-sink drops every CR; the composed mail has none bare.
+			if m.From != msgs[i].From || strings.Join(m.To, ",") != strings.Join(msgs[i].To, ",") || !bytes.Equal(m.Data, msgs[i].Raw) {
+				t.Errorf("mail %d: %q → %q, %d bytes; want %q → %q, %d bytes", i, m.From, m.To, len(m.Data),
+					msgs[i].From, msgs[i].To, len(msgs[i].Raw))
+			}
+		}
+	}
+
+	t.Run("several mails over one connection", func(t *testing.T) {
+		sink := mailtest.StartSMTPSink(t, mailtest.WithDump())
+		addr, conns := smtpCountingProxy(t, sink.Addr)
+		s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: 1, IdleTimeout: time.Minute}
+		defer s.Close()
+		msgs := smtpNumbered(msg, 5)
+		for i, m := range msgs {
+			if err := s.Send(context.Background(), m); err != nil {
+				t.Fatalf("mail %d: %v", i, err)
+			}
+		}
+		sinkWant(t, sink, msgs)
+		if n := conns(); n != 1 {
+			t.Errorf("%d connections for %d mails; want 1", n, len(msgs))
+		}
+	})
+
+	t.Run("restarted while the connection is idle", func(t *testing.T) {
+		sink := mailtest.StartSMTPSink(t, mailtest.WithDump())
+		s := &Sender{Addr: sink.Addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: 1, IdleTimeout: time.Minute}
+		defer s.Close()
+		msgs := smtpNumbered(msg, 3)
+		for _, m := range msgs[:2] {
+			if err := s.Send(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sink.Restart(t)
+		if n := smtpIdleCount(s); n != 1 {
+			t.Fatalf("%d idle connections; the test needs the dead one cached", n)
+		}
+		if err := s.Send(context.Background(), msgs[2]); err != nil {
+			t.Fatalf("send after the restart: %v", err)
+		}
+		sinkWant(t, sink, msgs)
+	})
+
+	t.Run("soft reject of the data is not retried", func(t *testing.T) {
+		sink := mailtest.StartSMTPSink(t, mailtest.WithDump(), mailtest.WithSoftError("."))
+		addr, conns := smtpCountingProxy(t, sink.Addr)
+		s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: 1, IdleTimeout: time.Minute}
+		defer s.Close()
+		err := s.Send(context.Background(), msg)
+		smtpWantSendError(t, err, true, 450, StageData)
+		// smtp-sink captures a mail before answering "." even with an
+		// error: one capture means one DATA, no retry.
+		if n := len(sink.Deliveries(t)); n != 1 {
+			t.Errorf("%d transactions; want 1", n)
+		}
+		if n := smtpIdleCount(s); n != 0 {
+			t.Errorf("%d idle connections after a failure", n)
+		}
+		if n := conns(); n != 1 {
+			t.Errorf("%d connections; want 1", n)
+		}
+	})
+}
