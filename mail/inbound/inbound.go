@@ -309,7 +309,8 @@ func (p *InboundProcessor) reply(ctx context.Context, ir *inboundRoute) (imaprea
 }
 
 // deskNotice records a help-desk product's solved/closed notice on the
-// escalation of the ticket it threads to; nothing is posted on the ticket.
+// escalation of the ticket it threads to; the agent's words a notice may
+// carry (a solution) are posted once, as an exchange.
 func (p *InboundProcessor) deskNotice(ctx context.Context, ir *inboundRoute) (imapreader.Verdict, error) {
 	log, in, cls, key, ticketID, q := ir.log, ir.in, ir.cls, ir.key, ir.ticketID, ir.q
 	res, err := p.apply.RecordDeskStatus(ctx, bridge.DeskNotice{Key: key, TicketID: ticketID,
@@ -335,7 +336,10 @@ func (p *InboundProcessor) deskNotice(ctx context.Context, ir *inboundRoute) (im
 			if bridge.ErrorCode(err) == bridge.CodeUnavailable {
 				return imapreader.Verdict{}, fmt.Errorf("%w: apply the notice's text: %v", errTransient, err)
 			}
-			log.Warn("the desk notice's text was not applied", slog.String("ticket", ticketID), slog.String("error", err.Error()))
+			// The status is recorded; the text must not be lost: an
+			// operator can still assign the mail to the ticket.
+			q.Reason = "desk notice recorded, its text not applied: " + err.Error()
+			return p.quarantine(ctx, log, q)
 		}
 	}
 	p.outcome("desk_notice")

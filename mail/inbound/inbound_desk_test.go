@@ -1,12 +1,14 @@
 package inbound
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"supportbridge/bridge"
 	"supportbridge/mail"
 	"supportbridge/mail/imapreader"
 )
@@ -14,9 +16,20 @@ import (
 // withProducts makes the fixture's processor recognise help-desk products
 // (desk.product auto) and take mail from the senders allowed.
 func (f *inboundFixture) withProducts(allowed ...string) {
+	f.withProductsApplier(f.svc, allowed...)
+}
+
+// refusingReplies is the service, refusing every desk reply for good.
+type refusingReplies struct{ *bridge.Service }
+
+func (refusingReplies) ApplyDeskReply(context.Context, bridge.DeskReply) (bridge.Outcome, error) {
+	return "", bridge.Errorf(bridge.CodeInvalid, "refused")
+}
+
+func (f *inboundFixture) withProductsApplier(apply ReplyApplier, allowed ...string) {
 	products, product := DeskProductFor("auto")
 	signer := mail.Signer{Key: []byte("0123456789abcdef-signing"), Domain: "ent.example"}
-	f.proc = NewInboundProcessor(f.svc, f.store, InboundOptions{
+	f.proc = NewInboundProcessor(apply, f.store, InboundOptions{
 		Signer: signer, ReplyTo: "assistance@ent.example", SubjectTag: "ENT",
 		OwnAddresses: []string{"assistance@ent.example"},
 		SenderAllowed: func(a string) bool {
@@ -125,5 +138,20 @@ func TestInboundForgedProductHeader(t *testing.T) {
 	tk := f.ticket(t)
 	if tk.Escalation.DeskStatus != nil || tk.Escalation.DeskReference != "" {
 		t.Errorf("a stranger's mail changed the escalation: %+v", tk.Escalation)
+	}
+}
+
+// TestInboundNoticeTextNotLost: when the text a notice carries cannot be
+// applied, the desk status is still recorded and the mail is quarantined,
+// so that an operator can assign its text: it is not dropped.
+func TestInboundNoticeTextNotLost(t *testing.T) {
+	f := newInboundFixture(t)
+	f.withProductsApplier(refusingReplies{f.svc}, "@notesplus.example")
+	v := f.handle(t, deskMail(t, "glpi", "04-solved-fr-text.eml"))
+	if v.Disposition != imapreader.DispositionQuarantine || !strings.Contains(v.Reason, "its text not applied") {
+		t.Fatalf("verdict %+v", v)
+	}
+	if ds := f.ticket(t).Escalation.DeskStatus; ds == nil || ds.Status != bridge.DeskSolved {
+		t.Errorf("desk status %+v", ds)
 	}
 }
