@@ -464,26 +464,27 @@ func (d *DigestRun) claimedBefore(ctx context.Context, log *slog.Logger, period 
 // CatchUp runs the last scheduled period of a kind if it is not done (the
 // daemon was down then). A scheduler runs it at start.
 func (d *DigestRun) CatchUp(ctx context.Context, period Digest) {
+	if _, at, ok := d.lastScheduled(period); ok {
+		d.scheduled(ctx, period, at)
+	}
+}
+
+// lastScheduled is the schedule of a kind of period and its latest time
+// not after now.
+func (d *DigestRun) lastScheduled(period Digest) (DigestSchedule, time.Time, bool) {
 	s, ok := d.Schedules[period]
 	if !ok {
-		return
+		return s, time.Time{}, false
 	}
 	at, ok := lastOccurrence(s.Schedule, d.now().In(s.location()))
-	if !ok {
-		return
-	}
-	d.scheduled(ctx, period, at)
+	return s, at, ok
 }
 
 // Tick runs the period that just began, after the previous one if that is
 // not done (a failed send, a replica that died mid-run). A scheduler runs
 // it at each of the schedule's times.
 func (d *DigestRun) Tick(ctx context.Context, period Digest) {
-	s, ok := d.Schedules[period]
-	if !ok {
-		return
-	}
-	at, ok := lastOccurrence(s.Schedule, d.now().In(s.location()))
+	s, at, ok := d.lastScheduled(period)
 	if !ok {
 		return
 	}
