@@ -222,14 +222,14 @@ func (s *Store) SaveCheckpoint(ctx context.Context, mailbox string, cp Checkpoin
 }
 
 // LoadMailboxCheckpoint is LoadCheckpoint in the shape of the mail
-// package's IMAPCheckpointer, so that a *Store serves the IMAP reader as is.
+// package's Checkpointer, so that a *Store serves the IMAP reader as is.
 func (s *Store) LoadMailboxCheckpoint(ctx context.Context, mailbox string) (uidValidity, lastUID uint32, fence int64, err error) {
 	cp, err := s.LoadCheckpoint(ctx, mailbox)
 	return cp.UIDValidity, cp.LastUID, cp.Fence, err
 }
 
 // SaveMailboxCheckpoint is SaveCheckpoint in the shape of the mail
-// package's IMAPCheckpointer.
+// package's Checkpointer.
 func (s *Store) SaveMailboxCheckpoint(ctx context.Context, mailbox string, uidValidity, lastUID uint32, fence int64) error {
 	return s.SaveCheckpoint(ctx, mailbox, Checkpoint{UIDValidity: uidValidity, LastUID: lastUID, Fence: fence})
 }

@@ -147,10 +147,10 @@ func digText(t *testing.T, raw []byte) string {
 
 // digParisTime is a local time in Paris.
 func digParisTime(y int, m time.Month, d, h, min int) time.Time {
-	return time.Date(y, m, d, h, min, 0, 0, digParis())
+	return time.Date(y, m, d, h, min, 0, 0, parisTime())
 }
 
-func digParis() *time.Location { return bridge.DefaultDigestLocation() }
+func parisTime() *time.Location { return bridge.DefaultDigestLocation() }
 
 const (
 	digDailySpec  = "CRON_TZ=Europe/Paris 0 8 * * 1-5"
@@ -173,7 +173,7 @@ func digLastOccurrence(t testing.TB, spec string, now time.Time) time.Time {
 	s := digMustParse(t, spec)
 	loc := s.Location
 	if loc == nil {
-		loc = digParis()
+		loc = parisTime()
 	}
 	var last time.Time
 	for at := s.Schedule.Next(now.In(loc).Add(-48 * time.Hour)); !at.After(now); at = s.Schedule.Next(at) {
@@ -193,7 +193,7 @@ func TestParseDigestSchedule(t *testing.T) {
 		spec string
 		zone *time.Location
 	}{
-		{digDailySpec, digParis()},
+		{digDailySpec, parisTime()},
 		{"CRON_TZ=America/New_York 0 22 * * *", ny},
 		{"30 7 * * *", nil},
 		{"@every 1s", nil},

@@ -93,8 +93,8 @@ type daemon struct {
 	mailer  *compose.DeskMailer // nil without a desk
 	handler http.Handler
 	metrics *metrics
-	reader  *imapreader.IMAPReader // nil without imap.addr
-	alerts  *alerter               // nil without operators or mail
+	reader  *imapreader.Reader // nil without imap.addr
+	alerts  *alerter           // nil without operators or mail
 	pruner  *feedPruner
 	started time.Time
 	// seeded is set once the configuration's structures are stored:
@@ -271,7 +271,7 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 }
 
 // newInboundProcessor wires what turns a desk mail into its effect.
-func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics) (*inbound.InboundProcessor, error) {
+func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics) (*inbound.Processor, error) {
 	ref, err := cfg.Desk.ReferenceRegexp()
 	if err != nil {
 		return nil, fmt.Errorf("desk.reference_pattern: %w", err)
@@ -286,7 +286,7 @@ func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Servi
 		own = append(own, a.Address)
 	}
 	products, product := inbound.DeskProductFor(cfg.Desk.Product)
-	return inbound.NewInboundProcessor(svc, store, inbound.InboundOptions{
+	return inbound.NewInboundProcessor(svc, store, inbound.Options{
 		Signer:        deskSigner(cfg, domain),
 		ReplyTo:       replyTo,
 		OwnAddresses:  own,
@@ -308,7 +308,7 @@ func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Servi
 }
 
 // newIMAPReader wires the mailbox reader to the inbound processor.
-func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics, failpoint string) (*imapreader.IMAPReader, error) {
+func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics, failpoint string) (*imapreader.Reader, error) {
 	cas, err := config.LoadCAFile(cfg.IMAP.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("imap.ca_file: %w", err)
@@ -321,7 +321,7 @@ func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, st
 	if failpoint == failpointAfterApply {
 		handler = killAfterApply{proc}
 	}
-	r := imapreader.NewIMAPReader(imapreader.IMAPConfig{
+	r := imapreader.NewIMAPReader(imapreader.Config{
 		Addr: cfg.IMAP.Addr, TLS: string(cfg.IMAP.TLS), Username: cfg.IMAP.Username, Password: cfg.IMAP.Password.Reveal(),
 		Mailbox: cfg.IMAP.Mailbox, ProcessedMailbox: cfg.IMAP.ProcessedMailbox, QuarantineMailbox: cfg.IMAP.QuarantineMailbox,
 		RootCAs: cas, PollInterval: cfg.IMAP.PollInterval, IDLE: cfg.IMAP.IDLE,

@@ -40,7 +40,7 @@ const alertMaxLines = 200
 
 // Alert composes an alert mail.
 func (c *AlertComposer) Alert(in AlertInput) (mail.Outgoing, error) {
-	if c.From == nil || !compAddrSpecOK(c.From.Address) {
+	if c.From == nil || !addrSpecOK(c.From.Address) {
 		return mail.Outgoing{}, errors.New("mail: compose alert: a valid from address is required")
 	}
 	if len(in.To) == 0 {
@@ -49,30 +49,30 @@ func (c *AlertComposer) Alert(in AlertInput) (mail.Outgoing, error) {
 	var to []*gomail.Address
 	var rcpts []string
 	for _, a := range in.To {
-		if a == nil || !compAddrSpecOK(a.Address) {
+		if a == nil || !addrSpecOK(a.Address) {
 			return mail.Outgoing{}, errors.New("mail: compose alert: invalid recipient")
 		}
-		to = append(to, compAddress(a))
+		to = append(to, address(a))
 		rcpts = append(rcpts, a.Address)
 	}
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now
 	}
-	msgID := (&DigestComposer{Domain: c.Domain}).digMessageID()
+	msgID := (&DigestComposer{Domain: c.Domain}).messageID()
 	msgID = "alert." + strings.TrimPrefix(msgID, "dig.")
 
 	var h gomail.Header
 	h.SetDate(now())
-	h.SetAddressList("From", []*gomail.Address{compAddress(c.From)})
+	h.SetAddressList("From", []*gomail.Address{address(c.From)})
 	h.SetAddressList("To", to)
-	// compHeaderText folds CR/LF away: a job's error text cannot make a
+	// headerText folds CR/LF away: a job's error text cannot make a
 	// header.
-	h.SetSubject(compHeaderText(in.Subject, compMaxLineRunes))
+	h.SetSubject(headerText(in.Subject, maxLineRunes))
 	h.SetMessageID(msgID)
 	h.Set("Auto-Submitted", "auto-generated")
 	h.Set("X-Auto-Response-Suppress", "All")
-	if id := compHeaderText(c.Identity, compMaxLineRunes); id != "" {
+	if id := headerText(c.Identity, maxLineRunes); id != "" {
 		h.SetText("X-Loop", id)
 	}
 	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
@@ -91,7 +91,7 @@ func (c *AlertComposer) Alert(in AlertInput) (mail.Outgoing, error) {
 	if err != nil {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose alert: %w", err)
 	}
-	if err := compWriteClose(w, []byte(body.String())); err != nil {
+	if err := writeClose(w, []byte(body.String())); err != nil {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose alert: %w", err)
 	}
 	return mail.Outgoing{MessageID: msgID, From: c.From.Address, To: rcpts, Raw: buf.Bytes()}, nil

@@ -85,69 +85,69 @@ type FollowUpInput struct {
 }
 
 const (
-	compDefaultMaxAttachment = 10 << 20
-	compMaxSubjectRunes      = 200
-	compMaxNameRunes         = 100
-	compMaxLineRunes         = 500
-	compMaxFilenameRunes     = 120
-	compMaxReferences        = 20
-	compKindEscalation       = "esc"
-	compKindFollowUp         = "fu"
+	defaultMaxAttachment = 10 << 20
+	maxSubjectRunes      = 200
+	maxNameRunes         = 100
+	maxLineRunes         = 500
+	maxFilenameRunes     = 120
+	maxReferences        = 20
+	kindEscalation       = "esc"
+	kindFollowUp         = "fu"
 )
 
 // Escalation composes the first mail of a ticket to the desk: every field of
 // the ticket, its history and its attachments.
 func (c *Composer) Escalation(in EscalationInput) (mail.Outgoing, error) {
 	t := in.Ticket.Ticket
-	if err := c.compCheck(t.ID); err != nil {
+	if err := c.checkID(t.ID); err != nil {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose escalation: %w", err)
 	}
-	l := compCatalog(t.Locale)
+	l := catalog(t.Locale)
 	loc := c.location()
 
 	by := in.EscalatedBy
 	if by == (bridge.Person{}) && t.Escalation.EscalatedBy != nil {
 		by = *t.Escalation.EscalatedBy
 	}
-	attached, leftOut, files, err := c.compAttachments(in.Attachments, l)
+	attached, leftOut, files, err := c.attachments(in.Attachments, l)
 	if err != nil {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose escalation %s: %w", t.ID, err)
 	}
 
 	exchanges := append([]bridge.Exchange(nil), in.Ticket.Exchanges...)
 	sort.SliceStable(exchanges, func(i, j int) bool { return exchanges[i].CreatedAt.Before(exchanges[j].CreatedAt) })
-	views := make([]compExchangeView, 0, len(exchanges))
+	views := make([]exchangeView, 0, len(exchanges))
 	for _, e := range exchanges {
-		views = append(views, compExchange(e, l, loc))
+		views = append(views, exchange(e, l, loc))
 	}
 
-	data := compEscalationView{
+	data := escalationView{
 		L:           l,
-		Tag:         c.compTag(t.ID),
-		TicketID:    compLine(t.ID),
-		Subject:     compCap(compLine(t.Subject), compMaxLineRunes),
-		School:      compCap(compLine(in.Structure.Name), compMaxLineRunes),
-		UAI:         compCap(compLine(in.Structure.UAI), compMaxNameRunes),
-		App:         compCategory(t.Category),
-		Requester:   compPerson(t.Owner, l),
-		EscalatedBy: compPerson(by, l),
+		Tag:         c.tag(t.ID),
+		TicketID:    oneLine(t.ID),
+		Subject:     capRunes(oneLine(t.Subject), maxLineRunes),
+		School:      capRunes(oneLine(in.Structure.Name), maxLineRunes),
+		UAI:         capRunes(oneLine(in.Structure.UAI), maxNameRunes),
+		App:         category(t.Category),
+		Requester:   person(t.Owner, l),
+		EscalatedBy: person(by, l),
 		Created:     l.date(t.CreatedAt, loc),
 		Status:      l.status(t.Status),
-		Description: compBody(t.Description),
+		Description: cleanBody(t.Description),
 		Attached:    attached,
 		LeftOut:     leftOut,
 		Exchanges:   views,
 	}
-	text, html, err := compRender(compEscalationText, compEscalationHTML, data)
+	text, html, err := render(escalationText, escalationHTML, data)
 	if err != nil {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose escalation %s: %w", t.ID, err)
 	}
 	msgID := strings.Trim(in.MessageID, "<>")
 	if msgID == "" {
-		msgID = c.Signer.NewMessageID(t.ID, compKindEscalation)
+		msgID = c.Signer.NewMessageID(t.ID, kindEscalation)
 	}
-	h := c.compHeader(t, msgID, c.compSubject(t, false))
-	out, err := c.compWrite(h, msgID, text, html, files)
+	h := c.header(t, msgID, c.subject(t, false))
+	out, err := c.write(h, msgID, text, html, files)
 	if err != nil {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose escalation %s: %w", t.ID, err)
 	}
@@ -158,58 +158,58 @@ func (c *Composer) Escalation(in EscalationInput) (mail.Outgoing, error) {
 // short note, and its attachments.
 func (c *Composer) FollowUp(in FollowUpInput) (mail.Outgoing, error) {
 	t := in.Ticket
-	if err := c.compCheck(t.ID); err != nil {
+	if err := c.checkID(t.ID); err != nil {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up: %w", err)
 	}
-	note := compBody(in.Note)
+	note := cleanBody(in.Note)
 	if in.Exchange == nil && note == "" {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up %s: neither an exchange nor a note", t.ID)
 	}
-	l := compCatalog(t.Locale)
+	l := catalog(t.Locale)
 	loc := c.location()
-	attached, leftOut, files, err := c.compAttachments(in.Attachments, l)
+	attached, leftOut, files, err := c.attachments(in.Attachments, l)
 	if err != nil {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up %s: %w", t.ID, err)
 	}
 
-	data := compFollowUpView{
+	data := followUpView{
 		L:        l,
-		Tag:      c.compTag(t.ID),
-		TicketID: compLine(t.ID),
-		Subject:  compCap(compLine(t.Subject), compMaxLineRunes),
-		School:   compCap(compLine(in.Structure.Name), compMaxLineRunes),
-		UAI:      compCap(compLine(in.Structure.UAI), compMaxNameRunes),
+		Tag:      c.tag(t.ID),
+		TicketID: oneLine(t.ID),
+		Subject:  capRunes(oneLine(t.Subject), maxLineRunes),
+		School:   capRunes(oneLine(in.Structure.Name), maxLineRunes),
+		UAI:      capRunes(oneLine(in.Structure.UAI), maxNameRunes),
 		Status:   l.status(t.Status),
 		Note:     note,
 		Attached: attached,
 		LeftOut:  leftOut,
 	}
 	if in.Exchange != nil {
-		v := compExchange(*in.Exchange, l, loc)
+		v := exchange(*in.Exchange, l, loc)
 		data.Comment = &v
 	}
-	text, html, err := compRender(compFollowUpText, compFollowUpHTML, data)
+	text, html, err := render(followUpText, followUpHTML, data)
 	if err != nil {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up %s: %w", t.ID, err)
 	}
 	msgID := strings.Trim(in.MessageID, "<>")
 	if msgID == "" {
-		msgID = c.Signer.NewMessageID(t.ID, compKindFollowUp)
+		msgID = c.Signer.NewMessageID(t.ID, kindFollowUp)
 	}
-	h := c.compHeader(t, msgID, c.compSubject(t, true))
-	if refs := compReferences(t.Escalation.RootMessageID, in.References); len(refs) > 0 {
+	h := c.header(t, msgID, c.subject(t, true))
+	if refs := references(t.Escalation.RootMessageID, in.References); len(refs) > 0 {
 		h.SetMsgIDList("In-Reply-To", refs[len(refs)-1:])
 		h.SetMsgIDList("References", refs)
 	}
-	out, err := c.compWrite(h, msgID, text, html, files)
+	out, err := c.write(h, msgID, text, html, files)
 	if err != nil {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up %s: %w", t.ID, err)
 	}
 	return out, nil
 }
 
-// compCheck rejects a Composer or a ticket that cannot give a valid mail.
-func (c *Composer) compCheck(ticketID string) error {
+// checkID rejects a Composer or a ticket that cannot give a valid mail.
+func (c *Composer) checkID(ticketID string) error {
 	if strings.TrimSpace(ticketID) == "" {
 		return errors.New("ticket without id")
 	}
@@ -217,17 +217,17 @@ func (c *Composer) compCheck(ticketID string) error {
 		return errors.New("from and desk address are required")
 	}
 	for _, a := range []*netmail.Address{c.From, c.ReplyTo, c.DeskAddress} {
-		if a != nil && !compAddrSpecOK(a.Address) {
+		if a != nil && !addrSpecOK(a.Address) {
 			return fmt.Errorf("invalid address %q", a.Address)
 		}
 	}
 	return nil
 }
 
-// compAddrSpecOK is a sanity check on a configured addr-spec: something@domain,
+// addrSpecOK is a sanity check on a configured addr-spec: something@domain,
 // no space or control character that could break the header or the SMTP
 // envelope. The config loader does the full validation.
-func compAddrSpecOK(a string) bool {
+func addrSpecOK(a string) bool {
 	at := strings.LastIndexByte(a, '@')
 	if at <= 0 || at == len(a)-1 || !utf8.ValidString(a) {
 		return false
@@ -254,8 +254,8 @@ func (c *Composer) location() *time.Location {
 	return bridge.ParisLocation()
 }
 
-// compTag is the subject tag of a ticket, "[ENT-42]".
-func (c *Composer) compTag(ticketID string) string {
+// tag is the subject tag of a ticket, "[ENT-42]".
+func (c *Composer) tag(ticketID string) string {
 	tag := strings.Map(func(r rune) rune {
 		if r == '[' || r == ']' || unicode.IsSpace(r) || unicode.IsControl(r) {
 			return -1
@@ -265,18 +265,18 @@ func (c *Composer) compTag(ticketID string) string {
 	if tag == "" {
 		tag = "ENT"
 	}
-	return "[" + tag + "-" + compHeaderText(ticketID, compMaxNameRunes) + "]"
+	return "[" + tag + "-" + headerText(ticketID, maxNameRunes) + "]"
 }
 
-// compSubject is "[ENT-42] [Desk #5678] Écran blanc", "Re: " before it on
+// subject is "[ENT-42] [Desk #5678] Écran blanc", "Re: " before it on
 // follow-ups, neutralised and capped.
-func (c *Composer) compSubject(t bridge.Ticket, reply bool) string {
-	subject := compHeaderText(t.Subject, compMaxLineRunes)
+func (c *Composer) subject(t bridge.Ticket, reply bool) string {
+	subject := headerText(t.Subject, maxLineRunes)
 	var prefix []string
 	if reply {
 		prefix = append(prefix, "Re:")
 	}
-	tag := c.compTag(t.ID)
+	tag := c.tag(t.ID)
 	if !strings.Contains(subject, tag) {
 		prefix = append(prefix, tag)
 	}
@@ -284,7 +284,7 @@ func (c *Composer) compSubject(t bridge.Ticket, reply bool) string {
 	if ref == "" {
 		ref = t.Escalation.DeskReference
 	}
-	if ref = compHeaderText(ref, compMaxNameRunes); ref != "" {
+	if ref = headerText(ref, maxNameRunes); ref != "" {
 		// The desk's reference is echoed as it was learned; bare
 		// references get brackets so that they read as a tag.
 		if !strings.HasPrefix(ref, "[") || !strings.HasSuffix(ref, "]") {
@@ -297,16 +297,16 @@ func (c *Composer) compSubject(t bridge.Ticket, reply bool) string {
 	if subject != "" {
 		prefix = append(prefix, subject)
 	}
-	return compCap(strings.Join(prefix, " "), compMaxSubjectRunes)
+	return capRunes(strings.Join(prefix, " "), maxSubjectRunes)
 }
 
-func compReferences(root string, refs []string) []string {
+func references(root string, refs []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(id string) {
 		id = strings.TrimSpace(id)
 		id = strings.TrimSuffix(strings.TrimPrefix(id, "<"), ">")
-		if compMsgIDOK(id) && !seen[id] {
+		if msgIDOK(id) && !seen[id] {
 			seen[id] = true
 			out = append(out, id)
 		}
@@ -317,15 +317,15 @@ func compReferences(root string, refs []string) []string {
 	}
 	// Long threads: keep the root and the most recent ones, as RFC 5322
 	// allows, so the header stays reasonable.
-	if len(out) > compMaxReferences {
-		out = append(out[:1:1], out[len(out)-compMaxReferences+1:]...)
+	if len(out) > maxReferences {
+		out = append(out[:1:1], out[len(out)-maxReferences+1:]...)
 	}
 	return out
 }
 
-// compMsgIDOK accepts an id-left "@" id-right without brackets, spaces or
+// msgIDOK accepts an id-left "@" id-right without brackets, spaces or
 // control characters.
-func compMsgIDOK(id string) bool {
+func msgIDOK(id string) bool {
 	if id == "" || len(id) > 250 || strings.Count(id, "@") != 1 || id[0] == '@' || id[len(id)-1] == '@' {
 		return false
 	}
@@ -338,28 +338,28 @@ func compMsgIDOK(id string) bool {
 	return true
 }
 
-// compHeader sets every header but the body's.
-func (c *Composer) compHeader(t bridge.Ticket, msgID, subject string) gomail.Header {
+// header sets every header but the body's.
+func (c *Composer) header(t bridge.Ticket, msgID, subject string) gomail.Header {
 	var h gomail.Header
 	h.SetDate(c.now())
-	h.SetAddressList("From", []*gomail.Address{compAddress(c.From)})
-	h.SetAddressList("To", []*gomail.Address{compAddress(c.DeskAddress)})
-	if rt := c.compReplyTo(t.ID); rt != nil {
+	h.SetAddressList("From", []*gomail.Address{address(c.From)})
+	h.SetAddressList("To", []*gomail.Address{address(c.DeskAddress)})
+	if rt := c.replyTo(t.ID); rt != nil {
 		h.SetAddressList("Reply-To", []*gomail.Address{rt})
 	}
 	h.SetSubject(subject)
 	h.SetMessageID(msgID)
-	if id := compHeaderText(c.Identity, compMaxLineRunes); id != "" {
+	if id := headerText(c.Identity, maxLineRunes); id != "" {
 		h.SetText("X-Loop", id)
 	}
 	// Stops Exchange/Outlook out-of-office replies. No Auto-Submitted: the
 	// escalation is a person's demand, and desks drop auto-submitted mail.
 	h.Set("X-Auto-Response-Suppress", "All")
-	h.SetText("X-SupportBridge-Ticket", compHeaderText(t.ID, compMaxNameRunes))
+	h.SetText("X-SupportBridge-Ticket", headerText(t.ID, maxNameRunes))
 	return h
 }
 
-func (c *Composer) compReplyTo(ticketID string) *gomail.Address {
+func (c *Composer) replyTo(ticketID string) *gomail.Address {
 	base := c.ReplyTo
 	if base == nil {
 		if !c.PlusToken {
@@ -367,17 +367,17 @@ func (c *Composer) compReplyTo(ticketID string) *gomail.Address {
 		}
 		base = c.From
 	}
-	a := compAddress(base)
+	a := address(base)
 	if c.PlusToken {
 		a.Address = mail.PlusAddress(a.Address, c.Signer.ReplyToken(ticketID))
 	}
 	return a
 }
 
-// compAddress copies a with its display name neutralised; go-message
+// address copies a with its display name neutralised; go-message
 // encodes non-ASCII names and quotes the others.
-func compAddress(a *netmail.Address) *gomail.Address {
-	return &gomail.Address{Name: compHeaderText(a.Name, compMaxNameRunes), Address: a.Address}
+func address(a *netmail.Address) *gomail.Address {
+	return &gomail.Address{Name: headerText(a.Name, maxNameRunes), Address: a.Address}
 }
 
 func (c *Composer) envelopeFrom() string {
@@ -387,9 +387,9 @@ func (c *Composer) envelopeFrom() string {
 	return c.From.Address
 }
 
-// compWrite writes the mail: multipart/mixed holding a multipart/alternative
+// write writes the mail: multipart/mixed holding a multipart/alternative
 // (text, then HTML) and the attachments.
-func (c *Composer) compWrite(h gomail.Header, msgID, text, html string, files []compFile) (mail.Outgoing, error) {
+func (c *Composer) write(h gomail.Header, msgID, text, html string, files []attachedFile) (mail.Outgoing, error) {
 	var buf bytes.Buffer
 	mw, err := gomail.CreateWriter(&buf, h)
 	if err != nil {
@@ -406,7 +406,7 @@ func (c *Composer) compWrite(h gomail.Header, msgID, text, html string, files []
 		if err != nil {
 			return mail.Outgoing{}, fmt.Errorf("create %s part: %w", p.typ, err)
 		}
-		if err := compWriteClose(w, []byte(p.body)); err != nil {
+		if err := writeClose(w, []byte(p.body)); err != nil {
 			return mail.Outgoing{}, fmt.Errorf("write %s part: %w", p.typ, err)
 		}
 	}
@@ -422,7 +422,7 @@ func (c *Composer) compWrite(h gomail.Header, msgID, text, html string, files []
 		if err != nil {
 			return mail.Outgoing{}, fmt.Errorf("create attachment: %w", err)
 		}
-		if err := compWriteClose(w, f.content); err != nil {
+		if err := writeClose(w, f.content); err != nil {
 			return mail.Outgoing{}, fmt.Errorf("write attachment: %w", err)
 		}
 	}
@@ -437,7 +437,7 @@ func (c *Composer) compWrite(h gomail.Header, msgID, text, html string, files []
 	}, nil
 }
 
-func compWriteClose(w io.WriteCloser, b []byte) error {
+func writeClose(w io.WriteCloser, b []byte) error {
 	if _, err := w.Write(b); err != nil {
 		w.Close()
 		return err
@@ -445,20 +445,20 @@ func compWriteClose(w io.WriteCloser, b []byte) error {
 	return w.Close()
 }
 
-// compRender executes the text and HTML templates on the same data. The HTML
+// render executes the text and HTML templates on the same data. The HTML
 // one is html/template: every value is escaped.
-// compTemplates are parsed once per process: parsing costs more than
+// templates are parsed once per process: parsing costs more than
 // rendering.
-type compTemplates struct {
+type templates struct {
 	text *texttemplate.Template
 	html *htmltemplate.Template
 }
 
-var compParsed sync.Map // text source → *compTemplates
+var parsed sync.Map // text source → *templates
 
-func compParse(textSrc, htmlSrc string) (*compTemplates, error) {
-	if v, ok := compParsed.Load(textSrc); ok {
-		return v.(*compTemplates), nil
+func parse(textSrc, htmlSrc string) (*templates, error) {
+	if v, ok := parsed.Load(textSrc); ok {
+		return v.(*templates), nil
 	}
 	funcs := map[string]any{
 		"join": strings.Join,
@@ -472,12 +472,12 @@ func compParse(textSrc, htmlSrc string) (*compTemplates, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse html template: %w", err)
 	}
-	v, _ := compParsed.LoadOrStore(textSrc, &compTemplates{text: tt, html: ht})
-	return v.(*compTemplates), nil
+	v, _ := parsed.LoadOrStore(textSrc, &templates{text: tt, html: ht})
+	return v.(*templates), nil
 }
 
-func compRender(textSrc, htmlSrc string, data any) (text, html string, err error) {
-	ts, err := compParse(textSrc, htmlSrc)
+func render(textSrc, htmlSrc string, data any) (text, html string, err error) {
+	ts, err := parse(textSrc, htmlSrc)
 	if err != nil {
 		return "", "", err
 	}
@@ -491,65 +491,65 @@ func compRender(textSrc, htmlSrc string, data any) (text, html string, err error
 	return strings.TrimRight(tb.String(), "\n") + "\n", hb.String(), nil
 }
 
-type compPersonView struct{ Name, Email, Profile string }
+type personView struct{ Name, Email, Profile string }
 
-type compFileView struct{ Name, Size string }
+type fileView struct{ Name, Size string }
 
-type compExchangeView struct {
+type exchangeView struct {
 	Origin, Author, Email, Date, Body string
 	Files                             []string
 }
 
-type compEscalationView struct {
-	L                                                                      compLabels
+type escalationView struct {
+	L                                                                      labels
 	Tag, TicketID, Subject, School, UAI, App, Created, Status, Description string
-	Requester, EscalatedBy                                                 compPersonView
-	Attached, LeftOut                                                      []compFileView
-	Exchanges                                                              []compExchangeView
+	Requester, EscalatedBy                                                 personView
+	Attached, LeftOut                                                      []fileView
+	Exchanges                                                              []exchangeView
 }
 
-type compFollowUpView struct {
-	L                                           compLabels
+type followUpView struct {
+	L                                           labels
 	Tag, TicketID, Subject, School, UAI, Status string
-	Comment                                     *compExchangeView
+	Comment                                     *exchangeView
 	Note                                        string
-	Attached, LeftOut                           []compFileView
+	Attached, LeftOut                           []fileView
 }
 
-// compFile is an attachment ready to be written.
-type compFile struct {
+// attachedFile is an attachment ready to be written.
+type attachedFile struct {
 	name, contentType string
 	content           []byte
 }
 
-func compPerson(p bridge.Person, l compLabels) compPersonView {
-	return compPersonView{
-		Name:    compCap(compLine(p.DisplayName), compMaxNameRunes),
-		Email:   compCap(compLine(p.Email), compMaxNameRunes),
-		Profile: compCap(l.profile(p.Profile), compMaxNameRunes),
+func person(p bridge.Person, l labels) personView {
+	return personView{
+		Name:    capRunes(oneLine(p.DisplayName), maxNameRunes),
+		Email:   capRunes(oneLine(p.Email), maxNameRunes),
+		Profile: capRunes(l.profile(p.Profile), maxNameRunes),
 	}
 }
 
-func compExchange(e bridge.Exchange, l compLabels, loc *time.Location) compExchangeView {
+func exchange(e bridge.Exchange, l labels, loc *time.Location) exchangeView {
 	origin := l.OriginENT
 	if e.Origin == bridge.OriginDesk {
 		origin = l.OriginDesk
 	}
-	v := compExchangeView{
+	v := exchangeView{
 		Origin: origin,
-		Author: compCap(compLine(e.Author.DisplayName), compMaxNameRunes),
-		Email:  compCap(compLine(e.Author.Email), compMaxNameRunes),
+		Author: capRunes(oneLine(e.Author.DisplayName), maxNameRunes),
+		Email:  capRunes(oneLine(e.Author.Email), maxNameRunes),
 		Date:   l.date(e.CreatedAt, loc),
-		Body:   compBody(e.Body),
+		Body:   cleanBody(e.Body),
 	}
 	for i, a := range e.Attachments {
-		v.Files = append(v.Files, compFilename(a.Filename, i+1, l))
+		v.Files = append(v.Files, filename(a.Filename, i+1, l))
 	}
 	return v
 }
 
-func compCategory(c bridge.Category) string {
-	label, app := compCap(compLine(c.Label), compMaxNameRunes), compCap(compLine(c.App), compMaxNameRunes)
+func category(c bridge.Category) string {
+	label, app := capRunes(oneLine(c.Label), maxNameRunes), capRunes(oneLine(c.App), maxNameRunes)
 	switch {
 	case label != "" && app != "" && !strings.EqualFold(label, app):
 		return label + " (" + app + ")"
@@ -560,22 +560,22 @@ func compCategory(c bridge.Category) string {
 	}
 }
 
-// compAttachments splits the attachments into those that go in the mail and
+// attachments splits the attachments into those that go in the mail and
 // those too large, alone or with the ones before, which are only listed.
-func (c *Composer) compAttachments(in []bridge.AttachmentData, l compLabels) (attached, leftOut []compFileView, files []compFile, err error) {
+func (c *Composer) attachments(in []bridge.AttachmentData, l labels) (attached, leftOut []fileView, files []attachedFile, err error) {
 	limit := c.MaxAttachmentBytes
 	if limit <= 0 {
-		limit = compDefaultMaxAttachment
+		limit = defaultMaxAttachment
 	}
 	var total int64
 	for i, a := range in {
-		name := compFilename(a.Filename, i+1, l)
+		name := filename(a.Filename, i+1, l)
 		size := int64(len(a.Content))
 		if size == 0 && a.Size > limit {
 			// Bytes not loaded because too large: list it all the same.
 			size = a.Size
 		}
-		view := compFileView{Name: name, Size: l.size(size)}
+		view := fileView{Name: name, Size: l.size(size)}
 		if size > limit || (c.MaxTotalAttachmentBytes > 0 && total+size > c.MaxTotalAttachmentBytes) {
 			leftOut = append(leftOut, view)
 			continue
@@ -586,15 +586,15 @@ func (c *Composer) compAttachments(in []bridge.AttachmentData, l compLabels) (at
 		}
 		total += size
 		attached = append(attached, view)
-		files = append(files, compFile{name: name, contentType: compContentType(a.ContentType, a.Content), content: a.Content})
+		files = append(files, attachedFile{name: name, contentType: contentType(a.ContentType, a.Content), content: a.Content})
 	}
 	return attached, leftOut, files, nil
 }
 
-// compContentType keeps the declared media type when it parses, else sniffs
+// contentType keeps the declared media type when it parses, else sniffs
 // the bytes. multipart/* and message/* are refused: go-message would write
 // such a part's bytes unencoded, as MIME structure.
-func compContentType(declared string, content []byte) string {
+func contentType(declared string, content []byte) string {
 	for _, ct := range []string{declared, http.DetectContentType(content)} {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !strings.Contains(mt, "/") {
@@ -608,11 +608,11 @@ func compContentType(declared string, content []byte) string {
 	return "application/octet-stream"
 }
 
-// compFilename makes an attachment name safe to offer: no directory part, no
+// filename makes an attachment name safe to offer: no directory part, no
 // control or bidi character, none of the characters Windows refuses, no
 // leading or trailing dot or space, capped; "piece-jointe-N" when nothing is
 // left.
-func compFilename(name string, n int, l compLabels) string {
+func filename(name string, n int, l labels) string {
 	name = strings.ToValidUTF8(name, "\uFFFD")
 	name = strings.ReplaceAll(name, "\\", "/")
 	if i := strings.LastIndexByte(name, '/'); i >= 0 {
@@ -620,7 +620,7 @@ func compFilename(name string, n int, l compLabels) string {
 	}
 	name = strings.Map(func(r rune) rune {
 		switch {
-		case compInvisible(r):
+		case invisible(r):
 			return -1
 		case unicode.IsControl(r) || unicode.IsSpace(r):
 			return ' '
@@ -634,21 +634,21 @@ func compFilename(name string, n int, l compLabels) string {
 	if name == "" {
 		return fmt.Sprintf("%s-%d", l.FileFallback, n)
 	}
-	if utf8.RuneCountInString(name) > compMaxFilenameRunes {
+	if utf8.RuneCountInString(name) > maxFilenameRunes {
 		ext := ""
 		if i := strings.LastIndexByte(name, '.'); i > 0 && utf8.RuneCountInString(name[i:]) <= 10 {
 			ext = name[i:]
 			name = name[:i]
 		}
 		r := []rune(name)
-		name = strings.TrimRight(string(r[:compMaxFilenameRunes-utf8.RuneCountInString(ext)]), " .") + ext
+		name = strings.TrimRight(string(r[:maxFilenameRunes-utf8.RuneCountInString(ext)]), " .") + ext
 	}
 	return name
 }
 
-// compInvisible reports the bidi and zero-width formatting characters that
+// invisible reports the bidi and zero-width formatting characters that
 // can make a name or subject read differently from what it is.
-func compInvisible(r rune) bool {
+func invisible(r rune) bool {
 	switch {
 	case r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069,
 		r == 0x200E, r == 0x200F, r == 0x061C, r == 0xFEFF:
@@ -657,13 +657,13 @@ func compInvisible(r rune) bool {
 	return false
 }
 
-// compLine neutralises a one-line value from a user: control and invisible
+// oneLine neutralises a one-line value from a user: control and invisible
 // characters become spaces, runs of white space fold into one, invalid UTF-8
 // becomes U+FFFD.
-func compLine(s string) string {
+func oneLine(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
-		if compInvisible(r) || unicode.IsControl(r) || unicode.IsSpace(r) {
+		if invisible(r) || unicode.IsControl(r) || unicode.IsSpace(r) {
 			return ' '
 		}
 		return r
@@ -671,20 +671,20 @@ func compLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// compHeaderText is compLine capped to max runes: what a user-supplied
+// headerText is oneLine capped to max runes: what a user-supplied
 // header value becomes before go-message encodes it. Text that looks like an
 // RFC 2047 encoded word gets a space ("=?" → "= ?"): go-message leaves plain
 // ASCII as is, and the receiver would decode it, CR/LF included.
-func compHeaderText(s string, max int) string {
-	return compCap(compNoEncodedWord(compLine(s)), max)
+func headerText(s string, max int) string {
+	return capRunes(noEncodedWord(oneLine(s)), max)
 }
 
-func compNoEncodedWord(s string) string {
+func noEncodedWord(s string) string {
 	return strings.ReplaceAll(s, "=?", "= ?")
 }
 
-// compCap cuts s to max runes, the last one being "…".
-func compCap(s string, max int) string {
+// capRunes cuts s to max runes, the last one being "…".
+func capRunes(s string, max int) string {
 	if max <= 0 || utf8.RuneCountInString(s) <= max {
 		return s
 	}
@@ -692,10 +692,10 @@ func compCap(s string, max int) string {
 	return strings.TrimRight(string(r[:max-1]), " ") + "…"
 }
 
-// compBody neutralises a multi-line value from a user: line endings become
+// cleanBody neutralises a multi-line value from a user: line endings become
 // LF, other control characters (but tabs) go, trailing spaces and blank lines
 // at both ends are trimmed.
-func compBody(s string) string {
+func cleanBody(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")
@@ -705,7 +705,7 @@ func compBody(s string) string {
 			return r
 		case r == '\u2028' || r == '\u2029' || r == '\u0085':
 			return '\n'
-		case compInvisible(r) || unicode.IsControl(r):
+		case invisible(r) || unicode.IsControl(r):
 			return -1
 		}
 		return r

@@ -652,12 +652,12 @@ func TestComposeSubject(t *testing.T) {
 		{"folded spaces", bridge.Ticket{ID: "42", Subject: " a \t\t b\u2028c\u202Ed "}, false, "[ENT-42] a b c d"},
 	}
 	for _, tt := range tests {
-		if got := c.compSubject(tt.ticket, tt.reply); got != tt.subject {
+		if got := c.subject(tt.ticket, tt.reply); got != tt.subject {
 			t.Errorf("%s: %q; want %q", tt.name, got, tt.subject)
 		}
 	}
 	c.SubjectTag = "[Académie ]"
-	if got := c.compTag("9"); got != "[Académie-9]" {
+	if got := c.tag("9"); got != "[Académie-9]" {
 		t.Errorf("tag %q", got)
 	}
 }
@@ -667,18 +667,18 @@ func TestComposeReferences(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		ids = append(ids, "m"+strings.Repeat("x", i)+"@ent.example")
 	}
-	got := compReferences("root@ent.example", ids)
-	if len(got) != compMaxReferences || got[0] != "root@ent.example" || got[len(got)-1] != ids[29] {
+	got := references("root@ent.example", ids)
+	if len(got) != maxReferences || got[0] != "root@ent.example" || got[len(got)-1] != ids[29] {
 		t.Errorf("capped references: %d, first %q, last %q", len(got), got[0], got[len(got)-1])
 	}
-	got = compReferences("", []string{"<a@b>", "a@b", "bad", "x y@z", "@z", "q@", "c<d@e", "ok@e"})
+	got = references("", []string{"<a@b>", "a@b", "bad", "x y@z", "@z", "q@", "c<d@e", "ok@e"})
 	if strings.Join(got, " ") != "a@b ok@e" {
 		t.Errorf("filtered references %q", got)
 	}
 }
 
 func TestComposeFilename(t *testing.T) {
-	l := compCatalog("fr")
+	l := catalog("fr")
 	long := strings.Repeat("é", 300) + ".pdf"
 	tests := []struct{ in, want string }{
 		{"capture écran.png", "capture écran.png"},
@@ -696,12 +696,12 @@ func TestComposeFilename(t *testing.T) {
 		{"=?utf-8?q?=0D=0A?=.txt", "=_utf-8_q_=0D=0A_=.txt"},
 	}
 	for _, tt := range tests {
-		if got := compFilename(tt.in, 3, l); got != tt.want {
-			t.Errorf("compFilename(%q) = %q; want %q", tt.in, got, tt.want)
+		if got := filename(tt.in, 3, l); got != tt.want {
+			t.Errorf("filename(%q) = %q; want %q", tt.in, got, tt.want)
 		}
 	}
-	got := compFilename(long, 1, l)
-	if utf8.RuneCountInString(got) != compMaxFilenameRunes || !strings.HasSuffix(got, "é.pdf") {
+	got := filename(long, 1, l)
+	if utf8.RuneCountInString(got) != maxFilenameRunes || !strings.HasSuffix(got, "é.pdf") {
 		t.Errorf("long name: %d runes, %q", utf8.RuneCountInString(got), got[len(got)-8:])
 	}
 }
@@ -721,14 +721,14 @@ func TestComposeContentType(t *testing.T) {
 		{"message/rfc822", []byte{0, 1, 2}, "application/octet-stream"},
 	}
 	for _, tt := range tests {
-		if got := compContentType(tt.declared, tt.content); got != tt.want {
-			t.Errorf("compContentType(%q) = %q; want %q", tt.declared, got, tt.want)
+		if got := contentType(tt.declared, tt.content); got != tt.want {
+			t.Errorf("contentType(%q) = %q; want %q", tt.declared, got, tt.want)
 		}
 	}
 }
 
 func TestComposeSizes(t *testing.T) {
-	fr, en := compCatalog("fr"), compCatalog("en-GB")
+	fr, en := catalog("fr"), catalog("en-GB")
 	tests := []struct {
 		n      int64
 		fr, en string
@@ -788,7 +788,7 @@ func FuzzComposeHeaders(f *testing.F) {
 		}
 		dec := mime.WordDecoder{}
 		s, err := dec.DecodeHeader(nm.Header.Get("Subject"))
-		if err != nil || utf8.RuneCountInString(s) > compMaxSubjectRunes || strings.ContainsFunc(s, unicode.IsControl) {
+		if err != nil || utf8.RuneCountInString(s) > maxSubjectRunes || strings.ContainsFunc(s, unicode.IsControl) {
 			t.Fatalf("subject %q, %v", s, err)
 		}
 		if _, err := gomail.CreateReader(bytes.NewReader(out.Raw)); err != nil && !errors.Is(err, io.EOF) {

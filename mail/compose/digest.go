@@ -54,9 +54,9 @@ type DigestInput struct {
 var ErrEmptyDigest = errors.New("mail: empty digest")
 
 const (
-	digMaxItems       = 50 // per section; the rest is counted
-	digMaxReasonRunes = 200
-	digRandomBytes    = 12
+	digestMaxItems       = 50 // per section; the rest is counted
+	digestMaxReasonRunes = 200
+	digestRandomBytes    = 12
 )
 
 // Digest composes a referent's digest mail.
@@ -65,32 +65,32 @@ func (c *DigestComposer) Digest(in DigestInput) (mail.Outgoing, error) {
 	if d.Empty() {
 		return mail.Outgoing{}, ErrEmptyDigest
 	}
-	if c.From == nil || !compAddrSpecOK(c.From.Address) {
+	if c.From == nil || !addrSpecOK(c.From.Address) {
 		return mail.Outgoing{}, errors.New("mail: compose digest: a valid from address is required")
 	}
 	to := strings.TrimSpace(d.Referent.Email)
-	if _, err := netmail.ParseAddress(to); err != nil || !compAddrSpecOK(to) {
-		return mail.Outgoing{}, fmt.Errorf("mail: compose digest for %s: invalid address", compLine(d.Referent.ID))
+	if _, err := netmail.ParseAddress(to); err != nil || !addrSpecOK(to) {
+		return mail.Outgoing{}, fmt.Errorf("mail: compose digest for %s: invalid address", oneLine(d.Referent.ID))
 	}
 	locale := d.Referent.Locale
 	if strings.TrimSpace(locale) == "" {
 		locale = c.DefaultLocale
 	}
-	l := digCatalog(locale)
-	view := c.digView(d, l)
-	text, html, err := compRender(digTextTemplate, digHTMLTemplate, view)
+	l := digestCatalog(locale)
+	view := c.digestView(d, l)
+	text, html, err := render(digestTextTemplate, digestHTMLTemplate, view)
 	if err != nil {
-		return mail.Outgoing{}, fmt.Errorf("mail: compose digest for %s: %w", compLine(d.Referent.ID), err)
+		return mail.Outgoing{}, fmt.Errorf("mail: compose digest for %s: %w", oneLine(d.Referent.ID), err)
 	}
 
 	msgID := strings.Trim(in.MessageID, "<>")
 	if msgID == "" {
-		msgID = c.digMessageID()
+		msgID = c.messageID()
 	}
 	var h gomail.Header
-	h.SetDate(c.digNow())
-	h.SetAddressList("From", []*gomail.Address{compAddress(c.From)})
-	h.SetAddressList("To", []*gomail.Address{{Name: compHeaderText(d.Referent.DisplayName, compMaxNameRunes), Address: to}})
+	h.SetDate(c.now())
+	h.SetAddressList("From", []*gomail.Address{address(c.From)})
+	h.SetAddressList("To", []*gomail.Address{{Name: headerText(d.Referent.DisplayName, maxNameRunes), Address: to}})
 	h.SetSubject(view.Subject)
 	h.SetMessageID(msgID)
 	// A digest is bulk, machine-made mail (RFC 3834): auto-responders and
@@ -99,42 +99,42 @@ func (c *DigestComposer) Digest(in DigestInput) (mail.Outgoing, error) {
 	h.Set("Auto-Submitted", "auto-generated")
 	h.Set("Precedence", "bulk")
 	h.Set("X-Auto-Response-Suppress", "All")
-	if id := compHeaderText(c.Identity, compMaxLineRunes); id != "" {
+	if id := headerText(c.Identity, maxLineRunes); id != "" {
 		h.SetText("X-Loop", id)
 	}
-	h.SetText("X-SupportBridge-Digest", compHeaderText(string(d.Period), compMaxNameRunes))
+	h.SetText("X-SupportBridge-Digest", headerText(string(d.Period), maxNameRunes))
 
-	raw, err := digWrite(h, text, html)
+	raw, err := digestWrite(h, text, html)
 	if err != nil {
-		return mail.Outgoing{}, fmt.Errorf("mail: compose digest for %s: %w", compLine(d.Referent.ID), err)
+		return mail.Outgoing{}, fmt.Errorf("mail: compose digest for %s: %w", oneLine(d.Referent.ID), err)
 	}
 	return mail.Outgoing{MessageID: msgID, From: c.From.Address, To: []string{to}, Raw: raw}, nil
 }
 
-func (c *DigestComposer) digNow() time.Time {
+func (c *DigestComposer) now() time.Time {
 	if c.Now != nil {
 		return c.Now()
 	}
 	return time.Now()
 }
 
-func (c *DigestComposer) digLocation() *time.Location {
+func (c *DigestComposer) location() *time.Location {
 	if c.Location != nil {
 		return c.Location
 	}
 	return (&Composer{}).location()
 }
 
-// digMessageID is random and unsigned: a digest threads nothing, and its
+// messageID is random and unsigned: a digest threads nothing, and its
 // layout is not the signed one, so that it never leads to a ticket.
-func (c *DigestComposer) digMessageID() string {
-	random := make([]byte, digRandomBytes)
+func (c *DigestComposer) messageID() string {
+	random := make([]byte, digestRandomBytes)
 	_, _ = rand.Read(random) // never fails on supported platforms
 	return "dig." + mail.Base32().EncodeToString(random) + "@" + mail.Signer{Domain: c.Domain}.MessageIDDomain()
 }
 
-// digWrite writes a multipart/alternative mail: text, then HTML.
-func digWrite(h gomail.Header, text, html string) ([]byte, error) {
+// digestWrite writes a multipart/alternative mail: text, then HTML.
+func digestWrite(h gomail.Header, text, html string) ([]byte, error) {
 	var buf bytes.Buffer
 	iw, err := gomail.CreateInlineWriter(&buf, h)
 	if err != nil {
@@ -147,7 +147,7 @@ func digWrite(h gomail.Header, text, html string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create %s part: %w", p.typ, err)
 		}
-		if err := compWriteClose(w, []byte(p.body)); err != nil {
+		if err := writeClose(w, []byte(p.body)); err != nil {
 			return nil, fmt.Errorf("write %s part: %w", p.typ, err)
 		}
 	}
@@ -157,27 +157,27 @@ func digWrite(h gomail.Header, text, html string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-type digView struct {
+type digestView struct {
 	Lang, Subject, Hello, Intro, Summary, Footer1, Footer2 string
-	Structures                                             []digStructureView
+	Structures                                             []digestStructureView
 }
 
-type digStructureView struct {
+type digestStructureView struct {
 	Title    string
-	Sections []digSectionView
+	Sections []digestSectionView
 }
 
-type digSectionView struct {
+type digestSectionView struct {
 	Title string
-	Items []digItemView
+	Items []digestItemView
 	More  string
 }
 
-type digItemView struct{ Label, Detail, Link string }
+type digestItemView struct{ Label, Detail, Link string }
 
-func (c *DigestComposer) digView(d bridge.ReferentDigest, l digLabels) digView {
-	loc := c.digLocation()
-	v := digView{Lang: l.comp.Lang, Footer1: l.Footer1, Footer2: l.Footer2}
+func (c *DigestComposer) digestView(d bridge.ReferentDigest, l digestLabels) digestView {
+	loc := c.location()
+	v := digestView{Lang: l.comp.Lang, Footer1: l.Footer1, Footer2: l.Footer2}
 	if d.Period == bridge.DigestWeekly {
 		v.Subject = fmt.Sprintf(l.SubjectWeekly, l.day(d.Window.From, loc))
 		v.Intro = fmt.Sprintf(l.IntroWeekly, l.comp.date(d.Window.From, loc), l.comp.date(d.Window.To, loc))
@@ -185,7 +185,7 @@ func (c *DigestComposer) digView(d bridge.ReferentDigest, l digLabels) digView {
 		v.Subject = fmt.Sprintf(l.SubjectDaily, l.day(d.Window.To, loc))
 		v.Intro = fmt.Sprintf(l.IntroDaily, l.comp.date(d.Window.From, loc), l.comp.date(d.Window.To, loc))
 	}
-	if name := compCap(compLine(d.Referent.DisplayName), compMaxNameRunes); name != "" {
+	if name := capRunes(oneLine(d.Referent.DisplayName), maxNameRunes); name != "" {
 		v.Hello = fmt.Sprintf(l.Hello, name)
 	} else {
 		v.Hello = l.HelloNoName
@@ -209,28 +209,28 @@ func (c *DigestComposer) digView(d bridge.ReferentDigest, l digLabels) digView {
 	v.Summary = l.Summary + strings.Join(parts, ", ") + "."
 
 	for _, sd := range d.Structures {
-		sv := digStructureView{Title: digStructureTitle(sd.Structure, l)}
+		sv := digestStructureView{Title: digestStructureTitle(sd.Structure, l)}
 		add := func(title string, items []bridge.DigestItem, count int, detail func(bridge.DigestItem) string) {
 			if len(items) == 0 {
 				return
 			}
-			sec := digSectionView{Title: fmt.Sprintf("%s (%d)", title, count)}
+			sec := digestSectionView{Title: fmt.Sprintf("%s (%d)", title, count)}
 			for i, it := range items {
-				if i == digMaxItems {
-					sec.More = l.plural(len(items)-digMaxItems, l.MoreOne, l.MoreMany)
+				if i == digestMaxItems {
+					sec.More = l.plural(len(items)-digestMaxItems, l.MoreOne, l.MoreMany)
 					break
 				}
-				sec.Items = append(sec.Items, digItemView{Label: digLabel(it, l), Detail: detail(it), Link: c.digLink(it.TicketID)})
+				sec.Items = append(sec.Items, digestItemView{Label: digestLabel(it, l), Detail: detail(it), Link: c.link(it.TicketID)})
 			}
 			sv.Sections = append(sv.Sections, sec)
 		}
 		counts := sd.Counts()
 		add(l.NewTitle, sd.New, counts.New, func(it bridge.DigestItem) string {
-			return digJoin(compCap(compLine(it.Owner.DisplayName), compMaxNameRunes), compCategory(it.Category),
+			return digestJoin(capRunes(oneLine(it.Owner.DisplayName), maxNameRunes), category(it.Category),
 				fmt.Sprintf(l.CreatedOn, l.comp.date(it.At, loc)))
 		})
 		add(l.WaitingTitle, sd.Waiting, counts.Waiting, func(it bridge.DigestItem) string {
-			return digJoin(l.comp.status(it.Status), fmt.Sprintf(l.WaitingSince, l.comp.date(it.At, loc)))
+			return digestJoin(l.comp.status(it.Status), fmt.Sprintf(l.WaitingSince, l.comp.date(it.At, loc)))
 		})
 		add(l.RepliesTitle, sd.DeskReplies, counts.DeskReplies, func(it bridge.DigestItem) string {
 			if it.Replies > 1 {
@@ -240,7 +240,7 @@ func (c *DigestComposer) digView(d bridge.ReferentDigest, l digLabels) digView {
 		})
 		add(l.FailedTitle, sd.FailedEscalations, counts.FailedEscalations, func(it bridge.DigestItem) string {
 			s := fmt.Sprintf(l.FailedOn, l.comp.date(it.At, loc))
-			if r := compCap(compLine(it.Reason), digMaxReasonRunes); r != "" {
+			if r := capRunes(oneLine(it.Reason), digestMaxReasonRunes); r != "" {
 				s += l.comp.Colon + r
 			}
 			return s
@@ -250,8 +250,8 @@ func (c *DigestComposer) digView(d bridge.ReferentDigest, l digLabels) digView {
 	return v
 }
 
-// digLink is the ENT address of a demand, or "" without a link base.
-func (c *DigestComposer) digLink(ticketID string) string {
+// link is the ENT address of a demand, or "" without a link base.
+func (c *DigestComposer) link(ticketID string) string {
 	base := strings.TrimSpace(c.LinkBase)
 	if base == "" {
 		return ""
@@ -259,26 +259,26 @@ func (c *DigestComposer) digLink(ticketID string) string {
 	return base + url.PathEscape(ticketID)
 }
 
-func digStructureTitle(st bridge.Structure, l digLabels) string {
-	name := compCap(compLine(st.Name), compMaxLineRunes)
+func digestStructureTitle(st bridge.Structure, l digestLabels) string {
+	name := capRunes(oneLine(st.Name), maxLineRunes)
 	if name == "" {
-		name = compCap(compLine(st.ID), compMaxNameRunes)
+		name = capRunes(oneLine(st.ID), maxNameRunes)
 	}
-	if uai := compCap(compLine(st.UAI), compMaxNameRunes); uai != "" {
+	if uai := capRunes(oneLine(st.UAI), maxNameRunes); uai != "" {
 		name += " (" + l.comp.UAI + " " + uai + ")"
 	}
 	return name
 }
 
-func digLabel(it bridge.DigestItem, l digLabels) string {
-	subject := compCap(compLine(it.Subject), compMaxLineRunes)
+func digestLabel(it bridge.DigestItem, l digestLabels) string {
+	subject := capRunes(oneLine(it.Subject), maxLineRunes)
 	if subject == "" {
 		subject = l.NoSubject
 	}
-	return fmt.Sprintf(l.Number, compCap(compLine(it.TicketID), compMaxNameRunes)) + " – " + subject
+	return fmt.Sprintf(l.Number, capRunes(oneLine(it.TicketID), maxNameRunes)) + " – " + subject
 }
 
-func digJoin(parts ...string) string {
+func digestJoin(parts ...string) string {
 	var out []string
 	for _, p := range parts {
 		if p != "" {
@@ -288,10 +288,10 @@ func digJoin(parts ...string) string {
 	return strings.Join(out, " · ")
 }
 
-// digLabels is one locale's words for the digest; dates, statuses and the
+// digestLabels is one locale's words for the digest; dates, statuses and the
 // colon come from the desk mail's catalog.
-type digLabels struct {
-	comp                                                    compLabels
+type digestLabels struct {
+	comp                                                    labels
 	SubjectDaily, SubjectWeekly                             string // %s: a day
 	IntroDaily, IntroWeekly                                 string // %s, %s: the window
 	Hello, HelloNoName                                      string
@@ -307,7 +307,7 @@ type digLabels struct {
 
 // plural picks the singular for 0 and 1 (French usage; English has no 0
 // here: empty sections and counts are left out) and the plural above.
-func (l digLabels) plural(n int, one, many string) string {
+func (l digestLabels) plural(n int, one, many string) string {
 	if n > 1 {
 		return fmt.Sprintf(many, n)
 	}
@@ -315,15 +315,15 @@ func (l digLabels) plural(n int, one, many string) string {
 }
 
 // day formats the date of t without the time: "mardi 4 mars 2025".
-func (l digLabels) day(t time.Time, loc *time.Location) string {
+func (l digestLabels) day(t time.Time, loc *time.Location) string {
 	t = t.In(loc)
 	return fmt.Sprintf("%s %d %s %d", l.comp.days[t.Weekday()], t.Day(), l.comp.months[t.Month()-1], t.Year())
 }
 
-func digCatalog(locale string) digLabels {
-	if compLocale(locale) == "en" {
-		return digLabels{
-			comp:          compCatalog("en"),
+func digestCatalog(locale string) digestLabels {
+	if pickLocale(locale) == "en" {
+		return digestLabels{
+			comp:          catalog("en"),
 			SubjectDaily:  "ENT support: summary for %s",
 			SubjectWeekly: "ENT support: summary of the week of %s",
 			IntroDaily:    "Here is the daily summary of the support requests of the schools you follow, from %s to %s.",
@@ -356,8 +356,8 @@ func digCatalog(locale string) digLabels {
 			Footer2:       "You receive it as a referent. How often these summaries come (daily, weekly or never) is set in the ENT.",
 		}
 	}
-	return digLabels{
-		comp:          compCatalog("fr"),
+	return digestLabels{
+		comp:          catalog("fr"),
 		SubjectDaily:  "Assistance ENT : résumé du %s",
 		SubjectWeekly: "Assistance ENT : résumé de la semaine du %s",
 		IntroDaily:    "Voici le résumé quotidien des demandes d'assistance des établissements que vous suivez, du %s au %s.",
@@ -392,8 +392,8 @@ func digCatalog(locale string) digLabels {
 }
 
 // The text template is rendered as is: every value in it went through
-// compLine first. "-- " opens the signature, so that mail clients fold it.
-const digTextTemplate = `{{.Hello}}
+// oneLine first. "-- " opens the signature, so that mail clients fold it.
+const digestTextTemplate = `{{.Hello}}
 
 {{.Intro}}
 
@@ -424,7 +424,7 @@ const digTextTemplate = `{{.Hello}}
 {{.Footer2}}
 `
 
-const digHTMLTemplate = `<!DOCTYPE html>
+const digestHTMLTemplate = `<!DOCTYPE html>
 <html lang="{{.Lang}}">
 <head><meta charset="utf-8"><title>{{.Subject}}</title></head>
 <body style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222">

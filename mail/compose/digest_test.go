@@ -18,12 +18,12 @@ import (
 	"supportbridge/mail/smtpclient"
 )
 
-func digGolden(t *testing.T, name, got string) {
+func digestGolden(t *testing.T, name, got string) {
 	t.Helper()
 	golden(t, "digest", name, got)
 }
 
-func digComposer() *DigestComposer {
+func digestComposer() *DigestComposer {
 	return &DigestComposer{
 		From:     &netmail.Address{Name: "Assistance ENT", Address: "assistance@ent.example"},
 		Identity: "supportbridge@ent.example",
@@ -34,44 +34,44 @@ func digComposer() *DigestComposer {
 }
 
 // paris returns a time given in Paris local time (UTC+1 in March 2025).
-func digParis(day, hour, min int) time.Time {
+func parisTime(day, hour, min int) time.Time {
 	return time.Date(2025, 3, day, hour-1, min, 0, 0, time.UTC)
 }
 
-// digSample is a daily digest for Tuesday 4 March 2025, 08:00, with every
+// digestSample is a daily digest for Tuesday 4 March 2025, 08:00, with every
 // kind of item, two structures and some hostile text.
-func digSample(locale string) bridge.ReferentDigest {
+func digestSample(locale string) bridge.ReferentDigest {
 	owner := bridge.Person{ID: "u1", DisplayName: "Léa Dupont"}
 	return bridge.ReferentDigest{
 		Referent: bridge.Referent{ID: "u-ref1", DisplayName: "Mme Martin", Email: "martin@school.example",
 			Digest: bridge.DigestDaily, Locale: locale},
 		Period: bridge.DigestDaily,
-		Window: bridge.DigestWindow{From: digParis(3, 8, 0), To: digParis(4, 8, 0)},
+		Window: bridge.DigestWindow{From: parisTime(3, 8, 0), To: parisTime(4, 8, 0)},
 		Structures: []bridge.StructureDigest{
 			{
 				Structure: bridge.Structure{ID: "s2", Name: "Collège Jean Moulin", UAI: "0750002B"},
 				New: []bridge.DigestItem{{TicketID: "57", Subject: "Pas d'accès\r\nBcc: x@evil.example", Owner: owner,
-					Category: bridge.Category{App: "mail", Label: "Messagerie"}, Status: bridge.StatusNew, At: digParis(3, 16, 42)}},
+					Category: bridge.Category{App: "mail", Label: "Messagerie"}, Status: bridge.StatusNew, At: parisTime(3, 16, 42)}},
 				Waiting: []bridge.DigestItem{{TicketID: "57", Subject: "Pas d'accès\r\nBcc: x@evil.example", Owner: owner,
-					Status: bridge.StatusNew, At: digParis(3, 16, 42)}},
+					Status: bridge.StatusNew, At: parisTime(3, 16, 42)}},
 			},
 			{
 				Structure: bridge.Structure{ID: "s1", Name: "Lycée Victor Hugo", UAI: "0750001A"},
 				New: []bridge.DigestItem{
 					{TicketID: "42", Subject: "Écran blanc sur <Pronote>", Owner: owner,
-						Category: bridge.Category{App: "pronote", Label: "Pronote"}, Status: bridge.StatusNew, At: digParis(3, 9, 15)},
-					{TicketID: "43", Subject: "", Owner: bridge.Person{ID: "u2"}, Status: bridge.StatusNew, At: digParis(3, 10, 5)},
+						Category: bridge.Category{App: "pronote", Label: "Pronote"}, Status: bridge.StatusNew, At: parisTime(3, 9, 15)},
+					{TicketID: "43", Subject: "", Owner: bridge.Person{ID: "u2"}, Status: bridge.StatusNew, At: parisTime(3, 10, 5)},
 				},
 				Waiting: []bridge.DigestItem{
-					{TicketID: "12", Subject: "Imprimante du CDI", Status: bridge.StatusOpened, At: digParis(1, 11, 0)},
-					{TicketID: "42", Subject: "Écran blanc sur <Pronote>", Status: bridge.StatusNew, At: digParis(3, 9, 15)},
+					{TicketID: "12", Subject: "Imprimante du CDI", Status: bridge.StatusOpened, At: parisTime(1, 11, 0)},
+					{TicketID: "42", Subject: "Écran blanc sur <Pronote>", Status: bridge.StatusNew, At: parisTime(3, 9, 15)},
 				},
 				DeskReplies: []bridge.DigestItem{
-					{TicketID: "12", Subject: "Imprimante du CDI", Status: bridge.StatusOpened, At: digParis(3, 14, 30), Replies: 2},
-					{TicketID: "30", Subject: "Mot de passe", Status: bridge.StatusResolved, At: digParis(3, 17, 0), Replies: 1},
+					{TicketID: "12", Subject: "Imprimante du CDI", Status: bridge.StatusOpened, At: parisTime(3, 14, 30), Replies: 2},
+					{TicketID: "30", Subject: "Mot de passe", Status: bridge.StatusResolved, At: parisTime(3, 17, 0), Replies: 1},
 				},
 				FailedEscalations: []bridge.DigestItem{
-					{TicketID: "31", Subject: "Cahier de textes", Status: bridge.StatusOpened, At: digParis(4, 7, 55),
+					{TicketID: "31", Subject: "Cahier de textes", Status: bridge.StatusOpened, At: parisTime(4, 7, 55),
 						Reason: "smtp: rcpt (permanent): 550 5.1.1 no such user"},
 				},
 			},
@@ -79,14 +79,14 @@ func digSample(locale string) bridge.ReferentDigest {
 	}
 }
 
-// digParsed is a digest mail read back.
-type digParsed struct {
+// digestParsed is a digest mail read back.
+type digestParsed struct {
 	header     gomail.Header
 	text, html string
 	types      []string
 }
 
-func digParse(t *testing.T, raw []byte) digParsed {
+func digestParse(t *testing.T, raw []byte) digestParsed {
 	t.Helper()
 	// The wire form: CRLF everywhere, no line over RFC 5322's 998 octets.
 	if n, crlf := bytes.Count(raw, []byte("\n")), bytes.Count(raw, []byte("\r\n")); n != crlf {
@@ -101,7 +101,7 @@ func digParse(t *testing.T, raw []byte) digParsed {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	p := digParsed{header: mr.Header}
+	p := digestParsed{header: mr.Header}
 	if ct, _, _ := mr.Header.ContentType(); ct != "multipart/alternative" {
 		t.Errorf("content type %q", ct)
 	}
@@ -142,13 +142,13 @@ func digParse(t *testing.T, raw []byte) digParsed {
 }
 
 func TestDigestGoldenFrench(t *testing.T) {
-	out, err := digComposer().Digest(DigestInput{MessageID: "dig.fixed@ent.example", Digest: digSample("")})
+	out, err := digestComposer().Digest(DigestInput{MessageID: "dig.fixed@ent.example", Digest: digestSample("")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := digParse(t, out.Raw)
-	digGolden(t, "daily_fr.txt.golden", p.text)
-	digGolden(t, "daily_fr.html.golden", p.html)
+	p := digestParse(t, out.Raw)
+	digestGolden(t, "daily_fr.txt.golden", p.text)
+	digestGolden(t, "daily_fr.html.golden", p.html)
 	subject, _ := p.header.Subject()
 	if subject != "Assistance ENT : résumé du mardi 4 mars 2025" {
 		t.Errorf("subject %q", subject)
@@ -178,18 +178,18 @@ func TestDigestGoldenFrench(t *testing.T) {
 }
 
 func TestDigestGoldenEnglish(t *testing.T) {
-	c := digComposer()
+	c := digestComposer()
 	c.LinkBase = "" // no links
-	d := digSample("en-GB")
+	d := digestSample("en-GB")
 	d.Period = bridge.DigestWeekly
-	d.Window = bridge.DigestWindow{From: digParis(3, 8, 0), To: digParis(10, 8, 0)}
+	d.Window = bridge.DigestWindow{From: parisTime(3, 8, 0), To: parisTime(10, 8, 0)}
 	out, err := c.Digest(DigestInput{MessageID: "dig.fixed@ent.example", Digest: d})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := digParse(t, out.Raw)
-	digGolden(t, "weekly_en.txt.golden", p.text)
-	digGolden(t, "weekly_en.html.golden", p.html)
+	p := digestParse(t, out.Raw)
+	digestGolden(t, "weekly_en.txt.golden", p.text)
+	digestGolden(t, "weekly_en.html.golden", p.html)
 	subject, _ := p.header.Subject()
 	if subject != "ENT support: summary of the week of Monday 3 March 2025" {
 		t.Errorf("subject %q", subject)
@@ -203,13 +203,13 @@ func TestDigestGoldenEnglish(t *testing.T) {
 }
 
 func TestDigestHeaders(t *testing.T) {
-	d := digSample("fr")
+	d := digestSample("fr")
 	d.Referent.DisplayName = "Mme Martin\r\nBcc: spy@evil.example"
-	out, err := digComposer().Digest(DigestInput{Digest: d})
+	out, err := digestComposer().Digest(DigestInput{Digest: d})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := digParse(t, out.Raw)
+	p := digestParse(t, out.Raw)
 	for key, want := range map[string]string{
 		"Auto-Submitted":           "auto-generated",
 		"Precedence":               "bulk",
@@ -245,7 +245,7 @@ func TestDigestHeaders(t *testing.T) {
 	if out.From != "assistance@ent.example" || len(out.To) != 1 || out.To[0] != "martin@school.example" {
 		t.Errorf("envelope %q → %v", out.From, out.To)
 	}
-	other, err := digComposer().Digest(DigestInput{Digest: d})
+	other, err := digestComposer().Digest(DigestInput{Digest: d})
 	if err != nil || other.MessageID == out.MessageID {
 		t.Errorf("two digests share a Message-ID: %q", other.MessageID)
 	}
@@ -260,13 +260,13 @@ func TestDigestLocale(t *testing.T) {
 		{"de", "en", "Bonjour Mme Martin,"}, // unknown: French
 	}
 	for _, tt := range tests {
-		c := digComposer()
+		c := digestComposer()
 		c.DefaultLocale = tt.fallback
-		out, err := c.Digest(DigestInput{Digest: digSample(tt.referent)})
+		out, err := c.Digest(DigestInput{Digest: digestSample(tt.referent)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p := digParse(t, out.Raw); !strings.HasPrefix(p.text, tt.want) {
+		if p := digestParse(t, out.Raw); !strings.HasPrefix(p.text, tt.want) {
 			t.Errorf("locale %q, default %q: starts %q", tt.referent, tt.fallback, p.text[:20])
 		}
 	}
@@ -285,7 +285,7 @@ func TestDigestRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, d := digComposer(), digSample("fr")
+			c, d := digestComposer(), digestSample("fr")
 			tt.change(c, &d)
 			_, err := c.Digest(DigestInput{Digest: d})
 			if err == nil || (tt.is != nil && !errors.Is(err, tt.is)) {
@@ -296,21 +296,21 @@ func TestDigestRefuses(t *testing.T) {
 }
 
 func TestDigestCapsLongSections(t *testing.T) {
-	d := digSample("fr")
+	d := digestSample("fr")
 	var items []bridge.DigestItem
-	for i := 0; i < digMaxItems+12; i++ {
-		items = append(items, bridge.DigestItem{TicketID: "t" + strings.Repeat("x", i%3), Subject: "S", At: digParis(3, 9, 0)})
+	for i := 0; i < digestMaxItems+12; i++ {
+		items = append(items, bridge.DigestItem{TicketID: "t" + strings.Repeat("x", i%3), Subject: "S", At: parisTime(3, 9, 0)})
 	}
 	d.Structures = []bridge.StructureDigest{{Structure: bridge.Structure{ID: "s1"}, New: items}}
-	out, err := digComposer().Digest(DigestInput{Digest: d})
+	out, err := digestComposer().Digest(DigestInput{Digest: d})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := digParse(t, out.Raw)
+	p := digestParse(t, out.Raw)
 	if !strings.Contains(p.text, "Nouvelles demandes (62)") || !strings.Contains(p.text, "… et 12 autres demandes") {
 		t.Errorf("no cap:\n%s", p.text)
 	}
-	if n := strings.Count(p.text, "\n- n° "); n != digMaxItems {
+	if n := strings.Count(p.text, "\n- n° "); n != digestMaxItems {
 		t.Errorf("%d items listed", n)
 	}
 	if !strings.Contains(p.text, "\ns1\n--\n") {
@@ -319,23 +319,23 @@ func TestDigestCapsLongSections(t *testing.T) {
 }
 
 func TestDigestLinksAreEscaped(t *testing.T) {
-	c := digComposer()
-	d := digSample("fr")
+	c := digestComposer()
+	d := digestSample("fr")
 	d.Structures[0].New[0].TicketID = "a b/../c?d"
 	out, err := c.Digest(DigestInput{Digest: d})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := digParse(t, out.Raw)
+	p := digestParse(t, out.Raw)
 	if !strings.Contains(p.text, "https://ent.example/assistance/#/demande/a%20b%2F..%2Fc%3Fd") {
 		t.Errorf("ticket id not escaped in its link:\n%s", p.text)
 	}
 	c.LinkBase = "javascript:alert(1)//"
-	out, err = c.Digest(DigestInput{Digest: digSample("fr")})
+	out, err = c.Digest(DigestInput{Digest: digestSample("fr")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := digParse(t, out.Raw); strings.Contains(p.html, `href="javascript:`) {
+	if p := digestParse(t, out.Raw); strings.Contains(p.html, `href="javascript:`) {
 		t.Error("a javascript: link reached the HTML")
 	}
 }
@@ -343,11 +343,11 @@ func TestDigestLinksAreEscaped(t *testing.T) {
 // TestDigestMailer: the bridge's digest mailer sends what the composer
 // composes, and marks the failures retrying cannot fix permanent.
 func TestDigestMailer(t *testing.T) {
-	be := &smtpTestBackend{}
-	s := &smtpclient.Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second}
+	be := &testBackend{}
+	s := &smtpclient.Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second}
 	defer s.Close()
-	m := &DigestMailer{Composer: digComposer(), Sender: s}
-	out, err := m.ComposeDigest(digSample("fr"))
+	m := &DigestMailer{Composer: digestComposer(), Sender: s}
+	out, err := m.ComposeDigest(digestSample("fr"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,16 +368,16 @@ func TestDigestMailer(t *testing.T) {
 
 	for _, tt := range []struct {
 		name      string
-		be        *smtpTestBackend
+		be        *testBackend
 		permanent bool
 	}{
-		{"451 on DATA", &smtpTestBackend{failData: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}, false},
-		{"550 on RCPT", &smtpTestBackend{failRcpt: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}, true},
+		{"451 on DATA", &testBackend{failData: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}, false},
+		{"550 on RCPT", &testBackend{failRcpt: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &smtpclient.Sender{Addr: smtpStartServer(t, tt.be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second}
+			s := &smtpclient.Sender{Addr: startServer(t, tt.be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second}
 			defer s.Close()
-			err := (&DigestMailer{Composer: digComposer(), Sender: s}).Send(context.Background(), out)
+			err := (&DigestMailer{Composer: digestComposer(), Sender: s}).Send(context.Background(), out)
 			if err == nil || bridge.IsPermanent(err) != tt.permanent || smtpclient.IsTemporary(err) == tt.permanent {
 				t.Errorf("err %v: permanent %v, want %v", err, bridge.IsPermanent(err), tt.permanent)
 			}

@@ -11,44 +11,44 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// smtpTestBackend is an in-process desk for TestDigestMailer: it records what
+// testBackend is an in-process desk for TestDigestMailer: it records what
 // it receives and fails on demand. It is a trimmed copy of the one in
 // smtpclient's tests (same names), kept to what the mailer tests here use.
-type smtpTestBackend struct {
+type testBackend struct {
 	mu       sync.Mutex
-	received []smtpTestMail
+	received []testMail
 
 	failRcpt error
 	failData error
 }
 
-type smtpTestMail struct {
+type testMail struct {
 	from string
 	to   []string
 	data []byte
 }
 
-func (be *smtpTestBackend) NewSession(*smtp.Conn) (smtp.Session, error) {
-	return &smtpTestSession{be: be}, nil
+func (be *testBackend) NewSession(*smtp.Conn) (smtp.Session, error) {
+	return &testSession{be: be}, nil
 }
 
-func (be *smtpTestBackend) mails() []smtpTestMail {
+func (be *testBackend) mails() []testMail {
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	return append([]smtpTestMail(nil), be.received...)
+	return append([]testMail(nil), be.received...)
 }
 
-type smtpTestSession struct {
-	be   *smtpTestBackend
-	mail smtpTestMail
+type testSession struct {
+	be   *testBackend
+	mail testMail
 }
 
-func (s *smtpTestSession) Mail(from string, _ *smtp.MailOptions) error {
-	s.mail = smtpTestMail{from: from}
+func (s *testSession) Mail(from string, _ *smtp.MailOptions) error {
+	s.mail = testMail{from: from}
 	return nil
 }
 
-func (s *smtpTestSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (s *testSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if s.be.failRcpt != nil {
 		return s.be.failRcpt
 	}
@@ -56,7 +56,7 @@ func (s *smtpTestSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-func (s *smtpTestSession) Data(r io.Reader) error {
+func (s *testSession) Data(r io.Reader) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -71,12 +71,12 @@ func (s *smtpTestSession) Data(r io.Reader) error {
 	return nil
 }
 
-func (s *smtpTestSession) Reset()        { s.mail = smtpTestMail{} }
-func (s *smtpTestSession) Logout() error { return nil }
+func (s *testSession) Reset()        { s.mail = testMail{} }
+func (s *testSession) Logout() error { return nil }
 
-type smtpServerOpts struct{}
+type serverOpts struct{}
 
-func smtpStartServer(t *testing.T, be *smtpTestBackend, _ smtpServerOpts) string {
+func startServer(t *testing.T, be *testBackend, _ serverOpts) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

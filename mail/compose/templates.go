@@ -8,10 +8,10 @@ import (
 	"supportbridge/bridge"
 )
 
-// compLabels is one locale's message catalog for outbound desk mail. The
+// labels is one locale's message catalog for outbound desk mail. The
 // templates take every word from here, so adding a locale is adding a
 // catalog.
-type compLabels struct {
+type labels struct {
 	Lang          string // html lang attribute
 	Colon         string // "Objet : " in French, "Subject: " in English
 	ReplyAbove    string // %s: the [ENT-id] tag
@@ -51,11 +51,11 @@ type compLabels struct {
 	profiles   map[string]string
 }
 
-// compCatalog returns the catalog of locale: "en…" is English, anything
+// catalog returns the catalog of locale: "en…" is English, anything
 // else French (the ENT's default).
-func compCatalog(locale string) compLabels {
-	if compLocale(locale) == "en" {
-		return compLabels{
+func catalog(locale string) labels {
+	if pickLocale(locale) == "en" {
+		return labels{
 			Lang:          "en",
 			Colon:         ": ",
 			ReplyAbove:    "Please reply above this message and keep %s in the subject.",
@@ -102,7 +102,7 @@ func compCatalog(locale string) compLabels {
 			},
 		}
 	}
-	return compLabels{
+	return labels{
 		Lang:          "fr",
 		Colon:         " : ",
 		ReplyAbove:    "Merci de répondre au-dessus de ce message et de conserver %s dans l'objet.",
@@ -150,8 +150,8 @@ func compCatalog(locale string) compLabels {
 	}
 }
 
-// compLocale reduces a ticket locale to one the catalogs know.
-func compLocale(locale string) string {
+// pickLocale reduces a ticket locale to one the catalogs know.
+func pickLocale(locale string) string {
 	l := strings.ToLower(strings.TrimSpace(locale))
 	if l == "en" || strings.HasPrefix(l, "en-") || strings.HasPrefix(l, "en_") {
 		return "en"
@@ -160,7 +160,7 @@ func compLocale(locale string) string {
 }
 
 // date formats t in the catalog's language: "lundi 3 mars 2025 à 14:05".
-func (l compLabels) date(t time.Time, loc *time.Location) string {
+func (l labels) date(t time.Time, loc *time.Location) string {
 	if t.IsZero() {
 		return "—"
 	}
@@ -170,7 +170,7 @@ func (l compLabels) date(t time.Time, loc *time.Location) string {
 }
 
 // size formats n bytes: "850 octets", "12,3 Ko", "2,5 Mo".
-func (l compLabels) size(n int64) string {
+func (l labels) size(n int64) string {
 	if n < 1024 {
 		return fmt.Sprintf("%d %s", n, l.units[0])
 	}
@@ -183,25 +183,25 @@ func (l compLabels) size(n int64) string {
 	return strings.Replace(fmt.Sprintf("%.1f", v), ".", l.decimalSep, 1) + " " + l.units[u]
 }
 
-func (l compLabels) status(s bridge.Status) string {
+func (l labels) status(s bridge.Status) string {
 	if v, ok := l.statuses[s]; ok {
 		return v
 	}
-	return compLine(string(s))
+	return oneLine(string(s))
 }
 
-func (l compLabels) profile(p string) string {
+func (l labels) profile(p string) string {
 	if v, ok := l.profiles[strings.ToLower(strings.TrimSpace(p))]; ok {
 		return v
 	}
-	return compLine(p)
+	return oneLine(p)
 }
 
 // The templates are constants rather than embedded files so that the package
 // holds no variable state. Text templates are rendered as is: every value in
-// them has been cleaned of control characters first (compLine, compBody).
+// them has been cleaned of control characters first (oneLine, cleanBody).
 
-const compEscalationText = `{{printf .L.ReplyAbove .Tag}}
+const escalationText = `{{printf .L.ReplyAbove .Tag}}
 
 {{printf .L.EscTitle .Tag}}
 
@@ -248,7 +248,7 @@ const compEscalationText = `{{printf .L.ReplyAbove .Tag}}
 {{- end}}
 {{define "person"}}{{.Name}}{{if .Email}} <{{.Email}}>{{end}}{{if .Profile}} ({{.Profile}}){{end}}{{end}}`
 
-const compEscalationHTML = `<!DOCTYPE html>
+const escalationHTML = `<!DOCTYPE html>
 <html lang="{{.L.Lang}}">
 <head><meta charset="utf-8"><title>{{.Tag}} {{.Subject}}</title></head>
 <body style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222">
@@ -290,7 +290,7 @@ const compEscalationHTML = `<!DOCTYPE html>
 </html>
 {{define "person"}}{{.Name}}{{if .Email}} &lt;{{.Email}}&gt;{{end}}{{if .Profile}} ({{.Profile}}){{end}}{{end}}`
 
-const compFollowUpText = `{{printf .L.ReplyAbove .Tag}}
+const followUpText = `{{printf .L.ReplyAbove .Tag}}
 
 {{if .Comment}}{{printf .L.FuTitle .Tag}}{{else}}{{printf .L.FuNoteTitle .Tag}}{{end}}
 {{.L.Subject}}{{.L.Colon}}{{.Subject}}
@@ -324,7 +324,7 @@ const compFollowUpText = `{{printf .L.ReplyAbove .Tag}}
 {{- end}}
 `
 
-const compFollowUpHTML = `<!DOCTYPE html>
+const followUpHTML = `<!DOCTYPE html>
 <html lang="{{.L.Lang}}">
 <head><meta charset="utf-8"><title>{{.Tag}} {{.Subject}}</title></head>
 <body style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222">

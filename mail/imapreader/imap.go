@@ -118,24 +118,24 @@ type Route struct {
 	Data any
 }
 
-// IMAPLeaser hands out the lease that lets one replica at a time read a
+// Leaser hands out the lease that lets one replica at a time read a
 // mailbox (*redisstore.Store is one). Fences grow at every acquisition.
-type IMAPLeaser interface {
+type Leaser interface {
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (fence int64, ok bool, err error)
 	RenewLease(ctx context.Context, name, holder string, fence int64, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, holder string, fence int64) error
 }
 
-// IMAPCheckpointer keeps how far the reader got in a mailbox
+// Checkpointer keeps how far the reader got in a mailbox
 // (*redisstore.Store is one). A save under a fence that is no longer the
 // lease's must fail.
-type IMAPCheckpointer interface {
+type Checkpointer interface {
 	LoadMailboxCheckpoint(ctx context.Context, mailbox string) (uidValidity, lastUID uint32, fence int64, err error)
 	SaveMailboxCheckpoint(ctx context.Context, mailbox string, uidValidity, lastUID uint32, fence int64) error
 }
 
-// IMAPConfig configures an IMAPReader. Zero values take the defaults given.
-type IMAPConfig struct {
+// Config configures a Reader. Zero values take the defaults given.
+type Config struct {
 	Addr string // host:port
 	// TLS is "implicit" (the default), "starttls" or "none".
 	TLS                string
@@ -173,8 +173,8 @@ type IMAPConfig struct {
 	DialTimeout time.Duration
 }
 
-// IMAPState is what the reader is doing, for /readyz and metrics.
-type IMAPState struct {
+// State is what the reader is doing, for /readyz and metrics.
+type State struct {
 	Connected bool
 	Idle      bool
 	LeaseHeld bool
@@ -187,49 +187,49 @@ type IMAPState struct {
 }
 
 const (
-	imapTLSImplicit = "implicit"
-	imapTLSStartTLS = "starttls"
-	imapTLSNone     = "none"
+	tlsImplicit = "implicit"
+	tlsStartTLS = "starttls"
+	tlsNone     = "none"
 
-	imapDefaultPoll      = 30 * time.Second
-	imapDefaultMaxBytes  = 40 << 20
-	imapDefaultBatch     = 200
-	imapDefaultWorkers   = 32
-	imapDefaultLeaseTTL  = 30 * time.Second
-	imapDefaultDial      = 30 * time.Second
-	imapMinLeaseTTL      = 30 * time.Millisecond
-	imapBackoffMin       = time.Second
-	imapBackoffMax       = time.Minute
-	imapReleaseTimeout   = 5 * time.Second
-	imapChunkBudgetBytes = 8 << 20 // body bytes one FETCH may bring in memory
+	defaultPoll      = 30 * time.Second
+	defaultMaxBytes  = 40 << 20
+	defaultBatch     = 200
+	defaultWorkers   = 32
+	defaultLeaseTTL  = 30 * time.Second
+	defaultDial      = 30 * time.Second
+	minLeaseTTL      = 30 * time.Millisecond
+	backoffMin       = time.Second
+	backoffMax       = time.Minute
+	releaseTimeout   = 5 * time.Second
+	chunkBudgetBytes = 8 << 20 // body bytes one FETCH may bring in memory
 	// RFC 2177: clients should re-issue IDLE at least every 29 minutes, or
 	// the server may log them out as inactive.
-	imapIdleMax = 25 * time.Minute
+	idleMax = 25 * time.Minute
 )
 
 // errIMAPLeaseLost ends a session whose lease could not be renewed.
 var errIMAPLeaseLost = errors.New("imap: reading lease lost")
 
-// IMAPReader reads a mailbox: it hands each new message to a handler, in
+// Reader reads a mailbox: it hands each new message to a handler, in
 // UID order, then moves it as the handler says, and records a checkpoint.
 // Only the replica that holds the mailbox's lease reads.
-type IMAPReader struct {
-	cfg     IMAPConfig
-	lease   IMAPLeaser
-	cp      IMAPCheckpointer
+type Reader struct {
+	cfg     Config
+	lease   Leaser
+	cp      Checkpointer
 	handler MessageHandler
 	log     *slog.Logger
 	cfgErr  error
 
 	mu    sync.Mutex
-	state IMAPState
+	state State
 }
 
 // NewIMAPReader returns a reader; Run starts it. Configuration errors are
 // reported by Run.
-func NewIMAPReader(cfg IMAPConfig, lease IMAPLeaser, cp IMAPCheckpointer, handler MessageHandler) *IMAPReader {
-	r := &IMAPReader{lease: lease, cp: cp, handler: handler}
-	r.cfg, r.cfgErr = imapDefaults(cfg)
+func NewIMAPReader(cfg Config, lease Leaser, cp Checkpointer, handler MessageHandler) *Reader {
+	r := &Reader{lease: lease, cp: cp, handler: handler}
+	r.cfg, r.cfgErr = defaults(cfg)
 	r.log = r.cfg.Logger.With("mailbox", r.cfg.Mailbox)
 	if lease == nil || cp == nil || handler == nil {
 		r.cfgErr = errors.Join(r.cfgErr, errors.New("imap: a leaser, a checkpointer and a handler are required"))
@@ -237,16 +237,16 @@ func NewIMAPReader(cfg IMAPConfig, lease IMAPLeaser, cp IMAPCheckpointer, handle
 	return r
 }
 
-func imapDefaults(cfg IMAPConfig) (IMAPConfig, error) {
+func defaults(cfg Config) (Config, error) {
 	var errs []error
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.TLS = strings.ToLower(strings.TrimSpace(cfg.TLS))
 	if cfg.TLS == "" {
-		cfg.TLS = imapTLSImplicit
+		cfg.TLS = tlsImplicit
 	}
-	if cfg.TLS != imapTLSImplicit && cfg.TLS != imapTLSStartTLS && cfg.TLS != imapTLSNone {
+	if cfg.TLS != tlsImplicit && cfg.TLS != tlsStartTLS && cfg.TLS != tlsNone {
 		errs = append(errs, fmt.Errorf("imap: unknown tls mode %q", cfg.TLS))
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
@@ -271,35 +271,35 @@ func imapDefaults(cfg IMAPConfig) (IMAPConfig, error) {
 		errs = append(errs, errors.New("imap: the processed and quarantine mailboxes must differ from the watched one"))
 	}
 	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = imapDefaultPoll
+		cfg.PollInterval = defaultPoll
 	}
 	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = imapDefaultMaxBytes
+		cfg.MaxMessageBytes = defaultMaxBytes
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = imapDefaultBatch
+		cfg.BatchSize = defaultBatch
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = imapDefaultWorkers
+		cfg.Workers = defaultWorkers
 	}
 	if cfg.LeaseTTL <= 0 {
-		cfg.LeaseTTL = imapDefaultLeaseTTL
+		cfg.LeaseTTL = defaultLeaseTTL
 	}
-	if cfg.LeaseTTL < imapMinLeaseTTL {
-		errs = append(errs, fmt.Errorf("imap: lease ttl %v is below %v", cfg.LeaseTTL, imapMinLeaseTTL))
+	if cfg.LeaseTTL < minLeaseTTL {
+		errs = append(errs, fmt.Errorf("imap: lease ttl %v is below %v", cfg.LeaseTTL, minLeaseTTL))
 	}
 	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = imapDefaultDial
+		cfg.DialTimeout = defaultDial
 	}
 	if cfg.Holder == "" {
-		cfg.Holder = imapDefaultHolder()
+		cfg.Holder = defaultHolder()
 	}
 	return cfg, errors.Join(errs...)
 }
 
-// imapDefaultHolder names this process uniquely, and recognisably in
+// defaultHolder names this process uniquely, and recognisably in
 // ops/status output.
-func imapDefaultHolder() string {
+func defaultHolder() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "host"
@@ -310,28 +310,28 @@ func imapDefaultHolder() string {
 }
 
 // State returns a snapshot of what the reader is doing.
-func (r *IMAPReader) State() IMAPState {
+func (r *Reader) State() State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.state
 }
 
-func (r *IMAPReader) update(f func(s *IMAPState)) {
+func (r *Reader) update(f func(s *State)) {
 	r.mu.Lock()
 	f(&r.state)
 	r.mu.Unlock()
 }
 
-func (r *IMAPReader) leaseName() string { return "imap:" + r.cfg.Mailbox }
+func (r *Reader) leaseName() string { return "imap:" + r.cfg.Mailbox }
 
 // Run reads the mailbox until ctx ends, then releases the lease and returns
 // nil. Failures (server, network, Redis) are logged and retried with
 // backoff; only an invalid configuration makes Run return an error.
-func (r *IMAPReader) Run(ctx context.Context) error {
+func (r *Reader) Run(ctx context.Context) error {
 	if r.cfgErr != nil {
 		return r.cfgErr
 	}
-	backoff := imapBackoffMin
+	backoff := backoffMin
 	waiting := false // for the lease, held elsewhere: said once
 	for ctx.Err() == nil {
 		fence, ok, err := r.lease.AcquireLease(ctx, r.leaseName(), r.cfg.Holder, r.cfg.LeaseTTL)
@@ -340,8 +340,8 @@ func (r *IMAPReader) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			r.failed(fmt.Errorf("imap: acquire lease: %w", err))
-			imapSleep(ctx, imapJitter(backoff))
-			backoff = imapNextBackoff(backoff)
+			sleepCtx(ctx, jitter(backoff))
+			backoff = nextBackoff(backoff)
 			continue
 		}
 		if !ok {
@@ -349,18 +349,18 @@ func (r *IMAPReader) Run(ctx context.Context) error {
 				r.log.Info("imap: another replica reads the mailbox; waiting for its lease", "instance", r.cfg.Holder)
 				waiting = true
 			}
-			imapSleep(ctx, imapJitter(r.cfg.LeaseTTL/3))
+			sleepCtx(ctx, jitter(r.cfg.LeaseTTL/3))
 			continue
 		}
 		waiting = false
-		r.update(func(s *IMAPState) { s.LeaseHeld = true })
+		r.update(func(s *State) { s.LeaseHeld = true })
 		r.log.Info("imap: lease acquired", "holder", r.cfg.Holder, "fence", fence)
 
 		progressed, err := r.serve(ctx, fence)
 
-		r.update(func(s *IMAPState) { s.LeaseHeld, s.Connected, s.Idle = false, false, false })
+		r.update(func(s *State) { s.LeaseHeld, s.Connected, s.Idle = false, false, false })
 		if !errors.Is(err, errIMAPLeaseLost) {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), imapReleaseTimeout)
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 			if rerr := r.lease.ReleaseLease(rctx, r.leaseName(), r.cfg.Holder, fence); rerr != nil {
 				r.log.Warn("imap: release lease", "err", rerr)
 			}
@@ -370,38 +370,38 @@ func (r *IMAPReader) Run(ctx context.Context) error {
 			break
 		}
 		if progressed {
-			backoff = imapBackoffMin
+			backoff = backoffMin
 		}
 		r.failed(err)
-		imapSleep(ctx, imapJitter(backoff))
-		backoff = imapNextBackoff(backoff)
+		sleepCtx(ctx, jitter(backoff))
+		backoff = nextBackoff(backoff)
 	}
 	r.log.Info("imap: reader stopped")
 	return nil
 }
 
-func (r *IMAPReader) failed(err error) {
+func (r *Reader) failed(err error) {
 	if err == nil {
 		return
 	}
 	r.log.Warn("imap: reader failed; will retry", "err", err)
-	r.update(func(s *IMAPState) { s.LastError = err.Error() })
+	r.update(func(s *State) { s.LastError = err.Error() })
 }
 
-func imapNextBackoff(d time.Duration) time.Duration {
-	return min(2*d, imapBackoffMax)
+func nextBackoff(d time.Duration) time.Duration {
+	return min(2*d, backoffMax)
 }
 
-// imapJitter spreads d over [d/2, d], so replicas that failed together do
+// jitter spreads d over [d/2, d], so replicas that failed together do
 // not come back together.
-func imapJitter(d time.Duration) time.Duration {
+func jitter(d time.Duration) time.Duration {
 	if d <= 1 {
 		return d
 	}
 	return d/2 + mrand.N(d/2+1)
 }
 
-func imapSleep(ctx context.Context, d time.Duration) {
+func sleepCtx(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -413,14 +413,14 @@ func imapSleep(ctx context.Context, d time.Duration) {
 // serve holds the lease under fence: it keeps it renewed and reads the
 // mailbox over one connection until something fails or ctx ends. It tells
 // whether a pass went through.
-func (r *IMAPReader) serve(ctx context.Context, fence int64) (progressed bool, err error) {
+func (r *Reader) serve(ctx context.Context, fence int64) (progressed bool, err error) {
 	sctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		r.keepLease(sctx, cancel, fence)
 	}()
-	s := &imapSession{fence: fence, wake: make(chan struct{}, 1)}
+	s := &session{fence: fence, wake: make(chan struct{}, 1)}
 	err = r.session(sctx, s)
 	cancel(nil)
 	<-done
@@ -434,7 +434,7 @@ func (r *IMAPReader) serve(ctx context.Context, fence int64) (progressed bool, e
 // keepLease renews the lease every third of its life. When it is refused,
 // or cannot be renewed before it runs out, the session is cancelled: from
 // then on another replica may read the mailbox.
-func (r *IMAPReader) keepLease(ctx context.Context, cancel context.CancelCauseFunc, fence int64) {
+func (r *Reader) keepLease(ctx context.Context, cancel context.CancelCauseFunc, fence int64) {
 	ttl := r.cfg.LeaseTTL
 	every := ttl / 3
 	last := time.Now()
@@ -468,8 +468,8 @@ func (r *IMAPReader) keepLease(ctx context.Context, cancel context.CancelCauseFu
 	}
 }
 
-// imapSession is one connection's worth of reading.
-type imapSession struct {
+// session is one connection's worth of reading.
+type session struct {
 	c           *imapclient.Client
 	fence       int64
 	idle        bool          // the server has IDLE and the config wants it
@@ -479,7 +479,7 @@ type imapSession struct {
 	progressed  bool
 }
 
-func (r *IMAPReader) session(ctx context.Context, s *imapSession) error {
+func (r *Reader) session(ctx context.Context, s *session) error {
 	uv, last, _, err := r.cp.LoadMailboxCheckpoint(ctx, r.cfg.Mailbox)
 	if err != nil {
 		return fmt.Errorf("imap: load checkpoint: %w", err)
@@ -500,7 +500,7 @@ func (r *IMAPReader) session(ctx context.Context, s *imapSession) error {
 	}()
 
 	for _, box := range []string{r.cfg.ProcessedMailbox, r.cfg.QuarantineMailbox} {
-		if err := imapEnsureMailbox(c, box); err != nil {
+		if err := ensureMailbox(c, box); err != nil {
 			return err
 		}
 	}
@@ -508,24 +508,24 @@ func (r *IMAPReader) session(ctx context.Context, s *imapSession) error {
 	if r.cfg.IDLE && !s.idle {
 		r.log.Info("imap: the server lacks IDLE; polling", "every", r.cfg.PollInterval)
 	}
-	r.update(func(st *IMAPState) { st.Connected = true })
+	r.update(func(st *State) { st.Connected = true })
 	r.log.Info("imap: connected", "addr", r.cfg.Addr, "idle", s.idle, "checkpoint_uid", s.last, "uidvalidity", s.uidValidity)
 
 	for {
 		if err := r.pass(ctx, s); err != nil {
-			return imapCtxErr(ctx, err)
+			return ctxErr(ctx, err)
 		}
 		s.progressed = true
-		r.update(func(st *IMAPState) { st.LastSuccess, st.LastError = time.Now(), "" })
+		r.update(func(st *State) { st.LastSuccess, st.LastError = time.Now(), "" })
 		if err := r.wait(ctx, s); err != nil {
-			return imapCtxErr(ctx, err)
+			return ctxErr(ctx, err)
 		}
 	}
 }
 
-// imapCtxErr prefers the reason the session was cancelled to the broken
+// ctxErr prefers the reason the session was cancelled to the broken
 // connection it caused.
-func imapCtxErr(ctx context.Context, err error) error {
+func ctxErr(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); cause != nil {
 		return cause
 	}
@@ -534,7 +534,7 @@ func imapCtxErr(ctx context.Context, err error) error {
 
 // connect dials, secures and logs in. The unilateral handler turns EXISTS
 // into a wake-up.
-func (r *IMAPReader) connect(ctx context.Context, wake chan<- struct{}) (*imapclient.Client, error) {
+func (r *Reader) connect(ctx context.Context, wake chan<- struct{}) (*imapclient.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -557,7 +557,7 @@ func (r *IMAPReader) connect(ctx context.Context, wake chan<- struct{}) (*imapcl
 	return c, nil
 }
 
-func (r *IMAPReader) login(ctx context.Context, conn net.Conn, wake chan<- struct{}) (*imapclient.Client, error) {
+func (r *Reader) login(ctx context.Context, conn net.Conn, wake chan<- struct{}) (*imapclient.Client, error) {
 	host, _, _ := net.SplitHostPort(r.cfg.Addr)
 	tlsCfg := &tls.Config{ServerName: host, RootCAs: r.cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	opts := &imapclient.Options{
@@ -578,7 +578,7 @@ func (r *IMAPReader) login(ctx context.Context, conn net.Conn, wake chan<- struc
 	}
 	var c *imapclient.Client
 	switch r.cfg.TLS {
-	case imapTLSImplicit:
+	case tlsImplicit:
 		implicit := tlsCfg.Clone()
 		implicit.NextProtos = []string{"imap"}
 		tc := tls.Client(conn, implicit)
@@ -586,7 +586,7 @@ func (r *IMAPReader) login(ctx context.Context, conn net.Conn, wake chan<- struc
 			return nil, fmt.Errorf("imap: tls %s: %w", r.cfg.Addr, err)
 		}
 		c = imapclient.New(tc, opts)
-	case imapTLSStartTLS:
+	case tlsStartTLS:
 		var err error
 		if c, err = imapclient.NewStartTLS(conn, opts); err != nil {
 			return nil, fmt.Errorf("imap: starttls %s: %w", r.cfg.Addr, err)
@@ -618,8 +618,8 @@ func (r *IMAPReader) login(ctx context.Context, conn net.Conn, wake chan<- struc
 	return c, nil
 }
 
-// imapEnsureMailbox creates box unless it exists.
-func imapEnsureMailbox(c *imapclient.Client, box string) error {
+// ensureMailbox creates box unless it exists.
+func ensureMailbox(c *imapclient.Client, box string) error {
 	err := c.Create(box, nil).Wait()
 	if err == nil {
 		return nil
@@ -638,21 +638,21 @@ func imapEnsureMailbox(c *imapclient.Client, box string) error {
 	return fmt.Errorf("imap: create %s: %w", box, err)
 }
 
-// imapMeta is what a message's first, cheap FETCH tells.
-type imapMeta struct {
+// msgMeta is what a message's first, cheap FETCH tells.
+type msgMeta struct {
 	size int64
 	date time.Time
 }
 
-// imapBody is a downloaded message; tooLarge when it turned out bigger than
+// fetched is a downloaded message; tooLarge when it turned out bigger than
 // announced.
-type imapBody struct {
+type fetched struct {
 	raw      []byte
 	tooLarge bool
 }
 
 // pass handles every message above the checkpoint, in UID order.
-func (r *IMAPReader) pass(ctx context.Context, s *imapSession) error {
+func (r *Reader) pass(ctx context.Context, s *session) error {
 	sel, err := s.c.Select(r.cfg.Mailbox, nil).Wait()
 	if err != nil {
 		return fmt.Errorf("imap: select %s: %w", r.cfg.Mailbox, err)
@@ -735,15 +735,15 @@ func (r *IMAPReader) pass(ctx context.Context, s *imapSession) error {
 	return nil
 }
 
-// imapMessage is one message of a batch, from its fetch to its move. The
+// message is one message of a batch, from its fetch to its move. The
 // batch's messages are one slice, in UID order; while a chunk is handled,
 // its messages' state, route, verdict and clocks are guarded by the
-// chunk's imapOrder.
-type imapMessage struct {
+// chunk's order.
+type message struct {
 	msg   FetchedMessage // its Raw is dropped once its chunk is handled
-	state imapMsgState
+	state msgState
 	// routed tells that route is the handler's final one: set with
-	// imapRouted, and kept when the message is then decided or left.
+	// msgRouted, and kept when the message is then decided or left.
 	routed  bool
 	route   Route
 	verdict Verdict
@@ -754,32 +754,32 @@ type imapMessage struct {
 	routeStart, doneAt uint64
 }
 
-// imapMsgState is where a message of a batch is.
-type imapMsgState int
+// msgState is where a message of a batch is.
+type msgState int
 
 const (
-	// imapWaiting: not routed yet (or Route is running).
-	imapWaiting imapMsgState = iota
-	// imapRouted: its route is known; Apply has not returned.
-	imapRouted
-	// imapDecided: its verdict (processed or quarantine) awaits the move.
-	imapDecided
-	// imapLeft: left for a later pass, its effect not committed: an
+	// msgWaiting: not routed yet (or Route is running).
+	msgWaiting msgState = iota
+	// msgRouted: its route is known; Apply has not returned.
+	msgRouted
+	// msgDecided: its verdict (processed or quarantine) awaits the move.
+	msgDecided
+	// msgLeft: left for a later pass, its effect not committed: an
 	// error, a retry verdict, an earlier message it follows left, or the
 	// pass stopped before it.
-	imapLeft
-	// imapGone: expunged since the search; nothing to do.
-	imapGone
-	// imapMoved: moved where its verdict says; finished.
-	imapMoved
+	msgLeft
+	// msgGone: expunged since the search; nothing to do.
+	msgGone
+	// moved: moved where its verdict says; finished.
+	moved
 )
 
 // flush moves what the batch decided: the processed messages in one UID
 // MOVE, the quarantined ones in another. Only then are they finished.
-func (r *IMAPReader) flush(s *imapSession, msgs []imapMessage, finish func(j int)) error {
+func (r *Reader) flush(s *session, msgs []message, finish func(j int)) error {
 	var processed, quarantined []imap.UID
 	for k := range msgs {
-		if m := &msgs[k]; m.state == imapDecided {
+		if m := &msgs[k]; m.state == msgDecided {
 			if m.verdict.Disposition == DispositionProcessed {
 				processed = append(processed, imap.UID(m.msg.UID))
 			} else {
@@ -788,40 +788,40 @@ func (r *IMAPReader) flush(s *imapSession, msgs []imapMessage, finish func(j int
 		}
 	}
 	if len(processed) > 0 {
-		if err := imapMove(s.c, processed, r.cfg.ProcessedMailbox); err != nil {
+		if err := move(s.c, processed, r.cfg.ProcessedMailbox); err != nil {
 			return err
 		}
 		n := uint64(len(processed))
 		r.log.Debug("imap: messages processed", "count", n)
-		r.update(func(st *IMAPState) { st.Processed += n })
+		r.update(func(st *State) { st.Processed += n })
 	}
 	if len(quarantined) > 0 {
-		if err := imapMove(s.c, quarantined, r.cfg.QuarantineMailbox); err != nil {
+		if err := move(s.c, quarantined, r.cfg.QuarantineMailbox); err != nil {
 			return err
 		}
 		for k := range msgs {
-			if m := &msgs[k]; m.state == imapDecided && m.verdict.Disposition != DispositionProcessed {
+			if m := &msgs[k]; m.state == msgDecided && m.verdict.Disposition != DispositionProcessed {
 				r.log.Warn("imap: message quarantined", "uid", m.msg.UID, "reason", m.verdict.Reason)
 			}
 		}
 		n := uint64(len(quarantined))
-		r.update(func(st *IMAPState) { st.Quarantined += n })
+		r.update(func(st *State) { st.Quarantined += n })
 	}
 	for k := range msgs {
 		switch m := &msgs[k]; m.state {
-		case imapDecided:
-			m.state = imapMoved
+		case msgDecided:
+			m.state = moved
 			finish(k)
-		case imapGone:
+		case msgGone:
 			finish(k)
 		}
 	}
 	return nil
 }
 
-// imapMove moves uids with one command: MOVE, or COPY + STORE \Deleted +
+// move moves uids with one command: MOVE, or COPY + STORE \Deleted +
 // (UID) EXPUNGE where the server lacks it (the library picks).
-func imapMove(c *imapclient.Client, uids []imap.UID, box string) error {
+func move(c *imapclient.Client, uids []imap.UID, box string) error {
 	if _, err := c.Move(imap.UIDSetNum(uids...), box).Wait(); err != nil {
 		return fmt.Errorf("imap: move %d messages to %s: %w", len(uids), box, err)
 	}
@@ -831,18 +831,18 @@ func imapMove(c *imapclient.Client, uids []imap.UID, box string) error {
 // batch handles uids (ascending): sizes and dates first, then the bodies
 // of those not too large, a memory budget's worth at a time. The handler
 // runs in UID order; the moves are gathered and done once for the batch.
-func (r *IMAPReader) batch(ctx context.Context, s *imapSession, uids []imap.UID, finish func(j int)) (err error) {
-	meta, err := imapFetchMeta(s.c, uids)
+func (r *Reader) batch(ctx context.Context, s *session, uids []imap.UID, finish func(j int)) (err error) {
+	meta, err := fetchMeta(s.c, uids)
 	if err != nil {
 		return err
 	}
-	msgs := make([]imapMessage, len(uids))
+	msgs := make([]message, len(uids))
 	for k, uid := range uids {
 		mm, ok := meta[uid]
 		msgs[k].msg = FetchedMessage{UID: uint32(uid), UIDValidity: s.uidValidity, Size: mm.size,
 			TooLarge: mm.size > r.cfg.MaxMessageBytes, InternalDate: mm.date}
 		if !ok {
-			msgs[k].state = imapGone // expunged since the search
+			msgs[k].state = msgGone // expunged since the search
 		}
 	}
 	// Whatever stops the batch, what was decided is carried out: one bad
@@ -852,8 +852,8 @@ func (r *IMAPReader) batch(ctx context.Context, s *imapSession, uids []imap.UID,
 			err = ferr
 		}
 	}()
-	budget := max(int64(imapChunkBudgetBytes), r.cfg.MaxMessageBytes)
-	bodies := map[imap.UID]imapBody{}
+	budget := max(int64(chunkBudgetBytes), r.cfg.MaxMessageBytes)
+	bodies := map[imap.UID]fetched{}
 	for j := 0; j < len(msgs); {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -865,7 +865,7 @@ func (r *IMAPReader) batch(ctx context.Context, s *imapSession, uids []imap.UID,
 		var total int64
 		for ; end < len(msgs); end++ {
 			m := &msgs[end]
-			if m.state == imapGone || m.msg.TooLarge {
+			if m.state == msgGone || m.msg.TooLarge {
 				continue
 			}
 			if len(chunk) > 0 && total+m.msg.Size > budget {
@@ -880,17 +880,17 @@ func (r *IMAPReader) batch(ctx context.Context, s *imapSession, uids []imap.UID,
 		}
 		for k := j; k < end; k++ {
 			m := &msgs[k]
-			if m.state == imapGone || m.msg.TooLarge {
+			if m.state == msgGone || m.msg.TooLarge {
 				continue
 			}
 			b, ok := bodies[imap.UID(m.msg.UID)]
 			switch {
 			case !ok:
-				m.state = imapGone // expunged meanwhile
+				m.state = msgGone // expunged meanwhile
 			case b.raw == nil && !b.tooLarge:
 				// The server would not give this one out; the others
 				// must not wait for it.
-				m.state, m.verdict = imapDecided, Verdict{Disposition: DispositionQuarantine, Reason: "the server refused to fetch it"}
+				m.state, m.verdict = msgDecided, Verdict{Disposition: DispositionQuarantine, Reason: "the server refused to fetch it"}
 			default:
 				m.msg.Raw, m.msg.TooLarge = b.raw, b.tooLarge
 			}
@@ -909,14 +909,14 @@ func (r *IMAPReader) batch(ctx context.Context, s *imapSession, uids []imap.UID,
 
 // handleChunk routes and applies the waiting messages of msgs (in UID
 // order) with a few workers: the handler mostly waits on Redis, so several
-// in flight hide the round trips; an imapOrder keeps what must stay in
+// in flight hide the round trips; an order keeps what must stay in
 // arrival order in order. The first error, in UID order, is returned once
 // every started message is done.
-func (r *IMAPReader) handleChunk(ctx context.Context, msgs []imapMessage) error {
+func (r *Reader) handleChunk(ctx context.Context, msgs []message) error {
 	o := newIMAPOrder(msgs)
 	next := make(chan int, len(msgs))
 	for i := range msgs {
-		if msgs[i].state == imapWaiting {
+		if msgs[i].state == msgWaiting {
 			next <- i // in order: an earlier message always has a worker first
 		}
 	}
@@ -942,7 +942,7 @@ func (r *IMAPReader) handleChunk(ctx context.Context, msgs []imapMessage) error 
 // earlier message is routed and the barriers among them applied, Route
 // again if one of those was applied after Route began; once the earlier
 // messages of its key are applied, Apply.
-func (r *IMAPReader) handleOne(ctx context.Context, o *imapOrder, i int) {
+func (r *Reader) handleOne(ctx context.Context, o *order, i int) {
 	m := o.msgs[i].msg // Raw and the rest are not written while handled
 	start, ok := o.begin(i)
 	if !ok {
@@ -982,7 +982,7 @@ func (r *IMAPReader) handleOne(ctx context.Context, o *imapOrder, i int) {
 		o.leave(i, err)
 	case v.Disposition == DispositionRetry:
 		r.log.Info("imap: message left for a later pass", "uid", m.UID, "reason", v.Reason)
-		r.update(func(st *IMAPState) { st.Retried++ })
+		r.update(func(st *State) { st.Retried++ })
 		o.leave(i, nil)
 	case v.Disposition == DispositionProcessed, v.Disposition == DispositionQuarantine:
 		o.decide(i, v)
@@ -992,16 +992,16 @@ func (r *IMAPReader) handleOne(ctx context.Context, o *imapOrder, i int) {
 	}
 }
 
-// imapFetchMeta asks for sizes and dates: nothing is downloaded yet.
-func imapFetchMeta(c *imapclient.Client, uids []imap.UID) (map[imap.UID]imapMeta, error) {
+// fetchMeta asks for sizes and dates: nothing is downloaded yet.
+func fetchMeta(c *imapclient.Client, uids []imap.UID) (map[imap.UID]msgMeta, error) {
 	bufs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
 	if err != nil {
 		return nil, fmt.Errorf("imap: fetch sizes: %w", err)
 	}
-	meta := make(map[imap.UID]imapMeta, len(bufs))
+	meta := make(map[imap.UID]msgMeta, len(bufs))
 	for _, b := range bufs {
 		if b.UID != 0 {
-			meta[b.UID] = imapMeta{size: b.RFC822Size, date: b.InternalDate}
+			meta[b.UID] = msgMeta{size: b.RFC822Size, date: b.InternalDate}
 		}
 	}
 	return meta, nil
@@ -1011,18 +1011,18 @@ func imapFetchMeta(c *imapclient.Client, uids []imap.UID) (map[imap.UID]imapMeta
 // leaves \Seen alone. When the server refuses the FETCH (a NO, not a broken
 // connection), each message is tried alone, and those still refused are
 // recorded with no body.
-func (r *IMAPReader) fetchBodies(c *imapclient.Client, chunk []imap.UID, out map[imap.UID]imapBody) error {
+func (r *Reader) fetchBodies(c *imapclient.Client, chunk []imap.UID, out map[imap.UID]fetched) error {
 	if len(chunk) == 0 {
 		return nil // an empty UID set would get the connection closed
 	}
 	err := r.fetchBodiesOnce(c, chunk, out)
 	var ie *imap.Error
-	if err == nil || !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo || imapTemporaryCode(ie.Code) {
+	if err == nil || !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo || temporaryCode(ie.Code) {
 		return err
 	}
 	if len(chunk) == 1 {
 		r.log.Warn("imap: the server refuses to fetch a message", "uid", chunk[0], "err", err)
-		out[chunk[0]] = imapBody{}
+		out[chunk[0]] = fetched{}
 		return nil
 	}
 	for _, uid := range chunk {
@@ -1036,8 +1036,8 @@ func (r *IMAPReader) fetchBodies(c *imapclient.Client, chunk []imap.UID, out map
 	return nil
 }
 
-// imapTemporaryCode tells the NO answers that may go away by themselves.
-func imapTemporaryCode(code imap.ResponseCode) bool {
+// temporaryCode tells the NO answers that may go away by themselves.
+func temporaryCode(code imap.ResponseCode) bool {
 	switch code {
 	case imap.ResponseCodeUnavailable, imap.ResponseCodeInUse, imap.ResponseCodeLimit,
 		imap.ResponseCodeOverQuota, imap.ResponseCode("EXPUNGEISSUED"):
@@ -1046,13 +1046,13 @@ func imapTemporaryCode(code imap.ResponseCode) bool {
 	return false
 }
 
-func (r *IMAPReader) fetchBodiesOnce(c *imapclient.Client, chunk []imap.UID, out map[imap.UID]imapBody) error {
+func (r *Reader) fetchBodiesOnce(c *imapclient.Client, chunk []imap.UID, out map[imap.UID]fetched) error {
 	sec := &imap.FetchItemBodySection{Peek: true}
 	cmd := c.Fetch(imap.UIDSetNum(chunk...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}})
 	var readErr error
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var uid imap.UID
-		var body imapBody
+		var body fetched
 		got := false
 		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
@@ -1102,7 +1102,7 @@ func (r *IMAPReader) fetchBodiesOnce(c *imapclient.Client, chunk []imap.UID, out
 
 // route runs the handler's Route, apply its Apply. A transient error comes
 // back as an error; a permanent one, or a panic, as a quarantine verdict.
-func (r *IMAPReader) route(ctx context.Context, m FetchedMessage) (rt Route, q *Verdict, err error) {
+func (r *Reader) route(ctx context.Context, m FetchedMessage) (rt Route, q *Verdict, err error) {
 	q, err = r.guard(ctx, m.UID, "route", func() (err error) {
 		rt, err = r.handler.Route(ctx, m)
 		return err
@@ -1110,7 +1110,7 @@ func (r *IMAPReader) route(ctx context.Context, m FetchedMessage) (rt Route, q *
 	return rt, q, err
 }
 
-func (r *IMAPReader) apply(ctx context.Context, m FetchedMessage, rt Route) (v Verdict, err error) {
+func (r *Reader) apply(ctx context.Context, m FetchedMessage, rt Route) (v Verdict, err error) {
 	q, err := r.guard(ctx, m.UID, "apply", func() (err error) {
 		v, err = r.handler.Apply(ctx, m, rt)
 		return err
@@ -1121,7 +1121,7 @@ func (r *IMAPReader) apply(ctx context.Context, m FetchedMessage, rt Route) (v V
 	return v, err
 }
 
-func (r *IMAPReader) guard(ctx context.Context, uid uint32, step string, f func() error) (q *Verdict, err error) {
+func (r *Reader) guard(ctx context.Context, uid uint32, step string, f func() error) (q *Verdict, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("imap: the handler panicked; quarantining the message", "uid", uid, "step", step, "panic", fmt.Sprint(p))
@@ -1132,13 +1132,13 @@ func (r *IMAPReader) guard(ctx context.Context, uid uint32, step string, f func(
 	if err == nil {
 		return nil, nil
 	}
-	if ctx.Err() != nil || imapTransient(err) {
+	if ctx.Err() != nil || transient(err) {
 		return nil, fmt.Errorf("imap: handle uid %d: %w", uid, err)
 	}
 	return &Verdict{Disposition: DispositionQuarantine, Reason: "handler: " + err.Error()}, nil
 }
 
-func imapTransient(err error) bool {
+func transient(err error) bool {
 	if bridge.IsPermanent(err) {
 		return false
 	}
@@ -1151,18 +1151,18 @@ func imapTransient(err error) bool {
 
 // wait returns when a pass is due: new mail announced, the poll interval
 // gone by, or ctx ended. With IDLE, the poll interval is a safety net, and
-// IDLE is never kept longer than imapIdleMax.
-func (r *IMAPReader) wait(ctx context.Context, s *imapSession) error {
+// IDLE is never kept longer than idleMax.
+func (r *Reader) wait(ctx context.Context, s *session) error {
 	interval := r.cfg.PollInterval
 	var idle *imapclient.IdleCommand
 	if s.idle {
-		interval = min(interval, imapIdleMax)
+		interval = min(interval, idleMax)
 		var err error
 		if idle, err = s.c.Idle(); err != nil {
 			return fmt.Errorf("imap: idle: %w", err)
 		}
-		r.update(func(st *IMAPState) { st.Idle = true })
-		defer r.update(func(st *IMAPState) { st.Idle = false })
+		r.update(func(st *State) { st.Idle = true })
+		defer r.update(func(st *State) { st.Idle = false })
 	}
 	t := time.NewTimer(interval)
 	defer t.Stop()
@@ -1192,29 +1192,29 @@ func (r *IMAPReader) wait(ctx context.Context, s *imapSession) error {
 // applying it would go out of arrival order.
 var errIMAPOutOfTurn = errors.New("imap: an earlier message for the same ticket was not handled")
 
-// imapOrder keeps the messages of one chunk, which are handled
+// order keeps the messages of one chunk, which are handled
 // concurrently, in arrival (UID) order where it matters: a message's route
 // is final only once every earlier message is routed and the barriers
 // among them are applied; and it is applied only once the earlier messages
 // with the same key are. An earlier message left before it was routed may
 // have had any key: the keyed messages after it are left too.
-type imapOrder struct {
+type order struct {
 	mu    sync.Mutex
 	cond  *sync.Cond
-	msgs  []imapMessage
+	msgs  []message
 	clock uint64 // counts the messages done
 	stop  bool   // a message failed: the ones not begun are left
 }
 
-func newIMAPOrder(msgs []imapMessage) *imapOrder {
-	o := &imapOrder{msgs: msgs}
+func newIMAPOrder(msgs []message) *order {
+	o := &order{msgs: msgs}
 	o.cond = sync.NewCond(&o.mu)
 	return o
 }
 
 // begin records that message i is being routed, and returns the clock; not
 // ok when the pass is stopping.
-func (o *imapOrder) begin(i int) (start uint64, ok bool) {
+func (o *order) begin(i int) (start uint64, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.msgs[i].routeStart = o.clock
@@ -1224,7 +1224,7 @@ func (o *imapOrder) begin(i int) (start uint64, ok bool) {
 // waitBarriers returns once every message before i is routed (or done) and
 // the barriers among them are done; again when one of those barriers was
 // done after start. An earlier barrier left is errIMAPOutOfTurn.
-func (o *imapOrder) waitBarriers(i int, start uint64) (again bool, err error) {
+func (o *order) waitBarriers(i int, start uint64) (again bool, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for {
@@ -1233,12 +1233,12 @@ func (o *imapOrder) waitBarriers(i int, start uint64) (again bool, err error) {
 		for j := range i {
 			mj := &o.msgs[j]
 			switch {
-			case mj.state == imapWaiting:
+			case mj.state == msgWaiting:
 				wait = true
 			case !mj.routed || !mj.route.Barrier:
-			case mj.state == imapLeft:
+			case mj.state == msgLeft:
 				return false, errIMAPOutOfTurn
-			case mj.state == imapRouted:
+			case mj.state == msgRouted:
 				wait = true
 			case mj.doneAt > start:
 				again = true
@@ -1252,17 +1252,17 @@ func (o *imapOrder) waitBarriers(i int, start uint64) (again bool, err error) {
 }
 
 // publish records message i's final route.
-func (o *imapOrder) publish(i int, rt Route) {
+func (o *order) publish(i int, rt Route) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	m := &o.msgs[i]
-	m.state, m.routed, m.route = imapRouted, true, rt
+	m.state, m.routed, m.route = msgRouted, true, rt
 	o.cond.Broadcast()
 }
 
 // waitTurn returns once every message before i with the same key is done.
 // One of them left, or one left before it was routed, is errIMAPOutOfTurn.
-func (o *imapOrder) waitTurn(i int, key string) error {
+func (o *order) waitTurn(i int, key string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for {
@@ -1270,11 +1270,11 @@ func (o *imapOrder) waitTurn(i int, key string) error {
 		for j := range i {
 			mj := &o.msgs[j]
 			switch {
-			case mj.state == imapWaiting:
+			case mj.state == msgWaiting:
 				wait = true
-			case mj.state == imapLeft && (!mj.routed || mj.route.Key == key):
+			case mj.state == msgLeft && (!mj.routed || mj.route.Key == key):
 				return errIMAPOutOfTurn
-			case mj.state == imapRouted && mj.route.Key == key:
+			case mj.state == msgRouted && mj.route.Key == key:
 				wait = true
 			}
 		}
@@ -1287,17 +1287,17 @@ func (o *imapOrder) waitTurn(i int, key string) error {
 
 // decide records message i's verdict, processed or quarantine: its effect
 // is committed, and it awaits its move.
-func (o *imapOrder) decide(i int, v Verdict) {
-	o.done(i, imapDecided, v, nil)
+func (o *order) decide(i int, v Verdict) {
+	o.done(i, msgDecided, v, nil)
 }
 
 // leave records that message i is left for a later pass; err, when set,
 // stops the pass.
-func (o *imapOrder) leave(i int, err error) {
-	o.done(i, imapLeft, Verdict{}, err)
+func (o *order) leave(i int, err error) {
+	o.done(i, msgLeft, Verdict{}, err)
 }
 
-func (o *imapOrder) done(i int, st imapMsgState, v Verdict, err error) {
+func (o *order) done(i int, st msgState, v Verdict, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.clock++

@@ -39,8 +39,8 @@ import (
 
 // The Redis store serves the reader as is.
 var (
-	_ imapreader.IMAPLeaser       = (*redisstore.Store)(nil)
-	_ imapreader.IMAPCheckpointer = (*redisstore.Store)(nil)
+	_ imapreader.Leaser       = (*redisstore.Store)(nil)
+	_ imapreader.Checkpointer = (*redisstore.Store)(nil)
 )
 
 // imapTestServer is an IMAP server the reader is tested against: the
@@ -420,8 +420,8 @@ func imapLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func imapConfig(t *testing.T, srv *imapTestServer, holder string) imapreader.IMAPConfig {
-	return imapreader.IMAPConfig{
+func imapConfig(t *testing.T, srv *imapTestServer, holder string) imapreader.Config {
+	return imapreader.Config{
 		Addr: srv.addr, TLS: "none", Username: srv.user, Password: srv.password,
 		Mailbox: "INBOX", ProcessedMailbox: "Processed", QuarantineMailbox: "Quarantine",
 		PollInterval: 300 * time.Millisecond, LeaseTTL: 1500 * time.Millisecond,
@@ -439,12 +439,12 @@ func imapRedis(t *testing.T) (*redisstore.Store, *miniredis.Miniredis) {
 
 // imapRunning is a reader started by imapStart.
 type imapRunning struct {
-	r      *imapreader.IMAPReader
+	r      *imapreader.Reader
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func imapStart(t *testing.T, cfg imapreader.IMAPConfig, lease imapreader.IMAPLeaser, cp imapreader.IMAPCheckpointer, h imapreader.MessageHandler) *imapRunning {
+func imapStart(t *testing.T, cfg imapreader.Config, lease imapreader.Leaser, cp imapreader.Checkpointer, h imapreader.MessageHandler) *imapRunning {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	run := &imapRunning{r: imapreader.NewIMAPReader(cfg, lease, cp, h), cancel: cancel, done: make(chan error, 1)}
@@ -829,7 +829,7 @@ func TestIMAPReaderIdle(t *testing.T) {
 // imapMortalLeaser dies like a process: once dead, it releases nothing, so
 // its lease stays until it expires.
 type imapMortalLeaser struct {
-	imapreader.IMAPLeaser
+	imapreader.Leaser
 	dead atomic.Bool
 }
 
@@ -837,7 +837,7 @@ func (l *imapMortalLeaser) ReleaseLease(ctx context.Context, name, holder string
 	if l.dead.Load() {
 		return errors.New("process gone")
 	}
-	return l.IMAPLeaser.ReleaseLease(ctx, name, holder, fence)
+	return l.Leaser.ReleaseLease(ctx, name, holder, fence)
 }
 
 // One reader at a time: a second one waits, and takes over when the first
@@ -874,7 +874,7 @@ func TestIMAPReaderLeaseTakeover(t *testing.T) {
 
 		// b dies without releasing its lease; c waits for it to expire.
 		b.stop(t)
-		mortal := &imapMortalLeaser{IMAPLeaser: st}
+		mortal := &imapMortalLeaser{Leaser: st}
 		cfgB2 := imapConfig(t, srv, "b2")
 		cfgB2.IDLE = true
 		b2 := imapStart(t, cfgB2, mortal, st, hb)
@@ -1193,13 +1193,13 @@ func TestIMAPReaderConfigErrors(t *testing.T) {
 	h := &imapRecorder{}
 	for _, tt := range []struct {
 		name string
-		cfg  imapreader.IMAPConfig
+		cfg  imapreader.Config
 		want string
 	}{
-		{"no address", imapreader.IMAPConfig{}, "address"},
-		{"tls mode", imapreader.IMAPConfig{Addr: "127.0.0.1:1", TLS: "ssl"}, "tls mode"},
-		{"same mailbox", imapreader.IMAPConfig{Addr: "127.0.0.1:1", Mailbox: "inbox", ProcessedMailbox: "INBOX"}, "differ"},
-		{"lease ttl", imapreader.IMAPConfig{Addr: "127.0.0.1:1", LeaseTTL: time.Millisecond}, "lease ttl"},
+		{"no address", imapreader.Config{}, "address"},
+		{"tls mode", imapreader.Config{Addr: "127.0.0.1:1", TLS: "ssl"}, "tls mode"},
+		{"same mailbox", imapreader.Config{Addr: "127.0.0.1:1", Mailbox: "inbox", ProcessedMailbox: "INBOX"}, "differ"},
+		{"lease ttl", imapreader.Config{Addr: "127.0.0.1:1", LeaseTTL: time.Millisecond}, "lease ttl"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := imapreader.NewIMAPReader(tt.cfg, st, st, h)
@@ -1211,7 +1211,7 @@ func TestIMAPReaderConfigErrors(t *testing.T) {
 			}
 		})
 	}
-	r := imapreader.NewIMAPReader(imapreader.IMAPConfig{Addr: "127.0.0.1:1"}, nil, st, h)
+	r := imapreader.NewIMAPReader(imapreader.Config{Addr: "127.0.0.1:1"}, nil, st, h)
 	if err := r.Run(context.Background()); err == nil {
 		t.Error("Run without a leaser worked")
 	}

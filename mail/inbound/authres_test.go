@@ -43,7 +43,7 @@ func TestSenderAuth(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := &Inbound{From: &mail.Address{Address: tc.from}}
 			for _, h := range tc.headers {
-				in.Header.fields = append(in.Header.fields, inbHeaderField{key: "Authentication-Results", value: h})
+				in.Header.fields = append(in.Header.fields, headerField{key: "Authentication-Results", value: h})
 			}
 			got := SenderAuth{AuthServID: id, RequirePass: tc.require}.Check(in)
 			if (got == "") != (tc.want == "") || !strings.Contains(got, tc.want) {
@@ -82,7 +82,7 @@ func FuzzSenderAuth(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, header, from string) {
 		in := &Inbound{From: &mail.Address{Address: from}}
-		in.Header.fields = []inbHeaderField{{key: "Authentication-Results", value: header}}
+		in.Header.fields = []headerField{{key: "Authentication-Results", value: header}}
 		for _, require := range []bool{false, true} {
 			a := SenderAuth{AuthServID: "mx.ent.example", RequirePass: require}
 			got := a.Check(in)
@@ -94,7 +94,7 @@ func FuzzSenderAuth(f *testing.F) {
 			}
 			// The same header under another server's name is ignored.
 			other := &Inbound{From: in.From}
-			other.Header.fields = []inbHeaderField{{key: "Authentication-Results", value: "mx.other.example; " + header}}
+			other.Header.fields = []headerField{{key: "Authentication-Results", value: "mx.other.example; " + header}}
 			if v := a.Check(other); v != a.Check(&Inbound{From: in.From}) {
 				t.Fatalf("another server's header changed the verdict: %q", v)
 			}

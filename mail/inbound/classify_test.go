@@ -91,10 +91,10 @@ func TestClassifyReplyCorpus(t *testing.T) {
 func testInbound(headers map[string]string) *Inbound {
 	in := &Inbound{}
 	for k, v := range headers {
-		in.Header.fields = append(in.Header.fields, inbHeaderField{key: k, value: v})
+		in.Header.fields = append(in.Header.fields, headerField{key: k, value: v})
 	}
 	in.Subject = headers["Subject"]
-	in.MessageID = inbFirst(inbMsgIDs(headers["Message-Id"]))
+	in.MessageID = firstOf(msgIDs(headers["Message-Id"]))
 	return in
 }
 

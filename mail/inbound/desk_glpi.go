@@ -165,7 +165,7 @@ func glpiFollowUp(lines []string) ([]string, bool) {
 // signature below the dump, or the writer's own, cut all the same) or the
 // footer tag.
 func glpiEnd(line string) bool {
-	return inbIsSigDelimiter(line) || glpiFooterTag.MatchString(strings.TrimSpace(line))
+	return isSigDelimiter(line) || glpiFooterTag.MatchString(strings.TrimSpace(line))
 }
 
 // glpiNextIs reports whether the next non-blank line satisfies match.
@@ -181,13 +181,13 @@ func glpiNextIs(lines []string, match func(string) bool) bool {
 // glpiExtraction reads the technician's text as any reply is read: a
 // message forwarded in it is kept without its own quotes, quotes and the
 // signature go.
-var glpiExtraction = sync.OnceValue(func() *inbExtraction {
-	return &inbExtraction{re: inbNewReplyRes(), rc: ReplyContext{KeepForwards: true}}
+var glpiExtraction = sync.OnceValue(func() *extraction {
+	return &extraction{re: newReplyRes(), rc: ReplyContext{KeepForwards: true}}
 })
 
 // glpiClean strips the technician's text of quotes and signature.
 func glpiClean(lines []string) string {
-	text := inbTrimLines(lines)
+	text := trimLines(lines)
 	if text == "" {
 		return ""
 	}

@@ -141,7 +141,7 @@ func (p *DeskProduct) Reference(in *Inbound) string {
 		return ""
 	}
 	n := 0
-	for _, line := range strings.Split(inbNormalizeReply(in.Text), "\n") {
+	for _, line := range strings.Split(normalizeReply(in.Text), "\n") {
 		l := strings.TrimSpace(line)
 		if l == "" || len(l) > 500 {
 			continue
@@ -186,12 +186,12 @@ func (p *DeskProduct) Kind(in *Inbound) DeskMailKind {
 		return DeskMailUnknown
 	}
 	n := 0
-	for _, line := range strings.Split(inbNormalizeReply(in.Text), "\n") {
+	for _, line := range strings.Split(normalizeReply(in.Text), "\n") {
 		l := strings.TrimSpace(line)
 		if l == "" || len(l) > 500 {
 			continue
 		}
-		if inbIsQuoteLine(l) {
+		if isQuoteLine(l) {
 			// The history quotes older notices: only the new text counts.
 			break
 		}
@@ -249,7 +249,7 @@ func (p *DeskProduct) markedBy(in *Inbound) (strong, weak bool) {
 		return false, false
 	}
 	n := 0
-	for _, line := range strings.Split(inbNormalizeReply(in.Text), "\n") {
+	for _, line := range strings.Split(normalizeReply(in.Text), "\n") {
 		l := strings.TrimSpace(line)
 		if l == "" || len(l) > 500 {
 			continue
@@ -277,7 +277,7 @@ func templateOnlyLayout(maxLines int, sets ...[]*regexp.Regexp) func(string) (st
 			if l == "" || len(l) > 500 {
 				continue
 			}
-			if inbIsQuoteLine(l) {
+			if isQuoteLine(l) {
 				break
 			}
 			if n++; n > maxLines {

@@ -5,7 +5,7 @@
 // (Authentication-Results), threads it onto its ticket, keeps only the new
 // text (quotes, signatures and a product's layout removed; a forwarded
 // message kept) and hands the result to the domain; what it cannot apply
-// goes to quarantine. Its InboundProcessor is imapreader's MessageHandler.
+// goes to quarantine. Its Processor is imapreader's MessageHandler.
 //
 // It imports bridge, mail and mail/imapreader.
 package inbound

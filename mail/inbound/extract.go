@@ -24,12 +24,12 @@ func ExtractReply(text, html string) string {
 // ReplyExtractor is ExtractReply with its patterns compiled once: build it
 // with NewReplyExtractor and reuse it. It is safe for concurrent use.
 type ReplyExtractor struct {
-	re *inbReplyRes
+	re *replyRes
 }
 
 // NewReplyExtractor compiles the patterns of the reply extractor.
 func NewReplyExtractor() *ReplyExtractor {
-	return &ReplyExtractor{re: inbNewReplyRes()}
+	return &ReplyExtractor{re: newReplyRes()}
 }
 
 // ReplyContext tells the extractor what the body alone does not: which
@@ -61,29 +61,29 @@ func (x *ReplyExtractor) Extract(text, html string) string {
 // message forwarded inside the reply is kept below the sender's words,
 // without its own quotes.
 func (x *ReplyExtractor) ExtractFor(text, html string, rc ReplyContext) string {
-	var re *inbReplyRes
+	var re *replyRes
 	if x != nil {
 		re = x.re
 	}
 	if re == nil {
-		re = inbNewReplyRes()
+		re = newReplyRes()
 	}
-	x2 := &inbExtraction{re: re, rc: rc}
-	t := inbNormalizeReply(text)
+	x2 := &extraction{re: re, rc: rc}
+	t := normalizeReply(text)
 	if rc.Product != nil && rc.Product.Layout != nil {
 		lt := t
 		if strings.TrimSpace(lt) == "" {
-			lt = inbNormalizeReply(HTMLToText(html))
+			lt = normalizeReply(HTMLToText(html))
 		}
 		if got, ok := rc.Product.Layout(lt); ok {
 			if got == "" && !rc.Notice {
-				return inbTrimLines(strings.Split(lt, "\n"))
+				return trimLines(strings.Split(lt, "\n"))
 			}
 			return got
 		}
 	}
 	if strings.TrimSpace(html) != "" {
-		fromHTML := inbNormalizeReply(HTMLToText(html))
+		fromHTML := normalizeReply(HTMLToText(html))
 		if strings.TrimSpace(t) == "" || strings.TrimSpace(t) == strings.TrimSpace(fromHTML) {
 			// A message forwarded inside the reply sits in the client's
 			// quote mark (Gmail's gmail_quote, Outlook's divRplyFwdMsg):
@@ -94,8 +94,8 @@ func (x *ReplyExtractor) ExtractFor(text, html string, rc ReplyContext) string {
 			// No text of the sender's own (ParseMessage makes Text from
 			// the HTML then): the HTML's structure marks the quote better
 			// than its text does.
-			if h, ok := inbHTMLReplyText(html); ok {
-				if r := x2.strip(inbNormalizeReply(h), 0); r.text != "" {
+			if h, ok := htmlReplyText(html); ok {
+				if r := x2.strip(normalizeReply(h), 0); r.text != "" {
 					return r.text
 				}
 			}
@@ -108,8 +108,8 @@ func (x *ReplyExtractor) ExtractFor(text, html string, rc ReplyContext) string {
 		return reply
 	}
 	if strings.TrimSpace(html) != "" {
-		if h, ok := inbHTMLReplyText(html); ok {
-			if r := x2.strip(inbNormalizeReply(h), 0); r.text != "" {
+		if h, ok := htmlReplyText(html); ok {
+			if r := x2.strip(normalizeReply(h), 0); r.text != "" {
 				return r.text
 			}
 		}
@@ -117,13 +117,13 @@ func (x *ReplyExtractor) ExtractFor(text, html string, rc ReplyContext) string {
 	if reply != "" || rc.Notice {
 		return reply
 	}
-	return inbTrimLines(strings.Split(t, "\n"))
+	return trimLines(strings.Split(t, "\n"))
 }
 
-// inbNormalizeReply makes line ends LF and the invisible or non-breaking
+// normalizeReply makes line ends LF and the invisible or non-breaking
 // spaces clients sprinkle ("a écrit\u00a0:") plain.
-func inbNormalizeReply(s string) string {
-	s = inbNormalizeNewlines(s)
+func normalizeReply(s string) string {
+	s = normalizeNewlines(s)
 	return strings.Map(func(r rune) rune {
 		switch r {
 		case '\u00a0', '\u202f', '\u2007':
@@ -135,9 +135,9 @@ func inbNormalizeReply(s string) string {
 	}, s)
 }
 
-// inbReplyRes holds the compiled patterns of the reply extractor. They
+// replyRes holds the compiled patterns of the reply extractor. They
 // are built per call: the package keeps no state.
-type inbReplyRes struct {
+type replyRes struct {
 	attribution   *regexp.Regexp // "On … wrote:", "Le … a écrit :", …
 	wroteOnly     *regexp.Regexp // "… wrote:" with no opening word
 	separator     *regexp.Regexp // "-----Original Message-----", … (format=flowed may join the next line to it)
@@ -152,9 +152,9 @@ type inbReplyRes struct {
 	rule          *regexp.Regexp // "_____" or "-----" lines before a header
 }
 
-func inbNewReplyRes() *inbReplyRes {
+func newReplyRes() *replyRes {
 	const verbs = `wrote|a\s+écrit|a\s+ecrit|escribió|escribio|ha\s+scritto|schreef|skrev`
-	return &inbReplyRes{
+	return &replyRes{
 		attribution: regexp.MustCompile(`(?i)^(?:on|le|am|el|il|op|den)\s.*(?:\b(?:` + verbs + `)\s*:|\bschrieb\b.*:)$`),
 		wroteOnly:   regexp.MustCompile(`(?i)^.{1,200}\s(?:` + verbs + `)\s*:$`),
 		separator: regexp.MustCompile(`(?i)^(?:-{2,}\s*(?:original message|message d'origine|message d’origine|message original|mail original|forwarded message|message transféré|message transmis|ursprüngliche nachricht|weitergeleitete nachricht|mensaje original|messaggio originale|oorspronkelijk bericht)\s*-{2,}(?:\s.*)?` +
@@ -176,39 +176,39 @@ func inbNewReplyRes() *inbReplyRes {
 	}
 }
 
-// inbMarker is a kind of quote boundary.
-type inbMarker int
+// marker is a kind of quote boundary.
+type marker int
 
 const (
-	inbNoMarker   inbMarker = iota
-	inbQuoteMark            // a "> " line
-	inbAttribMark           // "On … wrote:" (a quote follows)
-	inbHardMark             // a separator or header block: all below is quoted
+	noMarker   marker = iota
+	quoteMark         // a "> " line
+	attribMark        // "On … wrote:" (a quote follows)
+	hardMark          // a separator or header block: all below is quoted
 )
 
-// inbExtraction is one extraction: the patterns and the mail's context.
-type inbExtraction struct {
-	re *inbReplyRes
+// extraction is one extraction: the patterns and the mail's context.
+type extraction struct {
+	re *replyRes
 	rc ReplyContext
 }
 
-// inbStripped is what strip makes of a text.
-type inbStripped struct {
+// stripped is what strip makes of a text.
+type stripped struct {
 	text    string
 	found   bool // a quote boundary was seen
 	forward bool // a forwarded message was kept
 }
 
-// inbMaxForwardDepth bounds forwards kept inside forwards.
-const inbMaxForwardDepth = 3
+// maxForwardDepth bounds forwards kept inside forwards.
+const maxForwardDepth = 3
 
 // strip removes the quote and signature from normalised text, and, for a
 // help-desk product's notification, the product's separator, preamble and
 // history; a message forwarded below the sender's words is kept.
-func (x *inbExtraction) strip(t string, depth int) inbStripped {
+func (x *extraction) strip(t string, depth int) stripped {
 	re, prod := x.re, x.rc.Product
 	if strings.TrimSpace(t) == "" {
-		return inbStripped{}
+		return stripped{}
 	}
 	lines := strings.Split(t, "\n")
 	if len(lines) > 20000 {
@@ -217,7 +217,7 @@ func (x *inbExtraction) strip(t string, depth int) inbStripped {
 	}
 	drop := map[int]bool{}
 
-	cut, kind, span := len(lines), inbNoMarker, 0
+	cut, kind, span := len(lines), noMarker, 0
 	// notification: the mail opened with a "reply above this line"
 	// separator, so what follows is a product's notification whose
 	// preamble is dropped and whose history ends the new text.
@@ -234,28 +234,28 @@ func (x *inbExtraction) strip(t string, depth int) inbStripped {
 			}
 			preamble = false
 		}
-		if inbIsQuoteLine(lines[i]) {
+		if isQuoteLine(lines[i]) {
 			if x.rc.KeepForwards && x.quotedForwardAt(lines, i) {
 				// A forward the client cited whole (a blockquote):
 				// read it one level down, as a forward.
-				lines = append(append([]string{}, lines[:i]...), inbUnquote(lines[i:])...)
-				cut, kind = i, inbHardMark
+				lines = append(append([]string{}, lines[:i]...), unquote(lines[i:])...)
+				cut, kind = i, hardMark
 				break
 			}
-			cut, kind = i, inbQuoteMark
+			cut, kind = i, quoteMark
 			break
 		}
-		if n := inbAttributionAt(re, lines, i); n > 0 {
-			cut, kind, span = i, inbAttribMark, n
+		if n := attributionAt(re, lines, i); n > 0 {
+			cut, kind, span = i, attribMark, n
 			break
 		}
-		if inbIsSeparator(re, trimmed) || inbHeaderBlockAt(re, lines, i) {
-			cut, kind = i, inbHardMark
+		if isSeparator(re, trimmed) || headerBlockAt(re, lines, i) {
+			cut, kind = i, hardMark
 			break
 		}
-		if inbIsReplyAbove(re, trimmed) || prod.isSeparator(trimmed) {
-			if inbHasContentExcept(lines[:i], drop) {
-				cut, kind = i, inbHardMark
+		if isReplyAbove(re, trimmed) || prod.isSeparator(trimmed) {
+			if hasContentExcept(lines[:i], drop) {
+				cut, kind = i, hardMark
 				break
 			}
 			// A desk notification opens with the mark, its new text
@@ -264,26 +264,26 @@ func (x *inbExtraction) strip(t string, depth int) inbStripped {
 			notification, preamble = true, prod != nil
 			continue
 		}
-		if prod != nil && inbHasContentExcept(lines[:i], drop) && prod.isHistory(trimmed, notification) {
-			cut, kind = i, inbHardMark
+		if prod != nil && hasContentExcept(lines[:i], drop) && prod.isHistory(trimmed, notification) {
+			cut, kind = i, hardMark
 			break
 		}
-		if prod != nil && !inbHasContentExcept(lines[:i], drop) && prod.isPreamble(trimmed) {
+		if prod != nil && !hasContentExcept(lines[:i], drop) && prod.isPreamble(trimmed) {
 			// A notification without a separator still opens with its
 			// preamble ("Votre demande (5678) a été mise à jour").
 			drop[i] = true
 			preamble = true
 		}
 	}
-	if kind == inbQuoteMark {
+	if kind == quoteMark {
 		// A line just above a quote that ends with a colon and names an
 		// address or a time is an attribution in a language we do not
 		// list ("Em seg., … escreveu:").
-		if p := inbPrevContent(lines, cut, 1); p >= 0 && inbLooksLikeAttribution(lines[p]) {
-			cut, kind, span = p, inbAttribMark, 1
+		if p := prevContent(lines, cut, 1); p >= 0 && looksLikeAttribution(lines[p]) {
+			cut, kind, span = p, attribMark, 1
 		}
 	}
-	found := kind != inbNoMarker
+	found := kind != noMarker
 	bound := cut // the boundary line itself, before the walk back
 	if found {
 		// A rule line ("_____" in Outlook) just above the boundary belongs
@@ -299,14 +299,14 @@ func (x *inbExtraction) strip(t string, depth int) inbStripped {
 			keep = append(keep, lines[i])
 		}
 	}
-	if (kind == inbQuoteMark || kind == inbAttribMark) && inbInterleaved(re, lines, bound+span) {
+	if (kind == quoteMark || kind == attribMark) && interleaved(re, lines, bound+span) {
 		// Answers written between quoted lines: keep them, drop the quotes.
 		for i := bound + span; i < len(lines); i++ {
 			trimmed := strings.TrimSpace(lines[i])
-			if trimmed != "" && (inbIsSeparator(re, trimmed) || inbHeaderBlockAt(re, lines, i)) {
+			if trimmed != "" && (isSeparator(re, trimmed) || headerBlockAt(re, lines, i)) {
 				break
 			}
-			if inbIsQuoteLine(lines[i]) || (trimmed != "" && inbAttributionAt(re, lines, i) > 0) {
+			if isQuoteLine(lines[i]) || (trimmed != "" && attributionAt(re, lines, i) > 0) {
 				continue
 			}
 			if trimmed == "" && len(keep) > 0 && strings.TrimSpace(keep[len(keep)-1]) == "" {
@@ -315,9 +315,9 @@ func (x *inbExtraction) strip(t string, depth int) inbStripped {
 			keep = append(keep, lines[i])
 		}
 	}
-	keep = inbCutSignature(re, keep)
-	out := inbStripped{text: inbTrimLines(keep), found: found}
-	if kind == inbHardMark && x.rc.KeepForwards && depth < inbMaxForwardDepth {
+	keep = cutSignature(re, keep)
+	out := stripped{text: trimLines(keep), found: found}
+	if kind == hardMark && x.rc.KeepForwards && depth < maxForwardDepth {
 		if fw, ok := x.forwardAt(lines, bound, depth); ok {
 			if out.text != "" {
 				fw = out.text + "\n\n" + fw
@@ -333,11 +333,11 @@ func (x *inbExtraction) strip(t string, depth int) inbStripped {
 // its separator, its header lines and its body stripped of its own quotes.
 // It reports false when no forward starts there, or when the forwarded
 // message is our own mail.
-func (x *inbExtraction) forwardAt(lines []string, i, depth int) (string, bool) {
+func (x *extraction) forwardAt(lines []string, i, depth int) (string, bool) {
 	re := x.re
 	var head []string
 	j := i
-	if sep := strings.TrimSpace(lines[i]); inbIsSeparator(re, sep) {
+	if sep := strings.TrimSpace(lines[i]); isSeparator(re, sep) {
 		if !re.forward.MatchString(sep) {
 			return "", false
 		}
@@ -346,21 +346,21 @@ func (x *inbExtraction) forwardAt(lines []string, i, depth int) (string, bool) {
 		for j < len(lines) && strings.TrimSpace(lines[j]) == "" {
 			j++
 		}
-		if j < len(lines) && inbIsQuoteLine(lines[j]) {
+		if j < len(lines) && isQuoteLine(lines[j]) {
 			// The client cited the forwarded message (Apple Mail's
 			// blockquote): read it one level of quoting down.
-			lines = append(append([]string{}, lines[:j]...), inbUnquote(lines[j:])...)
+			lines = append(append([]string{}, lines[:j]...), unquote(lines[j:])...)
 		}
 	} else {
 		if depth > 0 || !x.forwardBlock(lines, i) {
 			return "", false
 		}
 		// Outlook's rule line above the header block opens the forward.
-		if p := inbPrevContent(lines, i, 1); p >= 0 && re.rule.MatchString(strings.TrimSpace(lines[p])) {
+		if p := prevContent(lines, i, 1); p >= 0 && re.rule.MatchString(strings.TrimSpace(lines[p])) {
 			head = append(head, strings.TrimSpace(lines[p]))
 		}
 	}
-	if j >= len(lines) || !inbHeaderBlockAt(re, lines, j) && !re.headerFrom.MatchString(strings.TrimSpace(lines[j])) {
+	if j >= len(lines) || !headerBlockAt(re, lines, j) && !re.headerFrom.MatchString(strings.TrimSpace(lines[j])) {
 		if len(head) == 0 {
 			return "", false
 		}
@@ -382,7 +382,7 @@ func (x *inbExtraction) forwardAt(lines []string, i, depth int) (string, bool) {
 		}
 		if isField {
 			fields++
-			if re.headerFrom.MatchString(l) && inbFromOneOf(l, x.rc.OwnAddresses) {
+			if re.headerFrom.MatchString(l) && fromOneOf(l, x.rc.OwnAddresses) {
 				// Our own mail, forwarded back: a quote like any other.
 				return "", false
 			}
@@ -395,7 +395,7 @@ func (x *inbExtraction) forwardAt(lines []string, i, depth int) (string, bool) {
 	body := x.strip(strings.Join(lines[j:], "\n"), depth+1)
 	text := body.text
 	if text == "" {
-		text = inbTrimLines(lines[j:])
+		text = trimLines(lines[j:])
 	}
 	out := strings.Join(head, "\n")
 	if text != "" {
@@ -406,20 +406,20 @@ func (x *inbExtraction) forwardAt(lines []string, i, depth int) (string, bool) {
 
 // quotedForwardAt reports whether the quote starting at line i opens, one
 // level down, with a forward separator.
-func (x *inbExtraction) quotedForwardAt(lines []string, i int) bool {
+func (x *extraction) quotedForwardAt(lines []string, i int) bool {
 	for j := i; j < len(lines) && j < i+5; j++ {
 		l := strings.TrimSpace(lines[j])
 		if l == "" {
 			continue
 		}
-		if !inbIsQuoteLine(l) {
+		if !isQuoteLine(l) {
 			return false
 		}
 		l = strings.TrimSpace(strings.TrimLeft(l, " \t")[1:])
 		if l == "" {
 			continue
 		}
-		return inbIsSeparator(x.re, l) && x.re.forward.MatchString(l)
+		return isSeparator(x.re, l) && x.re.forward.MatchString(l)
 	}
 	return false
 }
@@ -430,11 +430,11 @@ func (x *inbExtraction) quotedForwardAt(lines []string, i int) bool {
 // forwards, or when the block's message is not of this conversation — not
 // from one of our addresses and its subject without any tag of the mail's
 // own subject ("[ENT-42]", the desk's "[Desk #5678]").
-func (x *inbExtraction) forwardBlock(lines []string, i int) bool {
-	if inbForwardSubject(x.rc.Subject) {
+func (x *extraction) forwardBlock(lines []string, i int) bool {
+	if forwardSubject(x.rc.Subject) {
 		return true
 	}
-	tags := inbSubjectTags(x.rc.Subject)
+	tags := subjectTags(x.rc.Subject)
 	if len(tags) == 0 {
 		return false
 	}
@@ -455,7 +455,7 @@ func (x *inbExtraction) forwardBlock(lines []string, i int) bool {
 			subject = l
 		}
 	}
-	if from == "" || subject == "" || inbFromOneOf(from, x.rc.OwnAddresses) {
+	if from == "" || subject == "" || fromOneOf(from, x.rc.OwnAddresses) {
 		return false
 	}
 	ls := strings.ToLower(subject)
@@ -467,8 +467,8 @@ func (x *inbExtraction) forwardBlock(lines []string, i int) bool {
 	return true
 }
 
-// inbSubjectTags lists the bracketed tags of a subject, lower-cased.
-func inbSubjectTags(subject string) []string {
+// subjectTags lists the bracketed tags of a subject, lower-cased.
+func subjectTags(subject string) []string {
 	var out []string
 	s := strings.ToLower(subject)
 	for len(out) < 8 {
@@ -488,10 +488,10 @@ func inbSubjectTags(subject string) []string {
 	return out
 }
 
-// inbUnquote removes one level of "> " from the quoted lines at the start
+// unquote removes one level of "> " from the quoted lines at the start
 // of lines (blank lines among them kept), up to the first line that is
 // neither.
-func inbUnquote(lines []string) []string {
+func unquote(lines []string) []string {
 	out := make([]string, 0, len(lines))
 	k := 0
 	for ; k < len(lines); k++ {
@@ -500,7 +500,7 @@ func inbUnquote(lines []string) []string {
 			out = append(out, "")
 			continue
 		}
-		if !inbIsQuoteLine(l) {
+		if !isQuoteLine(l) {
 			break
 		}
 		l = strings.TrimLeft(l, " \t")[1:]
@@ -510,9 +510,9 @@ func inbUnquote(lines []string) []string {
 	return append(out, lines[k:]...)
 }
 
-// inbForwardSubject reports whether a subject says its mail forwards
+// forwardSubject reports whether a subject says its mail forwards
 // another ("TR:", "Fwd:", "WG:", "RV:", "I:"), after any "Re:".
-func inbForwardSubject(subject string) bool {
+func forwardSubject(subject string) bool {
 	s := strings.ToLower(strings.TrimSpace(subject))
 	for n := 0; n < 5 && s != ""; n++ {
 		word, rest, ok := strings.Cut(s, ":")
@@ -531,8 +531,8 @@ func inbForwardSubject(subject string) bool {
 	return false
 }
 
-// inbFromOneOf reports whether a header line names one of addrs.
-func inbFromOneOf(line string, addrs []string) bool {
+// fromOneOf reports whether a header line names one of addrs.
+func fromOneOf(line string, addrs []string) bool {
 	l := strings.ToLower(line)
 	for _, a := range addrs {
 		if a = strings.ToLower(strings.TrimSpace(a)); a != "" && strings.Contains(l, a) {
@@ -542,8 +542,8 @@ func inbFromOneOf(line string, addrs []string) bool {
 	return false
 }
 
-// inbHasContentExcept is inbHasContent for the lines not dropped.
-func inbHasContentExcept(lines []string, drop map[int]bool) bool {
+// hasContentExcept is hasContent for the lines not dropped.
+func hasContentExcept(lines []string, drop map[int]bool) bool {
 	for i, l := range lines {
 		if !drop[i] && strings.TrimSpace(l) != "" {
 			return true
@@ -552,9 +552,9 @@ func inbHasContentExcept(lines []string, drop map[int]bool) bool {
 	return false
 }
 
-// inbPrevContent returns the index of the last non-blank line before i,
+// prevContent returns the index of the last non-blank line before i,
 // skipping at most maxBlank blank lines, or -1.
-func inbPrevContent(lines []string, i, maxBlank int) int {
+func prevContent(lines []string, i, maxBlank int) int {
 	blank := 0
 	for j := i - 1; j >= 0; j-- {
 		if strings.TrimSpace(lines[j]) != "" {
@@ -567,7 +567,7 @@ func inbPrevContent(lines []string, i, maxBlank int) int {
 	return -1
 }
 
-func inbLooksLikeAttribution(line string) bool {
+func looksLikeAttribution(line string) bool {
 	l := strings.TrimSpace(line)
 	if len(l) > 300 || !strings.HasSuffix(l, ":") {
 		return false
@@ -577,19 +577,19 @@ func inbLooksLikeAttribution(line string) bool {
 	}
 	for i := 0; i+3 < len(l); i++ {
 		// A time such as 10:02 or 10h02.
-		if inbDigit(l[i]) && (l[i+1] == ':' || l[i+1] == 'h') && inbDigit(l[i+2]) && inbDigit(l[i+3]) {
+		if isDigit(l[i]) && (l[i+1] == ':' || l[i+1] == 'h') && isDigit(l[i+2]) && isDigit(l[i+3]) {
 			return true
 		}
 	}
 	return false
 }
 
-func inbDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// inbIsSeparator reports whether a trimmed line is a "-----Original
+// isSeparator reports whether a trimmed line is a "-----Original
 // Message-----" style separator; the cheap test spares the pattern most
 // lines.
-func inbIsSeparator(re *inbReplyRes, trimmed string) bool {
+func isSeparator(re *replyRes, trimmed string) bool {
 	if trimmed == "" || len(trimmed) > 1000 {
 		return false
 	}
@@ -600,8 +600,8 @@ func inbIsSeparator(re *inbReplyRes, trimmed string) bool {
 	return false
 }
 
-// inbIsReplyAbove reports whether a trimmed line asks to reply above it.
-func inbIsReplyAbove(re *inbReplyRes, trimmed string) bool {
+// isReplyAbove reports whether a trimmed line asks to reply above it.
+func isReplyAbove(re *replyRes, trimmed string) bool {
 	if len(trimmed) > 300 {
 		return false
 	}
@@ -612,11 +612,11 @@ func inbIsReplyAbove(re *inbReplyRes, trimmed string) bool {
 	return re.replyAbove.MatchString(trimmed)
 }
 
-func inbIsQuoteLine(line string) bool {
+func isQuoteLine(line string) bool {
 	return strings.HasPrefix(strings.TrimLeft(line, " \t"), ">")
 }
 
-func inbHasContent(lines []string) bool {
+func hasContent(lines []string) bool {
 	for _, l := range lines {
 		if strings.TrimSpace(l) != "" {
 			return true
@@ -625,12 +625,12 @@ func inbHasContent(lines []string) bool {
 	return false
 }
 
-// inbAttributionAt returns how many lines (1 to 3) the attribution line
+// attributionAt returns how many lines (1 to 3) the attribution line
 // starting at i spans, or 0. Clients wrap long ones ("On …, Name <\n
 // addr> wrote:").
-func inbAttributionAt(re *inbReplyRes, lines []string, i int) int {
+func attributionAt(re *replyRes, lines []string, i int) int {
 	first := strings.TrimSpace(lines[i])
-	if len(first) > 400 || (!strings.HasSuffix(first, ":") && !inbOpensAttribution(first)) {
+	if len(first) > 400 || (!strings.HasSuffix(first, ":") && !opensAttribution(first)) {
 		// Cheap test first: the patterns are costly on every line.
 		return 0
 	}
@@ -651,7 +651,7 @@ func inbAttributionAt(re *inbReplyRes, lines []string, i int) int {
 		if re.attribution.MatchString(joined) {
 			return k + 1
 		}
-		if k == 0 && re.wroteOnly.MatchString(joined) && inbNextIsQuote(lines, i+1) {
+		if k == 0 && re.wroteOnly.MatchString(joined) && nextIsQuote(lines, i+1) {
 			return 1
 		}
 		if k == 0 && !re.attribution.MatchString(joined+" wrote:") {
@@ -663,9 +663,9 @@ func inbAttributionAt(re *inbReplyRes, lines []string, i int) int {
 	return 0
 }
 
-// inbOpensAttribution reports whether a line starts with a word that opens
+// opensAttribution reports whether a line starts with a word that opens
 // an attribution in a language we know ("On", "Le", "Am", …).
-func inbOpensAttribution(line string) bool {
+func opensAttribution(line string) bool {
 	word, _, ok := strings.Cut(line, " ")
 	if !ok || len(word) > 3 {
 		return false
@@ -677,20 +677,20 @@ func inbOpensAttribution(line string) bool {
 	return false
 }
 
-func inbNextIsQuote(lines []string, from int) bool {
+func nextIsQuote(lines []string, from int) bool {
 	for j := from; j < len(lines); j++ {
 		if strings.TrimSpace(lines[j]) == "" {
 			continue
 		}
-		return inbIsQuoteLine(lines[j])
+		return isQuoteLine(lines[j])
 	}
 	return false
 }
 
-// inbHeaderBlockAt reports whether a quoted message's header block (as
+// headerBlockAt reports whether a quoted message's header block (as
 // Outlook writes it: From, Sent, To, Subject; in any order after From, in
 // several languages, with or without blank lines) starts at line i.
-func inbHeaderBlockAt(re *inbReplyRes, lines []string, i int) bool {
+func headerBlockAt(re *replyRes, lines []string, i int) bool {
 	first := strings.TrimLeft(strings.TrimSpace(lines[i]), "*")
 	if first == "" || !strings.ContainsRune("FfDdVvOo", rune(first[0])) || !strings.Contains(first, ":") {
 		return false
@@ -726,45 +726,45 @@ func inbHeaderBlockAt(re *inbReplyRes, lines []string, i int) bool {
 	return fields >= 2 && keys >= 1
 }
 
-// inbInterleaved reports whether, from line start on (just below the
+// interleaved reports whether, from line start on (just below the
 // boundary line or attribution), new text alternates with quoted lines (an
 // inline answer) rather than the quote running to the end.
-func inbInterleaved(re *inbReplyRes, lines []string, start int) bool {
+func interleaved(re *replyRes, lines []string, start int) bool {
 	sawOther := false
 	for i := start; i < len(lines); i++ {
 		trimmed := strings.TrimSpace(lines[i])
 		if trimmed == "" {
 			continue
 		}
-		if inbIsSeparator(re, trimmed) || inbHeaderBlockAt(re, lines, i) {
+		if isSeparator(re, trimmed) || headerBlockAt(re, lines, i) {
 			return false
 		}
-		if inbIsQuoteLine(lines[i]) {
+		if isQuoteLine(lines[i]) {
 			if sawOther {
 				return true
 			}
 			continue
 		}
-		if inbAttributionAt(re, lines, i) == 0 && !re.mobileSig.MatchString(trimmed) && !inbIsSigDelimiter(lines[i]) {
+		if attributionAt(re, lines, i) == 0 && !re.mobileSig.MatchString(trimmed) && !isSigDelimiter(lines[i]) {
 			sawOther = true
 		}
-		if inbIsSigDelimiter(lines[i]) {
+		if isSigDelimiter(lines[i]) {
 			return false
 		}
 	}
 	return false
 }
 
-func inbIsSigDelimiter(line string) bool {
+func isSigDelimiter(line string) bool {
 	// "-- " by the book; many clients trim the space.
 	return strings.TrimRight(line, " \t") == "--"
 }
 
-// inbCutSignature drops the signature: from a "-- " line, or from a
+// cutSignature drops the signature: from a "-- " line, or from a
 // "Sent from my iPhone" style line near the end.
-func inbCutSignature(re *inbReplyRes, lines []string) []string {
+func cutSignature(re *replyRes, lines []string) []string {
 	for i, l := range lines {
-		if inbIsSigDelimiter(l) && inbHasContent(lines[:i]) {
+		if isSigDelimiter(l) && hasContent(lines[:i]) {
 			return lines[:i]
 		}
 	}
@@ -786,9 +786,9 @@ func inbCutSignature(re *inbReplyRes, lines []string) []string {
 	return lines
 }
 
-// inbTrimLines trims trailing white space off every line and blank lines
+// trimLines trims trailing white space off every line and blank lines
 // off both ends.
-func inbTrimLines(lines []string) string {
+func trimLines(lines []string) string {
 	out := make([]string, len(lines))
 	for i, l := range lines {
 		out[i] = strings.TrimRightFunc(l, unicode.IsSpace)

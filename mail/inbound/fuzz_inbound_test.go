@@ -104,7 +104,7 @@ func FuzzExtractReply(f *testing.F) {
 		if got != strings.TrimRight(got, " \t\r\n") {
 			t.Fatalf("trailing white space kept: %q", got)
 		}
-		if html == "" && strings.TrimSpace(inbNormalizeReply(text)) != "" && got == "" {
+		if html == "" && strings.TrimSpace(normalizeReply(text)) != "" && got == "" {
 			t.Fatalf("a non-blank text gave an empty reply")
 		}
 	})

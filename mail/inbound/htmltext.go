@@ -19,33 +19,33 @@ func HTMLToText(s string) string {
 	if err != nil {
 		// The parser only gives up on absurd nesting: fall back to the
 		// text between tags.
-		return inbTokenText(s)
+		return tokenText(s)
 	}
-	return inbNodeText(doc)
+	return nodeText(doc)
 }
 
-// inbNodeText renders a parsed document or subtree as text.
-func inbNodeText(n *html.Node) string {
-	var w inbTextWriter
+// nodeText renders a parsed document or subtree as text.
+func nodeText(n *html.Node) string {
+	var w textWriter
 	w.walk(n, 0)
-	return inbCleanText(w.b.String())
+	return cleanText(w.b.String())
 }
 
-// inbTextWriter accumulates text, collapsing white space and keeping track
+// textWriter accumulates text, collapsing white space and keeping track
 // of the new lines it wrote so that blocks get one (or for paragraphs two)
 // line breaks however they nest.
-type inbTextWriter struct {
+type textWriter struct {
 	b     strings.Builder
 	space bool // a space is due before the next word
 	nl    int  // new lines at the end of b
 	pre   int  // inside <pre>
 }
 
-// inbMaxHTMLDepth bounds recursion on hostile nesting; html.Parse already
+// maxHTMLDepth bounds recursion on hostile nesting; html.Parse already
 // refuses more than 512 open elements.
-const inbMaxHTMLDepth = 600
+const maxHTMLDepth = 600
 
-func (w *inbTextWriter) text(s string) {
+func (w *textWriter) text(s string) {
 	for _, r := range s {
 		if unicode.IsSpace(r) || r == '\u00a0' || r == '\u202f' {
 			w.space = true
@@ -63,7 +63,7 @@ func (w *inbTextWriter) text(s string) {
 	}
 }
 
-func (w *inbTextWriter) raw(s string) {
+func (w *textWriter) raw(s string) {
 	for _, r := range s {
 		switch r {
 		case '\r':
@@ -83,7 +83,7 @@ func (w *inbTextWriter) raw(s string) {
 	w.space = false
 }
 
-func (w *inbTextWriter) br() {
+func (w *textWriter) br() {
 	w.b.WriteByte('\n')
 	w.nl++
 	w.space = false
@@ -91,7 +91,7 @@ func (w *inbTextWriter) br() {
 
 // block ends the current line (n=1) or paragraph (n=2), unless already
 // done or nothing was written yet.
-func (w *inbTextWriter) block(n int) {
+func (w *textWriter) block(n int) {
 	w.space = false
 	if w.b.Len() == 0 {
 		return
@@ -102,8 +102,8 @@ func (w *inbTextWriter) block(n int) {
 	}
 }
 
-func (w *inbTextWriter) walk(n *html.Node, depth int) {
-	if depth > inbMaxHTMLDepth {
+func (w *textWriter) walk(n *html.Node, depth int) {
+	if depth > maxHTMLDepth {
 		return
 	}
 	switch n.Type {
@@ -129,7 +129,7 @@ func (w *inbTextWriter) walk(n *html.Node, depth int) {
 	case atom.Br:
 		w.br()
 	case atom.P:
-		if !inbHasClass(n, "MsoNormal") {
+		if !hasClass(n, "MsoNormal") {
 			w.block(2)
 			w.children(n, depth)
 			w.block(2)
@@ -149,9 +149,9 @@ func (w *inbTextWriter) walk(n *html.Node, depth int) {
 		w.children(n, depth)
 		w.block(2)
 	case atom.Blockquote:
-		var sub inbTextWriter
+		var sub textWriter
 		sub.children(n, depth)
-		quoted := inbCleanText(sub.b.String())
+		quoted := cleanText(sub.b.String())
 		w.block(1)
 		if quoted != "" {
 			for _, line := range strings.Split(quoted, "\n") {
@@ -194,15 +194,15 @@ func (w *inbTextWriter) walk(n *html.Node, depth int) {
 		w.children(n, depth)
 		w.block(1)
 	case atom.A:
-		var sub inbTextWriter
+		var sub textWriter
 		sub.children(n, depth)
 		label := strings.Join(strings.Fields(sub.b.String()), " ")
-		href := strings.TrimSpace(inbAttr(n, "href"))
+		href := strings.TrimSpace(htmlAttr(n, "href"))
 		if label == "" {
 			return
 		}
 		w.text(label)
-		if inbLinkWorthShowing(href, label) {
+		if linkWorthShowing(href, label) {
 			w.text(" (" + href + ")")
 		}
 	case atom.Td, atom.Th:
@@ -223,16 +223,16 @@ func (w *inbTextWriter) walk(n *html.Node, depth int) {
 	}
 }
 
-func (w *inbTextWriter) children(n *html.Node, depth int) {
+func (w *textWriter) children(n *html.Node, depth int) {
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
 		w.walk(c, depth+1)
 	}
 }
 
-// inbLinkWorthShowing reports whether a link's url adds to its text:
+// linkWorthShowing reports whether a link's url adds to its text:
 // not when the text is the url (or the address of a mailto), and never for
 // anchors, scripts or embedded parts.
-func inbLinkWorthShowing(href, label string) bool {
+func linkWorthShowing(href, label string) bool {
 	if href == "" || strings.HasPrefix(href, "#") {
 		return false
 	}
@@ -242,10 +242,10 @@ func inbLinkWorthShowing(href, label string) bool {
 			return false
 		}
 	}
-	return inbURLKey(href) != inbURLKey(label)
+	return urlKey(href) != urlKey(label)
 }
 
-func inbURLKey(s string) string {
+func urlKey(s string) string {
 	s = strings.ToLower(strings.TrimSpace(s))
 	for _, p := range []string{"mailto:", "tel:", "https://", "http://", "www."} {
 		s = strings.TrimPrefix(s, p)
@@ -253,7 +253,7 @@ func inbURLKey(s string) string {
 	return strings.TrimRight(s, "/")
 }
 
-func inbAttr(n *html.Node, key string) string {
+func htmlAttr(n *html.Node, key string) string {
 	for _, a := range n.Attr {
 		if strings.EqualFold(a.Key, key) {
 			return a.Val
@@ -262,8 +262,8 @@ func inbAttr(n *html.Node, key string) string {
 	return ""
 }
 
-func inbHasClass(n *html.Node, class string) bool {
-	for _, c := range strings.Fields(inbAttr(n, "class")) {
+func hasClass(n *html.Node, class string) bool {
+	for _, c := range strings.Fields(htmlAttr(n, "class")) {
 		if strings.EqualFold(c, class) {
 			return true
 		}
@@ -271,9 +271,9 @@ func inbHasClass(n *html.Node, class string) bool {
 	return false
 }
 
-// inbCleanText trims the end of every line, keeps at most one blank line in a row and
+// cleanText trims the end of every line, keeps at most one blank line in a row and
 // trims the whole.
-func inbCleanText(s string) string {
+func cleanText(s string) string {
 	lines := strings.Split(s, "\n")
 	out := make([]string, 0, len(lines))
 	blank := false
@@ -292,16 +292,16 @@ func inbCleanText(s string) string {
 	return strings.TrimSpace(strings.Join(out, "\n"))
 }
 
-// inbTokenText is the fallback converter: text between tags, with block
+// tokenText is the fallback converter: text between tags, with block
 // tags as line breaks.
-func inbTokenText(s string) string {
-	var w inbTextWriter
+func tokenText(s string) string {
+	var w textWriter
 	z := html.NewTokenizer(strings.NewReader(s))
 	skip := 0
 	for {
 		switch z.Next() {
 		case html.ErrorToken:
-			return inbCleanText(w.b.String())
+			return cleanText(w.b.String())
 		case html.TextToken:
 			if skip == 0 {
 				w.text(string(z.Text()))
@@ -330,19 +330,19 @@ func inbTokenText(s string) string {
 	}
 }
 
-// inbHTMLReplyText cuts an HTML reply at the first mark a mail client puts
+// htmlReplyText cuts an HTML reply at the first mark a mail client puts
 // before the quoted message and returns the text above it; found is false
 // when the HTML has no such mark.
-func inbHTMLReplyText(s string) (text string, found bool) {
+func htmlReplyText(s string) (text string, found bool) {
 	doc, err := html.Parse(strings.NewReader(s))
 	if err != nil {
 		return "", false
 	}
-	m := inbFindQuoteMark(doc, 0)
+	m := findQuoteMark(doc, 0)
 	if m == nil {
 		return "", false
 	}
-	if strings.EqualFold(inbAttr(m, "id"), "divRplyFwdMsg") {
+	if strings.EqualFold(htmlAttr(m, "id"), "divRplyFwdMsg") {
 		// Outlook puts an <hr> before its reply header block.
 		prev := m.PrevSibling
 		for prev != nil && prev.Type == html.TextNode && strings.TrimSpace(prev.Data) == "" {
@@ -352,34 +352,34 @@ func inbHTMLReplyText(s string) (text string, found bool) {
 			m = prev
 		}
 	}
-	inbCutFrom(m)
-	return inbNodeText(doc), true
+	cutFrom(m)
+	return nodeText(doc), true
 }
 
-// inbFindQuoteMark returns the first node, in document order, that starts
+// findQuoteMark returns the first node, in document order, that starts
 // a quoted message in the HTML of a known client.
-func inbFindQuoteMark(n *html.Node, depth int) *html.Node {
-	if depth > inbMaxHTMLDepth {
+func findQuoteMark(n *html.Node, depth int) *html.Node {
+	if depth > maxHTMLDepth {
 		return nil
 	}
-	if n.Type == html.ElementNode && inbIsQuoteMark(n) {
+	if n.Type == html.ElementNode && isQuoteMark(n) {
 		return n
 	}
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if m := inbFindQuoteMark(c, depth+1); m != nil {
+		if m := findQuoteMark(c, depth+1); m != nil {
 			return m
 		}
 	}
 	return nil
 }
 
-func inbIsQuoteMark(n *html.Node) bool {
-	id := strings.ToLower(inbAttr(n, "id"))
-	class := strings.ToLower(inbAttr(n, "class"))
+func isQuoteMark(n *html.Node) bool {
+	id := strings.ToLower(htmlAttr(n, "id"))
+	class := strings.ToLower(htmlAttr(n, "class"))
 	switch {
-	case inbHasClass(n, "gmail_quote"), inbHasClass(n, "gmail_quote_container"):
+	case hasClass(n, "gmail_quote"), hasClass(n, "gmail_quote_container"):
 		return true // Gmail
-	case n.DataAtom == atom.Blockquote && strings.EqualFold(strings.TrimSpace(inbAttr(n, "type")), "cite"):
+	case n.DataAtom == atom.Blockquote && strings.EqualFold(strings.TrimSpace(htmlAttr(n, "type")), "cite"):
 		return true // Apple Mail, Thunderbird, many others
 	case id == "divrplyfwdmsg", id == "appendonsend":
 		return true // Outlook (web, new Outlook, mobile)
@@ -387,7 +387,7 @@ func inbIsQuoteMark(n *html.Node) bool {
 		return true // Outlook for Mac
 	case id == "zwchr":
 		return true // Zimbra's <hr id="zwchr">
-	case inbHasClass(n, "moz-cite-prefix"):
+	case hasClass(n, "moz-cite-prefix"):
 		return true // Thunderbird's attribution line
 	case strings.Contains(class, "yahoo_quoted"), strings.Contains(id, "yahoo_quoted"):
 		return true // Yahoo Mail
@@ -395,8 +395,8 @@ func inbIsQuoteMark(n *html.Node) bool {
 	return false
 }
 
-// inbCutFrom removes n and everything after it in document order.
-func inbCutFrom(n *html.Node) {
+// cutFrom removes n and everything after it in document order.
+func cutFrom(n *html.Node) {
 	for cur := n; cur != nil && cur.Parent != nil; cur = cur.Parent {
 		for s := cur.NextSibling; s != nil; {
 			next := s.NextSibling

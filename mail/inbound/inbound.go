@@ -24,8 +24,8 @@ type ReplyApplier interface {
 	RecordDeskStatus(ctx context.Context, n bridge.DeskNotice) (bridge.Outcome, error)
 }
 
-// InboundStore is what the inbound side keeps and looks up.
-type InboundStore interface {
+// Store is what the inbound side keeps and looks up.
+type Store interface {
 	TicketByMessageID(ctx context.Context, messageID string) (string, error)
 	TicketByDeskReference(ctx context.Context, ref string) (string, error)
 	IndexDeskReference(ctx context.Context, ref, ticketID string) error
@@ -33,8 +33,8 @@ type InboundStore interface {
 	Quarantine(ctx context.Context, q bridge.QuarantinedMail) error
 }
 
-// InboundOptions configure the inbound processor.
-type InboundOptions struct {
+// Options configure the inbound processor.
+type Options struct {
 	Signer mail.Signer
 	// ReplyTo is the mailbox the desk answers to (plus-address tokens are
 	// looked for on it).
@@ -62,13 +62,13 @@ type InboundOptions struct {
 	MaxAttachments int
 }
 
-// InboundProcessor turns a fetched mail into its effect on a ticket: a
+// Processor turns a fetched mail into its effect on a ticket: a
 // desk reply, a learned desk reference, a failed escalation, or nothing
 // (our own mail, an auto-reply); what it cannot match goes to quarantine.
-type InboundProcessor struct {
+type Processor struct {
 	apply ReplyApplier
-	store InboundStore
-	opt   InboundOptions
+	store Store
+	opt   Options
 	// Built once: compiling their patterns per mail cost a third of the
 	// import's CPU.
 	parser  *MessageParser
@@ -76,7 +76,7 @@ type InboundProcessor struct {
 }
 
 // NewInboundProcessor returns a processor.
-func NewInboundProcessor(apply ReplyApplier, store InboundStore, opt InboundOptions) *InboundProcessor {
+func NewInboundProcessor(apply ReplyApplier, store Store, opt Options) *Processor {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -89,7 +89,7 @@ func NewInboundProcessor(apply ReplyApplier, store InboundStore, opt InboundOpti
 	if opt.SenderAllowed == nil {
 		opt.SenderAllowed = func(string) bool { return false }
 	}
-	return &InboundProcessor{apply: apply, store: store, opt: opt,
+	return &Processor{apply: apply, store: store, opt: opt,
 		parser: NewMessageParser(opt.Limits), extract: NewReplyExtractor()}
 }
 
@@ -105,7 +105,7 @@ func mailKey(messageID string, raw []byte) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func (p *InboundProcessor) outcome(o string) {
+func (p *Processor) outcome(o string) {
 	if p.opt.OnOutcome != nil {
 		p.opt.OnOutcome(o)
 	}
@@ -155,7 +155,7 @@ type inboundRoute struct {
 // desk number is a barrier: the mails after it may be threaded by that
 // number once it is learned. It is the first half of the IMAP reader's
 // MessageHandler.
-func (p *InboundProcessor) Route(ctx context.Context, m imapreader.FetchedMessage) (imapreader.Route, error) {
+func (p *Processor) Route(ctx context.Context, m imapreader.FetchedMessage) (imapreader.Route, error) {
 	ir, err := p.route(ctx, m)
 	if err != nil {
 		return imapreader.Route{}, err
@@ -164,7 +164,7 @@ func (p *InboundProcessor) Route(ctx context.Context, m imapreader.FetchedMessag
 	return imapreader.Route{Key: ir.ticketID, Barrier: barrier, Data: ir}, nil
 }
 
-func (p *InboundProcessor) route(ctx context.Context, m imapreader.FetchedMessage) (*inboundRoute, error) {
+func (p *Processor) route(ctx context.Context, m imapreader.FetchedMessage) (*inboundRoute, error) {
 	log := p.opt.Logger.With(slog.Uint64("uid", uint64(m.UID)), slog.String("mailbox", p.opt.Mailbox))
 	ir := &inboundRoute{log: log, act: inboundQuarantine,
 		q: bridge.QuarantinedMail{Mailbox: p.opt.Mailbox, UID: m.UID, Size: m.Size, At: p.opt.Now().UTC()}}
@@ -245,7 +245,7 @@ func (p *InboundProcessor) route(ctx context.Context, m imapreader.FetchedMessag
 // the reply, the notice, the learned desk number or the bounce to its
 // ticket, or quarantines the mail. It is the second half of the IMAP
 // reader's MessageHandler, which calls it in the ticket's arrival order.
-func (p *InboundProcessor) Apply(ctx context.Context, m imapreader.FetchedMessage, rt imapreader.Route) (imapreader.Verdict, error) {
+func (p *Processor) Apply(ctx context.Context, m imapreader.FetchedMessage, rt imapreader.Route) (imapreader.Verdict, error) {
 	ir, ok := rt.Data.(*inboundRoute)
 	if !ok || ir == nil {
 		return imapreader.Verdict{}, bridge.Permanent(errors.New("inbound: applying a route that Route did not give"))
@@ -277,7 +277,7 @@ func (p *InboundProcessor) Apply(ctx context.Context, m imapreader.FetchedMessag
 
 // Handle routes and applies one mail on its own, ordered against no other:
 // for a mail handled alone. The IMAP reader calls Route and Apply.
-func (p *InboundProcessor) Handle(ctx context.Context, m imapreader.FetchedMessage) (imapreader.Verdict, error) {
+func (p *Processor) Handle(ctx context.Context, m imapreader.FetchedMessage) (imapreader.Verdict, error) {
 	rt, err := p.Route(ctx, m)
 	if err != nil {
 		return imapreader.Verdict{}, err
@@ -286,7 +286,7 @@ func (p *InboundProcessor) Handle(ctx context.Context, m imapreader.FetchedMessa
 }
 
 // reply applies a desk reply to its ticket.
-func (p *InboundProcessor) reply(ctx context.Context, ir *inboundRoute) (imapreader.Verdict, error) {
+func (p *Processor) reply(ctx context.Context, ir *inboundRoute) (imapreader.Verdict, error) {
 	log, q := ir.log, ir.q
 	reply := p.deskReply(ir.in, ir.key, ir.ticketID, ir.cls)
 	res, err := p.apply.ApplyDeskReply(ctx, reply)
@@ -311,7 +311,7 @@ func (p *InboundProcessor) reply(ctx context.Context, ir *inboundRoute) (imaprea
 // deskNotice records a help-desk product's solved/closed notice on the
 // escalation of the ticket it threads to; the agent's words a notice may
 // carry (a solution) are posted once, as an exchange.
-func (p *InboundProcessor) deskNotice(ctx context.Context, ir *inboundRoute) (imapreader.Verdict, error) {
+func (p *Processor) deskNotice(ctx context.Context, ir *inboundRoute) (imapreader.Verdict, error) {
 	log, in, cls, key, ticketID, q := ir.log, ir.in, ir.cls, ir.key, ir.ticketID, ir.q
 	res, err := p.apply.RecordDeskStatus(ctx, bridge.DeskNotice{Key: key, TicketID: ticketID,
 		Status: bridge.DeskStatusValue(cls.DeskStatus), At: in.Date, DeskReference: cls.DeskReference,
@@ -350,7 +350,7 @@ func (p *InboundProcessor) deskNotice(ctx context.Context, ir *inboundRoute) (im
 
 // deskReply builds the reply a parsed mail makes on a ticket: the new text
 // only, the status it asks for, its attachments with ids derived from key.
-func (p *InboundProcessor) deskReply(in *Inbound, key, ticketID string, cls Classification) bridge.DeskReply {
+func (p *Processor) deskReply(in *Inbound, key, ticketID string, cls Classification) bridge.DeskReply {
 	from := ""
 	if in.From != nil {
 		from = in.From.Address
@@ -388,7 +388,7 @@ func (p *InboundProcessor) deskReply(in *Inbound, key, ticketID string, cls Clas
 // ApplyToTicket applies a quarantined mail to the ticket an operator chose:
 // the sender and threading checks are the operator's call; the reply is
 // idempotent by the mail's key like any other.
-func (p *InboundProcessor) ApplyToTicket(ctx context.Context, raw []byte, ticketID string) (bridge.Outcome, error) {
+func (p *Processor) ApplyToTicket(ctx context.Context, raw []byte, ticketID string) (bridge.Outcome, error) {
 	in, err := p.parser.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("parse: %w", err)
@@ -431,7 +431,7 @@ func errString(err error) string {
 // desks use: our Message-IDs in In-Reply-To/References (signed, or in the
 // ledger), the signed plus-address token, the subject tag (the caller has
 // checked the sender), the desk's own ticket number.
-func (p *InboundProcessor) thread(ctx context.Context, in *Inbound, cls Classification) (ticketID, how string, err error) {
+func (p *Processor) thread(ctx context.Context, in *Inbound, cls Classification) (ticketID, how string, err error) {
 	ids := append(append([]string{}, in.InReplyTo...), reverse(in.References)...)
 	for _, id := range ids {
 		if t, _, ok := p.opt.Signer.ParseMessageID(id); ok {
@@ -486,7 +486,7 @@ func reverse(ss []string) []string {
 
 // routeAutoReply routes an auto-reply: to the ticket whose desk number it
 // teaches, or to none when it teaches nothing (said in the log by Apply).
-func (p *InboundProcessor) routeAutoReply(ctx context.Context, ir *inboundRoute) (*inboundRoute, error) {
+func (p *Processor) routeAutoReply(ctx context.Context, ir *inboundRoute) (*inboundRoute, error) {
 	in, cls := ir.in, ir.cls
 	ir.act, ir.outcome = inboundAutoReply, "auto_reply"
 	if cls.DeskReference == "" {
@@ -520,7 +520,7 @@ func (p *InboundProcessor) routeAutoReply(ctx context.Context, ir *inboundRoute)
 }
 
 // autoReply learns the desk number an acknowledgement teaches.
-func (p *InboundProcessor) autoReply(ctx context.Context, ir *inboundRoute) (imapreader.Verdict, error) {
+func (p *Processor) autoReply(ctx context.Context, ir *inboundRoute) (imapreader.Verdict, error) {
 	log, cls, ticketID := ir.log, ir.cls, ir.ticketID
 	if ir.ignored != "" {
 		if ir.ignoredReason != "" {
@@ -546,7 +546,7 @@ func (p *InboundProcessor) autoReply(ctx context.Context, ir *inboundRoute) (ima
 
 // routeBounce routes a bounce to the ticket whose mail bounced, or to
 // quarantine when that mail is unknown.
-func (p *InboundProcessor) routeBounce(ctx context.Context, ir *inboundRoute) (*inboundRoute, error) {
+func (p *Processor) routeBounce(ctx context.Context, ir *inboundRoute) (*inboundRoute, error) {
 	in, cls := ir.in, ir.cls
 	ir.outcome = "bounce"
 	ticketID := ""
@@ -572,7 +572,7 @@ func (p *InboundProcessor) routeBounce(ctx context.Context, ir *inboundRoute) (*
 }
 
 // bounce records that the escalation mail of a ticket bounced.
-func (p *InboundProcessor) bounce(ctx context.Context, ir *inboundRoute) (imapreader.Verdict, error) {
+func (p *Processor) bounce(ctx context.Context, ir *inboundRoute) (imapreader.Verdict, error) {
 	q := ir.q
 	if err := p.apply.EscalationBounced(ctx, ir.ticketID, ir.bounceReason); err != nil {
 		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
@@ -585,7 +585,7 @@ func (p *InboundProcessor) bounce(ctx context.Context, ir *inboundRoute) (imapre
 	return imapreader.Verdict{Disposition: imapreader.DispositionProcessed, Reason: "bounce"}, nil
 }
 
-func (p *InboundProcessor) quarantine(ctx context.Context, log *slog.Logger, q bridge.QuarantinedMail) (imapreader.Verdict, error) {
+func (p *Processor) quarantine(ctx context.Context, log *slog.Logger, q bridge.QuarantinedMail) (imapreader.Verdict, error) {
 	if err := p.store.Quarantine(ctx, q); err != nil {
 		return imapreader.Verdict{}, fmt.Errorf("%w: quarantine: %v", errTransient, err)
 	}

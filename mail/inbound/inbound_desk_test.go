@@ -29,7 +29,7 @@ func (refusingReplies) ApplyDeskReply(context.Context, bridge.DeskReply) (bridge
 func (f *inboundFixture) withProductsApplier(apply ReplyApplier, allowed ...string) {
 	products, product := DeskProductFor("auto")
 	signer := mail.Signer{Key: []byte("0123456789abcdef-signing"), Domain: "ent.example"}
-	f.proc = NewInboundProcessor(apply, f.store, InboundOptions{
+	f.proc = NewInboundProcessor(apply, f.store, Options{
 		Signer: signer, ReplyTo: "assistance@ent.example", SubjectTag: "ENT",
 		OwnAddresses: []string{"assistance@ent.example"},
 		SenderAllowed: func(a string) bool {

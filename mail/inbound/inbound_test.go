@@ -20,7 +20,7 @@ import (
 type inboundFixture struct {
 	svc   *bridge.Service
 	store *redisstore.Store
-	proc  *InboundProcessor
+	proc  *Processor
 	comp  *compose.Composer
 	seen  map[string]int
 }
@@ -38,7 +38,7 @@ func newInboundFixture(t *testing.T) *inboundFixture {
 		DeskAddress: &netmail.Address{Address: "support@desk.example"},
 		Identity:    "supportbridge@ent.example", Signer: signer, PlusToken: true,
 	}
-	f.proc = NewInboundProcessor(svc, store, InboundOptions{
+	f.proc = NewInboundProcessor(svc, store, Options{
 		Signer: signer, ReplyTo: "assistance@ent.example", SubjectTag: "ENT",
 		SenderAllowed: func(a string) bool { return strings.HasSuffix(strings.ToLower(a), "@desk.example") },
 		Classify: ClassifyOptions{Identity: "supportbridge@ent.example", OwnDomains: []string{"ent.example"},

@@ -55,7 +55,7 @@ func DefaultParseLimits() ParseLimits {
 	}
 }
 
-func (l ParseLimits) inbWithDefaults() ParseLimits {
+func (l ParseLimits) withDefaults() ParseLimits {
 	d := DefaultParseLimits()
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = d.MaxBytes
@@ -91,7 +91,7 @@ type Inbound struct {
 	Date    time.Time
 
 	// Header gives access to every top-level header field, decoded.
-	Header InboundHeader
+	Header Header
 
 	// Text is the best plain text body: the text/plain parts, or the HTML
 	// converted to text when there are none.
@@ -101,7 +101,7 @@ type Inbound struct {
 	// that ExtractReply can still cut it.
 	HTML string
 
-	Attachments []InboundAttachment
+	Attachments []Attachment
 	// Report is set for a multipart/report; report-type=delivery-status.
 	Report *DeliveryReport
 	// Problems lists what was odd but not fatal (unknown charset, truncated
@@ -135,10 +135,10 @@ const (
 	ProblemDamaged
 )
 
-// InboundAttachment is a file part of an inbound mail. Inline images
+// Attachment is a file part of an inbound mail. Inline images
 // referenced from the HTML with cid: URLs are attachments too, with Inline
 // set and their ContentID (without <>).
-type InboundAttachment struct {
+type Attachment struct {
 	Filename    string // safe: no path, no control characters, never empty
 	ContentType string // lower-case media type, without parameters
 	ContentID   string
@@ -159,19 +159,19 @@ type DeliveryReport struct {
 	OriginalMessageID string
 }
 
-// InboundHeader is the decoded top-level header of an inbound mail, in
+// Header is the decoded top-level header of an inbound mail, in
 // order. Names are case-insensitive.
-type InboundHeader struct {
-	fields []inbHeaderField
+type Header struct {
+	fields []headerField
 }
 
-type inbHeaderField struct {
+type headerField struct {
 	key   string // canonical
 	value string // decoded, unfolded
 }
 
 // Get returns the first value of the named field, or "".
-func (h InboundHeader) Get(name string) string {
+func (h Header) Get(name string) string {
 	k := textproto.CanonicalMIMEHeaderKey(name)
 	for _, f := range h.fields {
 		if f.key == k {
@@ -182,7 +182,7 @@ func (h InboundHeader) Get(name string) string {
 }
 
 // Values returns every value of the named field, in order.
-func (h InboundHeader) Values(name string) []string {
+func (h Header) Values(name string) []string {
 	k := textproto.CanonicalMIMEHeaderKey(name)
 	var vs []string
 	for _, f := range h.fields {
@@ -194,7 +194,7 @@ func (h InboundHeader) Values(name string) []string {
 }
 
 // Has reports whether the named field is present, even empty.
-func (h InboundHeader) Has(name string) bool {
+func (h Header) Has(name string) bool {
 	k := textproto.CanonicalMIMEHeaderKey(name)
 	for _, f := range h.fields {
 		if f.key == k {
@@ -205,7 +205,7 @@ func (h InboundHeader) Has(name string) bool {
 }
 
 // Len returns the number of fields.
-func (h InboundHeader) Len() int { return len(h.fields) }
+func (h Header) Len() int { return len(h.fields) }
 
 // ParseMessage parses a raw RFC 5322 mail. It never panics and reads at
 // most lim allows; what is odd but not fatal is listed in Problems. It
@@ -226,7 +226,7 @@ type MessageParser struct {
 // NewMessageParser returns a parser for lim (zero fields take the
 // defaults).
 func NewMessageParser(lim ParseLimits) *MessageParser {
-	return &MessageParser{lim: lim.inbWithDefaults(), policy: inbSanitizer()}
+	return &MessageParser{lim: lim.withDefaults(), policy: sanitizer()}
 }
 
 // Parse does what ParseMessage does, with the parser's limits.
@@ -242,12 +242,12 @@ func (mp *MessageParser) Parse(raw []byte) (*Inbound, error) {
 	if int64(len(raw)) > lim.MaxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), lim.MaxBytes)
 	}
-	raw = inbSkipMboxLine(raw)
+	raw = skipMboxLine(raw)
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrMalformed)
 	}
 	br := bufio.NewReader(bytes.NewReader(raw))
-	th, err := inbReadHeader(br)
+	th, err := readHeader(br)
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
@@ -255,7 +255,7 @@ func (mp *MessageParser) Parse(raw []byte) (*Inbound, error) {
 		return nil, fmt.Errorf("%w: no header", ErrMalformed)
 	}
 
-	p := &inbParser{lim: lim}
+	p := &parser{lim: lim}
 	in := &Inbound{}
 	p.readTopHeader(in, th)
 
@@ -279,14 +279,14 @@ func (mp *MessageParser) Parse(raw []byte) (*Inbound, error) {
 	return in, nil
 }
 
-// inbReadHeader reads one header block. Its size needs no bound of its
+// readHeader reads one header block. Its size needs no bound of its
 // own: the whole mail is already within MaxBytes and reading is linear.
-func inbReadHeader(br *bufio.Reader) (mtextproto.Header, error) {
+func readHeader(br *bufio.Reader) (mtextproto.Header, error) {
 	return mtextproto.ReadHeader(br)
 }
 
-// inbSkipMboxLine drops an mbox "From " separator that some exports keep.
-func inbSkipMboxLine(raw []byte) []byte {
+// skipMboxLine drops an mbox "From " separator that some exports keep.
+func skipMboxLine(raw []byte) []byte {
 	if bytes.HasPrefix(raw, []byte("From ")) {
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
 			return raw[i+1:]
@@ -295,11 +295,11 @@ func inbSkipMboxLine(raw []byte) []byte {
 	return raw
 }
 
-type inbParser struct {
+type parser struct {
 	lim      ParseLimits
 	parts    int
 	stopped  bool // MaxParts reached
-	atts     []InboundAttachment
+	atts     []Attachment
 	problems []Problem
 	report   *DeliveryReport
 	// lostStructure is set when a multipart could not be read from its
@@ -309,20 +309,20 @@ type inbParser struct {
 	dropped       int // attachments over MaxAttachments
 }
 
-func (p *inbParser) problem(kind ProblemKind, format string, args ...any) {
+func (p *parser) problem(kind ProblemKind, format string, args ...any) {
 	if len(p.problems) >= 100 {
 		return
 	}
 	p.problems = append(p.problems, Problem{Kind: kind, Text: fmt.Sprintf(format, args...)})
 }
 
-// inbBody is the displayable text gathered from a subtree.
-type inbBody struct {
+// bodyParts is the displayable text gathered from a subtree.
+type bodyParts struct {
 	texts []string
 	htmls []string
 }
 
-func (b inbBody) empty() bool {
+func (b bodyParts) empty() bool {
 	for _, t := range b.texts {
 		if strings.TrimSpace(t) != "" {
 			return false
@@ -336,28 +336,28 @@ func (b inbBody) empty() bool {
 	return true
 }
 
-func (b *inbBody) add(o inbBody) {
+func (b *bodyParts) add(o bodyParts) {
 	b.texts = append(b.texts, o.texts...)
 	b.htmls = append(b.htmls, o.htmls...)
 }
 
-func (p *inbParser) readTopHeader(in *Inbound, th mtextproto.Header) {
+func (p *parser) readTopHeader(in *Inbound, th mtextproto.Header) {
 	mh := message.Header{Header: th}
-	dec := inbWordDecoder()
+	dec := wordDecoder()
 	fields := mh.Fields()
 	for fields.Next() {
-		v, err := dec.DecodeHeader(inbRelabelLatin1Words(fields.Value()))
+		v, err := dec.DecodeHeader(relabelLatin1Words(fields.Value()))
 		if err != nil {
 			p.problem(ProblemOddity, "header %s: undecodable encoded word", fields.Key())
 			v = fields.Value()
 		}
-		in.Header.fields = append(in.Header.fields, inbHeaderField{key: fields.Key(), value: inbCleanHeader(v)})
+		in.Header.fields = append(in.Header.fields, headerField{key: fields.Key(), value: cleanHeader(v)})
 	}
 
 	h := gomail.Header{Header: mh}
-	in.MessageID = inbFirst(inbMsgIDs(th.Get("Message-Id")))
-	in.InReplyTo = inbMsgIDs(th.Get("In-Reply-To"))
-	in.References = inbMsgIDs(strings.Join(th.Values("References"), " "))
+	in.MessageID = firstOf(msgIDs(th.Get("Message-Id")))
+	in.InReplyTo = msgIDs(th.Get("In-Reply-To"))
+	in.References = msgIDs(strings.Join(th.Values("References"), " "))
 
 	if froms := p.addresses(h, "From"); len(froms) > 0 {
 		in.From = froms[0]
@@ -368,7 +368,7 @@ func (p *inbParser) readTopHeader(in *Inbound, th mtextproto.Header) {
 	if s := p.addresses(h, "Sender"); len(s) > 0 {
 		in.Sender = s[0].Address
 	}
-	in.ReturnPath = inbReturnPath(th.Get("Return-Path"))
+	in.ReturnPath = returnPath(th.Get("Return-Path"))
 
 	in.Subject = in.Header.Get("Subject")
 	if th.Has("Date") {
@@ -384,7 +384,7 @@ func (p *inbParser) readTopHeader(in *Inbound, th mtextproto.Header) {
 // addresses parses an address list; a list the strict parser refuses is
 // searched for anything that looks like an address, because a sender with a
 // sloppy client is still a sender.
-func (p *inbParser) addresses(h gomail.Header, key string) []*netmail.Address {
+func (p *parser) addresses(h gomail.Header, key string) []*netmail.Address {
 	v := h.Get(key)
 	if strings.TrimSpace(v) == "" {
 		return nil
@@ -399,7 +399,7 @@ func (p *inbParser) addresses(h gomail.Header, key string) []*netmail.Address {
 			out = append(out, a)
 			continue
 		}
-		for _, m := range inbAddrRe().FindAllString(piece, -1) {
+		for _, m := range addrRe().FindAllString(piece, -1) {
 			out = append(out, &netmail.Address{Address: m})
 		}
 	}
@@ -407,21 +407,21 @@ func (p *inbParser) addresses(h gomail.Header, key string) []*netmail.Address {
 	return out
 }
 
-func inbAddrRe() *regexp.Regexp {
+func addrRe() *regexp.Regexp {
 	return regexp.MustCompile(`[^\s<>()\[\],;:"']+@[^\s<>()\[\],;:"']+`)
 }
 
-func inbReturnPath(v string) string {
+func returnPath(v string) string {
 	v = strings.TrimSpace(v)
 	v = strings.TrimPrefix(v, "<")
 	v = strings.TrimSuffix(v, ">")
 	return strings.TrimSpace(v)
 }
 
-// inbMsgIDs reads a list of message ids leniently: the angle-bracketed ones
+// msgIDs reads a list of message ids leniently: the angle-bracketed ones
 // if any, else the whitespace or comma separated words. Clients in the wild
 // send ids without @, without brackets, separated by commas.
-func inbMsgIDs(v string) []string {
+func msgIDs(v string) []string {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return nil
@@ -456,16 +456,16 @@ func inbMsgIDs(v string) []string {
 	return ids
 }
 
-func inbFirst(ss []string) string {
+func firstOf(ss []string) string {
 	if len(ss) == 0 {
 		return ""
 	}
 	return ss[0]
 }
 
-// inbCleanHeader drops control characters a decoded word may carry: a
+// cleanHeader drops control characters a decoded word may carry: a
 // subject with a CR or NUL in it must not reach a log or another header.
-func inbCleanHeader(s string) string {
+func cleanHeader(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
@@ -484,8 +484,8 @@ func inbCleanHeader(s string) string {
 // walk reads one entity whose header is h and whose raw (still encoded)
 // body is r, and returns the displayable text under it; files go to
 // p.atts.
-func (p *inbParser) walk(h mtextproto.Header, r io.Reader, depth int) inbBody {
-	var out inbBody
+func (p *parser) walk(h mtextproto.Header, r io.Reader, depth int) bodyParts {
+	var out bodyParts
 	if p.stopped {
 		return out
 	}
@@ -501,7 +501,7 @@ func (p *inbParser) walk(h mtextproto.Header, r io.Reader, depth int) inbBody {
 		// A Content-Type the mime package refuses is still mostly
 		// readable: keep its bare type.
 		mediaType = strings.ToLower(strings.TrimSpace(strings.SplitN(h.Get("Content-Type"), ";", 2)[0]))
-		params = inbLooseParams(h.Get("Content-Type"))
+		params = looseParams(h.Get("Content-Type"))
 		if mediaType == "" || !strings.Contains(mediaType, "/") {
 			mediaType = "text/plain"
 		}
@@ -531,7 +531,7 @@ func (p *inbParser) walk(h mtextproto.Header, r io.Reader, depth int) inbBody {
 		return out
 	case "text/rfc822-headers", "message/global-headers":
 		data := p.decode(mh, r, mediaType, p.lim.MaxBytes)
-		if id := inbHeaderMessageID(data); id != "" {
+		if id := headerMessageID(data); id != "" {
 			p.noteOriginalID(id)
 		}
 		return out
@@ -539,7 +539,7 @@ func (p *inbParser) walk(h mtextproto.Header, r io.Reader, depth int) inbBody {
 
 	disp, dparams, _ := mh.ContentDisposition()
 	disp = strings.ToLower(disp)
-	filename := inbFilename(mh, dparams, params)
+	filename := filename(mh, dparams, params)
 	isBody := (mediaType == "text/plain" || mediaType == "text/html") &&
 		disp != "attachment" && filename == ""
 	if !isBody {
@@ -554,14 +554,14 @@ func (p *inbParser) walk(h mtextproto.Header, r io.Reader, depth int) inbBody {
 		return out
 	}
 	if strings.EqualFold(params["format"], "flowed") {
-		text = inbUnflow(text, strings.EqualFold(params["delsp"], "yes"))
+		text = unflow(text, strings.EqualFold(params["delsp"], "yes"))
 	}
-	out.texts = append(out.texts, inbCleanBody(inbNormalizeNewlines(text)))
+	out.texts = append(out.texts, cleanBody(normalizeNewlines(text)))
 	return out
 }
 
-func (p *inbParser) walkMultipart(mediaType string, params map[string]string, r io.Reader, depth int) inbBody {
-	var out inbBody
+func (p *parser) walkMultipart(mediaType string, params map[string]string, r io.Reader, depth int) bodyParts {
+	var out bodyParts
 	boundary := params["boundary"]
 	if boundary == "" {
 		p.lostStructure = true
@@ -574,7 +574,7 @@ func (p *inbParser) walkMultipart(mediaType string, params map[string]string, r 
 		p.report = &DeliveryReport{}
 	}
 	mr := mtextproto.NewMultipartReader(r, boundary)
-	var children []inbBody
+	var children []bodyParts
 	n := 0
 	for !p.stopped {
 		part, err := mr.NextPart()
@@ -599,7 +599,7 @@ func (p *inbParser) walkMultipart(mediaType string, params map[string]string, r 
 		// Prefer the plain text a sender wrote over text made from HTML,
 		// and the richest HTML (the last one) for display.
 		for _, c := range children {
-			if len(c.texts) > 0 && !(inbBody{texts: c.texts}).empty() {
+			if len(c.texts) > 0 && !(bodyParts{texts: c.texts}).empty() {
 				out.texts = c.texts
 				break
 			}
@@ -621,7 +621,7 @@ func (p *inbParser) walkMultipart(mediaType string, params map[string]string, r 
 // decode reads a leaf body and returns it decoded from its transfer
 // encoding and, for text, converted to UTF-8. It reads at most limit
 // decoded bytes and records what went wrong as problems.
-func (p *inbParser) decode(mh message.Header, r io.Reader, mediaType string, limit int64) []byte {
+func (p *parser) decode(mh message.Header, r io.Reader, mediaType string, limit int64) []byte {
 	// No encoding makes the raw body more than about 3 times the decoded
 	// one (quoted-printable "=XX", plus line breaks): reading 4 times the
 	// limit is enough to decode past it, and an oversized attachment of a
@@ -637,7 +637,7 @@ func (p *inbParser) decode(mh message.Header, r io.Reader, mediaType string, lim
 		p.problem(ProblemDamaged, "%s part truncated", mediaType)
 	}
 	if strings.HasPrefix(mediaType, "text/") {
-		mh = inbLatin1AsWindows1252(mh)
+		mh = latin1AsWindows1252(mh)
 	}
 	data, ok := p.decodeBytes(mh, rawBody, mediaType, limit)
 	if !ok {
@@ -654,7 +654,7 @@ func (p *inbParser) decode(mh message.Header, r io.Reader, mediaType string, lim
 // Otherwise it is undeclared (or wrongly declared) 8-bit text, which in
 // French mail is nearly always Windows-1252 (a superset of Latin-1 for
 // printable text).
-func (p *inbParser) fixText(data []byte, mediaType string, limit int64) []byte {
+func (p *parser) fixText(data []byte, mediaType string, limit int64) []byte {
 	multi := 0
 	for i := 0; i < len(data); {
 		r, size := utf8.DecodeRune(data[i:])
@@ -664,7 +664,7 @@ func (p *inbParser) fixText(data []byte, mediaType string, limit int64) []byte {
 		i += size
 	}
 	if multi == 0 {
-		if conv, err := inbReadCharset("windows-1252", data, limit); err == nil {
+		if conv, err := readCharset("windows-1252", data, limit); err == nil {
 			p.problem(ProblemOddity, "%s part is not valid in its charset: read as windows-1252", mediaType)
 			return conv
 		}
@@ -675,7 +675,7 @@ func (p *inbParser) fixText(data []byte, mediaType string, limit int64) []byte {
 
 // decodeBytes decodes with go-message; ok is false when the transfer
 // encoding could not be decoded to the end.
-func (p *inbParser) decodeBytes(mh message.Header, rawBody []byte, mediaType string, limit int64) ([]byte, bool) {
+func (p *parser) decodeBytes(mh message.Header, rawBody []byte, mediaType string, limit int64) ([]byte, bool) {
 	e, err := message.New(mh, bytes.NewReader(rawBody))
 	if e == nil {
 		return nil, false
@@ -684,9 +684,9 @@ func (p *inbParser) decodeBytes(mh message.Header, rawBody []byte, mediaType str
 		switch {
 		case message.IsUnknownCharset(err):
 			_, params, _ := mh.ContentType()
-			p.problem(ProblemOddity, "%s part: unknown charset %q", mediaType, inbClip(params["charset"], 40))
+			p.problem(ProblemOddity, "%s part: unknown charset %q", mediaType, clip(params["charset"], 40))
 		case message.IsUnknownEncoding(err):
-			p.problem(ProblemOddity, "%s part: unknown transfer encoding %q", mediaType, inbClip(mh.Get("Content-Transfer-Encoding"), 40))
+			p.problem(ProblemOddity, "%s part: unknown transfer encoding %q", mediaType, clip(mh.Get("Content-Transfer-Encoding"), 40))
 		default:
 			p.problem(ProblemOddity, "%s part: %v", mediaType, err)
 		}
@@ -700,15 +700,15 @@ func (p *inbParser) decodeBytes(mh message.Header, rawBody []byte, mediaType str
 
 // decodeLenient is the fallback for damaged base64 or quoted-printable: it
 // decodes what can be decoded rather than losing the part.
-func (p *inbParser) decodeLenient(mh message.Header, rawBody []byte, mediaType string, limit int64) []byte {
+func (p *parser) decodeLenient(mh message.Header, rawBody []byte, mediaType string, limit int64) []byte {
 	enc := strings.ToLower(strings.TrimSpace(mh.Get("Content-Transfer-Encoding")))
 	var data []byte
 	switch enc {
 	case "base64":
-		data = inbLenientBase64(rawBody)
+		data = lenientBase64(rawBody)
 		p.problem(ProblemDamaged, "%s part: damaged base64, decoded what was readable", mediaType)
 	case "quoted-printable":
-		data = inbLenientQP(rawBody)
+		data = lenientQP(rawBody)
 		p.problem(ProblemDamaged, "%s part: damaged quoted-printable, decoded leniently", mediaType)
 	default:
 		data = rawBody
@@ -720,10 +720,10 @@ func (p *inbParser) decodeLenient(mh message.Header, rawBody []byte, mediaType s
 	if strings.HasPrefix(mediaType, "text/") {
 		_, params, _ := mh.ContentType()
 		if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
-			if inbIsLatin1(cs) {
+			if isLatin1(cs) {
 				cs = "windows-1252"
 			}
-			if conv, err := inbReadCharset(cs, data, limit); err == nil {
+			if conv, err := readCharset(cs, data, limit); err == nil {
 				data = conv
 			}
 		}
@@ -731,11 +731,11 @@ func (p *inbParser) decodeLenient(mh message.Header, rawBody []byte, mediaType s
 	return data
 }
 
-// inbIsLatin1 reports whether a charset label names ISO-8859-1. Mail
+// isLatin1 reports whether a charset label names ISO-8859-1. Mail
 // labelled so is, in practice, Windows-1252 (Outlook's curly quotes and
 // euro sign live in 0x80–0x9F, control characters in true Latin-1), as
 // browsers have long assumed.
-func inbIsLatin1(cs string) bool {
+func isLatin1(cs string) bool {
 	switch strings.ToLower(strings.TrimSpace(cs)) {
 	case "iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "latin-1", "l1", "cp819", "ibm819", "iso-ir-100", "csisolatin1":
 		return true
@@ -743,11 +743,11 @@ func inbIsLatin1(cs string) bool {
 	return false
 }
 
-// inbLatin1AsWindows1252 returns the header with a Latin-1 charset
+// latin1AsWindows1252 returns the header with a Latin-1 charset
 // relabelled Windows-1252, a copy so the caller's header is untouched.
-func inbLatin1AsWindows1252(mh message.Header) message.Header {
+func latin1AsWindows1252(mh message.Header) message.Header {
 	mt, params, err := mh.ContentType()
-	if err != nil || !inbIsLatin1(params["charset"]) {
+	if err != nil || !isLatin1(params["charset"]) {
 		return mh
 	}
 	c := mh.Copy()
@@ -756,10 +756,10 @@ func inbLatin1AsWindows1252(mh message.Header) message.Header {
 	return c
 }
 
-// inbRelabelLatin1Words relabels the ISO-8859-1 encoded words of a header
+// relabelLatin1Words relabels the ISO-8859-1 encoded words of a header
 // value Windows-1252: mime.WordDecoder decodes ISO-8859-1 itself, without
 // asking its CharsetReader.
-func inbRelabelLatin1Words(v string) string {
+func relabelLatin1Words(v string) string {
 	if !strings.Contains(v, "=?") {
 		return v
 	}
@@ -779,7 +779,7 @@ func inbRelabelLatin1Words(v string) string {
 			return b.String()
 		}
 		cs := rest[:j]
-		if inbIsLatin1(cs) {
+		if isLatin1(cs) {
 			cs = "windows-1252"
 		}
 		b.WriteString(cs)
@@ -787,11 +787,11 @@ func inbRelabelLatin1Words(v string) string {
 	}
 }
 
-// inbWordDecoder decodes RFC 2047 words with every charset go-message
+// wordDecoder decodes RFC 2047 words with every charset go-message
 // knows, Latin-1 read as Windows-1252.
-func inbWordDecoder() *mime.WordDecoder {
+func wordDecoder() *mime.WordDecoder {
 	return &mime.WordDecoder{CharsetReader: func(cs string, r io.Reader) (io.Reader, error) {
-		if inbIsLatin1(cs) {
+		if isLatin1(cs) {
 			cs = "windows-1252"
 		}
 		switch strings.ToLower(cs) {
@@ -802,7 +802,7 @@ func inbWordDecoder() *mime.WordDecoder {
 	}}
 }
 
-func inbReadCharset(cs string, data []byte, limit int64) ([]byte, error) {
+func readCharset(cs string, data []byte, limit int64) ([]byte, error) {
 	r, err := charset.Reader(cs, bytes.NewReader(data))
 	if err != nil {
 		return nil, err
@@ -810,7 +810,7 @@ func inbReadCharset(cs string, data []byte, limit int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r, limit+1))
 }
 
-func inbLenientBase64(raw []byte) []byte {
+func lenientBase64(raw []byte) []byte {
 	clean := make([]byte, 0, len(raw))
 	for _, c := range raw {
 		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' {
@@ -825,7 +825,7 @@ func inbLenientBase64(raw []byte) []byte {
 	return out[:n]
 }
 
-func inbLenientQP(raw []byte) []byte {
+func lenientQP(raw []byte) []byte {
 	out := make([]byte, 0, len(raw))
 	hex := func(c byte) (byte, bool) {
 		switch {
@@ -875,10 +875,10 @@ func inbLenientQP(raw []byte) []byte {
 }
 
 // addAttachment keeps a file part, within the limits.
-func (p *inbParser) addAttachment(mh message.Header, r io.Reader, mediaType, disp, filename string) {
+func (p *parser) addAttachment(mh message.Header, r io.Reader, mediaType, disp, filename string) {
 	index := len(p.atts) + p.dropped + 1
-	mediaType = inbSafeMediaType(mediaType)
-	name := inbSafeFilename(filename, mediaType, index)
+	mediaType = safeMediaType(mediaType)
+	name := safeFilename(filename, mediaType, index)
 	if len(p.atts) >= p.lim.MaxAttachments {
 		p.dropped++
 		_, _ = io.Copy(io.Discard, io.LimitReader(r, p.lim.MaxBytes))
@@ -891,8 +891,8 @@ func (p *inbParser) addAttachment(mh message.Header, r io.Reader, mediaType, dis
 		p.problem(ProblemOddity, "attachment %q dropped: larger than %d bytes", name, p.lim.MaxAttachmentBytes)
 		return
 	}
-	cid := inbContentID(mh.Get("Content-Id"))
-	p.atts = append(p.atts, InboundAttachment{
+	cid := contentID(mh.Get("Content-Id"))
+	p.atts = append(p.atts, Attachment{
 		Filename:    name,
 		ContentType: mediaType,
 		ContentID:   cid,
@@ -903,19 +903,19 @@ func (p *inbParser) addAttachment(mh message.Header, r io.Reader, mediaType, dis
 
 // addMessage keeps an attached mail (a forward, or the returned mail of a
 // bounce) whole as message.eml, and notes its Message-ID for a report.
-func (p *inbParser) addMessage(mh message.Header, r io.Reader) {
+func (p *parser) addMessage(mh message.Header, r io.Reader) {
 	data := p.decode(mh, r, "message/rfc822", p.lim.MaxBytes)
-	if id := inbHeaderMessageID(data); id != "" {
+	if id := headerMessageID(data); id != "" {
 		p.noteOriginalID(id)
 	}
 	disp, dparams, _ := mh.ContentDisposition()
 	_, params, _ := mh.ContentType()
-	name := inbFilename(mh, dparams, params)
+	name := filename(mh, dparams, params)
 	if name == "" {
 		name = "message.eml"
 	}
 	index := len(p.atts) + p.dropped + 1
-	name = inbSafeFilename(name, "message/rfc822", index)
+	name = safeFilename(name, "message/rfc822", index)
 	if len(p.atts) >= p.lim.MaxAttachments {
 		p.dropped++
 		p.problem(ProblemOddity, "attachment %q dropped: more than %d attachments", name, p.lim.MaxAttachments)
@@ -926,16 +926,16 @@ func (p *inbParser) addMessage(mh message.Header, r io.Reader) {
 		p.problem(ProblemOddity, "attachment %q dropped: larger than %d bytes", name, p.lim.MaxAttachmentBytes)
 		return
 	}
-	p.atts = append(p.atts, InboundAttachment{
+	p.atts = append(p.atts, Attachment{
 		Filename:    name,
 		ContentType: "message/rfc822",
-		ContentID:   inbContentID(mh.Get("Content-Id")),
+		ContentID:   contentID(mh.Get("Content-Id")),
 		Inline:      strings.EqualFold(disp, "inline"),
 		Content:     data,
 	})
 }
 
-func (p *inbParser) noteOriginalID(id string) {
+func (p *parser) noteOriginalID(id string) {
 	if p.report != nil && p.report.OriginalMessageID == "" {
 		p.report.OriginalMessageID = id
 	}
@@ -943,13 +943,13 @@ func (p *inbParser) noteOriginalID(id string) {
 
 // addDeliveryStatus reads the fields of a message/delivery-status body:
 // one per-message block, then one block per recipient.
-func (p *inbParser) addDeliveryStatus(data []byte) {
+func (p *parser) addDeliveryStatus(data []byte) {
 	if p.report == nil {
 		// A delivery-status part outside a delivery report: still a DSN.
 		p.report = &DeliveryReport{}
 	}
 	rep := p.report
-	br := bufio.NewReader(bytes.NewReader(inbNormalizeNewlinesBytes(data)))
+	br := bufio.NewReader(bytes.NewReader(normalizeNewlinesBytes(data)))
 	first := true
 	firstFailed := false
 	for block := 0; block < 1000; block++ {
@@ -970,9 +970,9 @@ func (p *inbParser) addDeliveryStatus(data []byte) {
 			break
 		}
 		if fr := h.Get("Final-Recipient"); fr != "" {
-			rep.Recipients = append(rep.Recipients, inbDSNAddress(fr))
+			rep.Recipients = append(rep.Recipients, dsnAddress(fr))
 		} else if or := h.Get("Original-Recipient"); or != "" {
-			rep.Recipients = append(rep.Recipients, inbDSNAddress(or))
+			rep.Recipients = append(rep.Recipients, dsnAddress(or))
 		}
 		action := strings.ToLower(strings.TrimSpace(h.Get("Action")))
 		if action == "" {
@@ -986,7 +986,7 @@ func (p *inbParser) addDeliveryStatus(data []byte) {
 		if first || (action == "failed" && !firstFailed) {
 			rep.Action = action
 			rep.Status = strings.TrimSpace(h.Get("Status"))
-			rep.Diagnostic = inbCleanHeader(h.Get("Diagnostic-Code"))
+			rep.Diagnostic = cleanHeader(h.Get("Diagnostic-Code"))
 			first = false
 			firstFailed = action == "failed"
 		}
@@ -996,33 +996,33 @@ func (p *inbParser) addDeliveryStatus(data []byte) {
 	}
 }
 
-// inbDSNAddress turns "rfc822; user@example.org" into "user@example.org".
-func inbDSNAddress(v string) string {
+// dsnAddress turns "rfc822; user@example.org" into "user@example.org".
+func dsnAddress(v string) string {
 	if i := strings.IndexByte(v, ';'); i >= 0 {
 		v = v[i+1:]
 	}
 	return strings.Trim(strings.TrimSpace(v), "<>")
 }
 
-// inbHeaderMessageID reads the Message-ID from the header of an attached
+// headerMessageID reads the Message-ID from the header of an attached
 // mail or of a text/rfc822-headers part.
-func inbHeaderMessageID(data []byte) string {
+func headerMessageID(data []byte) string {
 	br := bufio.NewReader(bytes.NewReader(data))
 	h, _ := mtextproto.ReadHeader(br)
-	return inbFirst(inbMsgIDs(h.Get("Message-Id")))
+	return firstOf(msgIDs(h.Get("Message-Id")))
 }
 
-func inbContentID(v string) string {
+func contentID(v string) string {
 	v = strings.TrimSpace(v)
 	v = strings.TrimPrefix(v, "<")
 	v = strings.TrimSuffix(v, ">")
-	return inbCleanHeader(v)
+	return cleanHeader(v)
 }
 
-// inbFilename finds a part's file name: Content-Disposition's filename
+// filename finds a part's file name: Content-Disposition's filename
 // (RFC 2231 continuations and charsets, RFC 2047 words as Outlook sends
 // them), else Content-Type's name.
-func inbFilename(mh message.Header, dparams, ctparams map[string]string) string {
+func filename(mh message.Header, dparams, ctparams map[string]string) string {
 	if dparams != nil && dparams["filename"] != "" {
 		return dparams["filename"]
 	}
@@ -1036,7 +1036,7 @@ func inbFilename(mh message.Header, dparams, ctparams map[string]string) string 
 	// A disposition the mime package refuses (an unquoted space, a stray
 	// semicolon) may still hold a usable name.
 	for _, v := range []string{mh.Get("Content-Disposition"), mh.Get("Content-Type")} {
-		if m := inbLooseParams(v); m["filename"] != "" {
+		if m := looseParams(v); m["filename"] != "" {
 			return m["filename"]
 		} else if m["name"] != "" {
 			return m["name"]
@@ -1045,9 +1045,9 @@ func inbFilename(mh message.Header, dparams, ctparams map[string]string) string 
 	return ""
 }
 
-// inbLooseParams reads key=value parameters without the strictness of
+// looseParams reads key=value parameters without the strictness of
 // mime.ParseMediaType.
-func inbLooseParams(v string) map[string]string {
+func looseParams(v string) map[string]string {
 	out := map[string]string{}
 	pieces := strings.Split(v, ";")
 	for _, piece := range pieces[1:] {
@@ -1064,17 +1064,17 @@ func inbLooseParams(v string) map[string]string {
 			// RFC 2231 extended value: charset'lang'percent-encoded.
 			k = strings.TrimSuffix(k, "*")
 			if parts := strings.SplitN(val, "'", 3); len(parts) == 3 {
-				if dec, err := inbPercentDecode(parts[2]); err == nil {
+				if dec, err := percentDecode(parts[2]); err == nil {
 					val = dec
 					if cs := strings.ToLower(parts[0]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
-						if conv, err := inbReadCharset(cs, []byte(val), int64(len(val))*4); err == nil {
+						if conv, err := readCharset(cs, []byte(val), int64(len(val))*4); err == nil {
 							val = string(conv)
 						}
 					}
 				}
 			}
 		}
-		if dec, err := inbWordDecoder().DecodeHeader(inbRelabelLatin1Words(val)); err == nil {
+		if dec, err := wordDecoder().DecodeHeader(relabelLatin1Words(val)); err == nil {
 			val = dec
 		}
 		if _, seen := out[k]; !seen {
@@ -1084,7 +1084,7 @@ func inbLooseParams(v string) map[string]string {
 	return out
 }
 
-func inbPercentDecode(s string) (string, error) {
+func percentDecode(s string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] == '%' && i+2 < len(s) {
@@ -1114,13 +1114,13 @@ func inbPercentDecode(s string) (string, error) {
 	return b.String(), nil
 }
 
-// inbMaxFilenameBytes keeps names storable on any file system.
-const inbMaxFilenameBytes = 200
+// maxFilenameBytes keeps names storable on any file system.
+const maxFilenameBytes = 200
 
-// inbSafeFilename makes a file name safe to store and show: no directory,
+// safeFilename makes a file name safe to store and show: no directory,
 // no control or reserved characters, no leading dots, bounded length. An
 // empty result becomes attachment-<index>.<extension of the type>.
-func inbSafeFilename(name, mediaType string, index int) string {
+func safeFilename(name, mediaType string, index int) string {
 	if !utf8.ValidString(name) {
 		name = strings.ToValidUTF8(name, "_")
 	}
@@ -1144,27 +1144,27 @@ func inbSafeFilename(name, mediaType string, index int) string {
 	name = strings.TrimSpace(name)
 	name = strings.TrimLeft(name, ". ")
 	name = strings.TrimRight(name, ". ")
-	if len(name) > inbMaxFilenameBytes {
+	if len(name) > maxFilenameBytes {
 		ext := path.Ext(name)
 		if len(ext) > 16 || !utf8.ValidString(ext) {
 			ext = ""
 		}
-		base := name[:inbMaxFilenameBytes-len(ext)]
+		base := name[:maxFilenameBytes-len(ext)]
 		for !utf8.ValidString(base) && len(base) > 0 {
 			base = base[:len(base)-1]
 		}
 		name = base + ext
 	}
 	if name == "" {
-		name = fmt.Sprintf("attachment-%d%s", index, inbExtension(mediaType))
+		name = fmt.Sprintf("attachment-%d%s", index, extension(mediaType))
 	}
 	return name
 }
 
-// inbSafeMediaType keeps a media type only in the form mime can read back
+// safeMediaType keeps a media type only in the form mime can read back
 // (type/subtype of token characters): the lenient header reading above may
 // hand over any text, and the type reaches the ENT and the read API.
-func inbSafeMediaType(mediaType string) string {
+func safeMediaType(mediaType string) string {
 	mt, _, err := mime.ParseMediaType(mediaType)
 	if err != nil || mt != mediaType || strings.Count(mt, "/") != 1 {
 		return "application/octet-stream"
@@ -1172,10 +1172,10 @@ func inbSafeMediaType(mediaType string) string {
 	return mt
 }
 
-// inbExtension gives a stable extension for a media type: the system
+// extension gives a stable extension for a media type: the system
 // mime.types differ from one machine to another, so common types come
 // from a table of our own.
-func inbExtension(mediaType string) string {
+func extension(mediaType string) string {
 	switch mediaType {
 	case "image/png":
 		return ".png"
@@ -1220,10 +1220,10 @@ func inbExtension(mediaType string) string {
 	return ".bin"
 }
 
-// inbUnflow undoes format=flowed (RFC 3676): a line ending in a space
+// unflow undoes format=flowed (RFC 3676): a line ending in a space
 // continues on the next one; a leading space was added for stuffing.
-func inbUnflow(s string, delsp bool) string {
-	lines := strings.Split(inbNormalizeNewlines(s), "\n")
+func unflow(s string, delsp bool) string {
+	lines := strings.Split(normalizeNewlines(s), "\n")
 	var b strings.Builder
 	var cur strings.Builder
 	curQuote := -1
@@ -1271,9 +1271,9 @@ func inbUnflow(s string, delsp bool) string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// inbCleanBody drops the control characters that have no place in text
+// cleanBody drops the control characters that have no place in text
 // shown to people (NUL, escape sequences…), keeping line ends and tabs.
-func inbCleanBody(s string) string {
+func cleanBody(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\t' || r == '\r' {
 			return r
@@ -1285,7 +1285,7 @@ func inbCleanBody(s string) string {
 	}, s)
 }
 
-func inbNormalizeNewlines(s string) string {
+func normalizeNewlines(s string) string {
 	if !strings.Contains(s, "\r") {
 		return s
 	}
@@ -1293,7 +1293,7 @@ func inbNormalizeNewlines(s string) string {
 	return strings.ReplaceAll(s, "\r", "\n")
 }
 
-func inbNormalizeNewlinesBytes(b []byte) []byte {
+func normalizeNewlinesBytes(b []byte) []byte {
 	if bytes.IndexByte(b, '\r') < 0 {
 		return b
 	}
@@ -1301,8 +1301,8 @@ func inbNormalizeNewlinesBytes(b []byte) []byte {
 	return bytes.ReplaceAll(b, []byte("\r"), []byte("\n"))
 }
 
-func inbClip(s string, n int) string {
-	s = inbCleanHeader(s)
+func clip(s string, n int) string {
+	s = cleanHeader(s)
 	if len(s) <= n {
 		return s
 	}
@@ -1312,10 +1312,10 @@ func inbClip(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// inbSanitizer is the policy for HTML shown in the ENT: bluemonday's UGC
+// sanitizer is the policy for HTML shown in the ENT: bluemonday's UGC
 // policy, plus the class, id and type attributes that mark quoted text
 // (harmless, and ExtractReply needs them) and cid: image sources.
-func inbSanitizer() *bluemonday.Policy {
+func sanitizer() *bluemonday.Policy {
 	pol := bluemonday.UGCPolicy()
 	pol.AllowAttrs("class").Matching(bluemonday.SpaceSeparatedTokens).OnElements("div", "blockquote", "span", "p", "hr", "table")
 	pol.AllowAttrs("type").Matching(regexp.MustCompile(`(?i)^cite$`)).OnElements("blockquote")

@@ -200,8 +200,8 @@ func TestParseFlowed(t *testing.T) {
 		{">> deux \n> un", false, ">> deux\n> un"},
 	}
 	for _, tc := range tests {
-		if got := inbUnflow(tc.in, tc.delsp); got != tc.want {
-			t.Errorf("inbUnflow(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := unflow(tc.in, tc.delsp); got != tc.want {
+			t.Errorf("unflow(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 	in := testParseFile(t, filepath.Join("testdata", "replies", "23-thunderbird-fr-flowed.eml"))
@@ -321,8 +321,8 @@ func TestSafeFilename(t *testing.T) {
 		{strings.Repeat("é", 150) + ".pdf", "", strings.Repeat("é", 98) + ".pdf"},
 	}
 	for _, tc := range tests {
-		if got := inbSafeFilename(tc.name, tc.mediaType, 3); got != tc.want {
-			t.Errorf("inbSafeFilename(%q) = %q, want %q", tc.name, got, tc.want)
+		if got := safeFilename(tc.name, tc.mediaType, 3); got != tc.want {
+			t.Errorf("safeFilename(%q) = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
@@ -547,7 +547,7 @@ func TestParseLimits(t *testing.T) {
 
 	// The defaults apply to zero and negative fields.
 	d := DefaultParseLimits()
-	if got := (ParseLimits{MaxBytes: -1}).inbWithDefaults(); got != d {
+	if got := (ParseLimits{MaxBytes: -1}).withDefaults(); got != d {
 		t.Errorf("defaults %+v, want %+v", got, d)
 	}
 }
@@ -566,8 +566,8 @@ func TestParseMsgIDs(t *testing.T) {
 		"<x@y> (comment <z@w>)": "x@y z@w",
 	}
 	for in, want := range tests {
-		if got := strings.Join(inbMsgIDs(in), " "); got != want {
-			t.Errorf("inbMsgIDs(%q) = %q, want %q", in, got, want)
+		if got := strings.Join(msgIDs(in), " "); got != want {
+			t.Errorf("msgIDs(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

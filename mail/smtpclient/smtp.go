@@ -55,13 +55,13 @@ type Sender struct {
 	ReuseLimit int
 
 	mu      sync.Mutex
-	idle    []*smtpConn // most recently used last
+	idle    []*cachedConn // most recently used last
 	closed  bool
 	closing sync.WaitGroup // idle sessions being ended, by their timer or Close
 }
 
-// smtpConn is an open SMTP session, ready for MAIL FROM.
-type smtpConn struct {
+// cachedConn is an open SMTP session, ready for MAIL FROM.
+type cachedConn struct {
 	conn  net.Conn // the TCP connection under any TLS
 	c     *smtp.Client
 	born  time.Time
@@ -119,27 +119,27 @@ func IsTemporary(err error) bool {
 }
 
 const (
-	smtpDefaultTimeout   = 30 * time.Second
-	smtpMinSubmitTimeout = 5 * time.Minute
-	smtpDefaultHeloName  = "localhost"
-	smtpTLSStartTLS      = "starttls"
-	smtpTLSImplicit      = "implicit"
-	smtpTLSNone          = "none"
-	smtpDefaultIdleLife  = 2 * time.Second
-	smtpDefaultReuse     = 100
+	defaultTimeout   = 30 * time.Second
+	minSubmitTimeout = 5 * time.Minute
+	defaultHeloName  = "localhost"
+	tlsStartTLS      = "starttls"
+	tlsImplicit      = "implicit"
+	tlsNone          = "none"
+	defaultIdleLife  = 2 * time.Second
+	defaultReuse     = 100
 	// A connection is not reused once this old, whatever its count:
 	// Postfix's smtp_connection_reuse_time_limit.
-	smtpReuseTimeLimit = 300 * time.Second
+	reuseTimeLimit = 300 * time.Second
 	// The QUIT that closes an idle connection waits no longer than this:
 	// nothing depends on its answer.
-	smtpQuitTimeout = 5 * time.Second
+	quitTimeout = 5 * time.Second
 )
 
 func (s *Sender) timeout() time.Duration {
 	if s.Timeout > 0 {
 		return s.Timeout
 	}
-	return smtpDefaultTimeout
+	return defaultTimeout
 }
 
 // Send delivers msg: dial, TLS as configured, AUTH when a username is set,
@@ -155,14 +155,14 @@ func (s *Sender) timeout() time.Duration {
 // failure at or after DATA is returned, never retried here. A connection
 // that saw any failure is closed, never cached.
 func (s *Sender) Send(ctx context.Context, msg mail.Outgoing) error {
-	if err := smtpCheck(msg); err != nil {
+	if err := checkOutgoing(msg); err != nil {
 		return err
 	}
 	mode := strings.ToLower(strings.TrimSpace(s.TLS))
 	if mode == "" {
-		mode = smtpTLSStartTLS
+		mode = tlsStartTLS
 	}
-	if mode != smtpTLSStartTLS && mode != smtpTLSImplicit && mode != smtpTLSNone {
+	if mode != tlsStartTLS && mode != tlsImplicit && mode != tlsNone {
 		return &SendError{Stage: StageDial, Err: fmt.Errorf("unknown tls mode %q", s.TLS)}
 	}
 	host, _, err := net.SplitHostPort(s.Addr)
@@ -184,12 +184,12 @@ func (s *Sender) Send(ctx context.Context, msg mail.Outgoing) error {
 }
 
 // connect opens a new session, authenticated when a username is set.
-func (s *Sender) connect(ctx context.Context, mode, host string) (*smtpConn, error) {
+func (s *Sender) connect(ctx context.Context, mode, host string) (*cachedConn, error) {
 	timeout := s.timeout()
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", s.Addr)
 	if err != nil {
-		return nil, smtpFail(ctx, StageDial, err)
+		return nil, sendFailure(ctx, StageDial, err)
 	}
 	// go-smtp knows no context: closing the connection is what interrupts a
 	// command in flight.
@@ -199,29 +199,29 @@ func (s *Sender) connect(ctx context.Context, mode, host string) (*smtpConn, err
 	c, stage, err := s.open(ctx, conn, mode, host, timeout)
 	if err != nil {
 		conn.Close()
-		return nil, smtpFail(ctx, stage, err)
+		return nil, sendFailure(ctx, stage, err)
 	}
 	if s.Username != "" {
 		if err := s.auth(c); err != nil {
 			conn.Close()
-			return nil, smtpFail(ctx, StageAuth, err)
+			return nil, sendFailure(ctx, StageAuth, err)
 		}
 	}
-	return &smtpConn{conn: conn, c: c, born: time.Now()}, nil
+	return &cachedConn{conn: conn, c: c, born: time.Now()}, nil
 }
 
 // deliver runs one mail transaction over sc, which it then caches or
 // closes. retry reports a failure of the first command on a cached
 // connection (reused) that means the server had closed the session: the
 // mail may go again on a new connection.
-func (s *Sender) deliver(ctx context.Context, sc *smtpConn, msg mail.Outgoing, reused bool) (retry bool, err error) {
+func (s *Sender) deliver(ctx context.Context, sc *cachedConn, msg mail.Outgoing, reused bool) (retry bool, err error) {
 	stop := context.AfterFunc(ctx, func() { sc.conn.Close() })
 	fail := func(stage string, err error) error {
 		stop()
 		// The TCP connection itself: closing the TLS layer first would
 		// try a close_notify on a connection that may not be writable.
 		sc.conn.Close()
-		return smtpFail(ctx, stage, err)
+		return sendFailure(ctx, stage, err)
 	}
 	// go-smtp sets a deadline for each command and clears it after; clear
 	// here too, so that nothing from the last use of a cached connection
@@ -231,7 +231,7 @@ func (s *Sender) deliver(ctx context.Context, sc *smtpConn, msg mail.Outgoing, r
 	timeout := s.timeout()
 
 	opts := &smtp.MailOptions{Size: int64(len(msg.Raw))}
-	if !smtpASCII(msg.From) || !smtpASCII(msg.To...) {
+	if !allASCII(msg.From) || !allASCII(msg.To...) {
 		if ok, _ := c.Extension("SMTPUTF8"); !ok {
 			stop()
 			sc.conn.Close()
@@ -248,7 +248,7 @@ func (s *Sender) deliver(ctx context.Context, sc *smtpConn, msg mail.Outgoing, r
 	// transaction ended with the server taking the mail are cached, and
 	// the session is then ready for the next MAIL FROM.
 	if err := c.Mail(msg.From, opts); err != nil {
-		return reused && ctx.Err() == nil && smtpDropped(err), fail(StageMail, err)
+		return reused && ctx.Err() == nil && dropped(err), fail(StageMail, err)
 	}
 	for _, to := range msg.To {
 		if err := c.Rcpt(to, nil); err != nil {
@@ -261,7 +261,7 @@ func (s *Sender) deliver(ctx context.Context, sc *smtpConn, msg mail.Outgoing, r
 	}
 	// Writing the body has no deadline of its own in go-smtp: a server
 	// that stops reading would block it.
-	_ = sc.conn.SetWriteDeadline(time.Now().Add(max(timeout, smtpMinSubmitTimeout)))
+	_ = sc.conn.SetWriteDeadline(time.Now().Add(max(timeout, minSubmitTimeout)))
 	if _, err := w.Write(msg.Raw); err != nil {
 		return false, fail(StageData, err)
 	}
@@ -284,12 +284,12 @@ func (s *Sender) deliver(ctx context.Context, sc *smtpConn, msg mail.Outgoing, r
 	return false, nil
 }
 
-// smtpDropped reports whether err, on the first command of a cached
+// dropped reports whether err, on the first command of a cached
 // connection, says that the server had ended the session while it was
 // idle: the connection was closed or reset, or the server answered 421
 // (closing). A timeout is not such a sign: the server is there but slow,
 // and waiting for it a second time would not help.
-func smtpDropped(err error) bool {
+func dropped(err error) bool {
 	var smtpErr *smtp.SMTPError
 	if errors.As(err, &smtpErr) {
 		return smtpErr.Code == 421
@@ -306,18 +306,18 @@ func (s *Sender) idleTimeout() time.Duration {
 	if s.IdleTimeout > 0 {
 		return s.IdleTimeout
 	}
-	return smtpDefaultIdleLife
+	return defaultIdleLife
 }
 
 func (s *Sender) reuseLimit() int {
 	if s.ReuseLimit > 0 {
 		return s.ReuseLimit
 	}
-	return smtpDefaultReuse
+	return defaultReuse
 }
 
 // takeIdle returns the most recently used idle connection, or nil.
-func (s *Sender) takeIdle() *smtpConn {
+func (s *Sender) takeIdle() *cachedConn {
 	if s.MaxIdle <= 0 {
 		return nil
 	}
@@ -337,8 +337,8 @@ func (s *Sender) takeIdle() *smtpConn {
 
 // putIdle caches sc, unless it has carried enough mail, the cache is full
 // or closed. It reports whether it kept sc.
-func (s *Sender) putIdle(sc *smtpConn) bool {
-	if sc.uses >= s.reuseLimit() || time.Since(sc.born) >= smtpReuseTimeLimit {
+func (s *Sender) putIdle(sc *cachedConn) bool {
+	if sc.uses >= s.reuseLimit() || time.Since(sc.born) >= reuseTimeLimit {
 		return false
 	}
 	s.mu.Lock()
@@ -358,7 +358,7 @@ func (s *Sender) putIdle(sc *smtpConn) bool {
 // expire closes sc if it is still idle. Whoever removes a connection from
 // the idle list, under the lock, owns it: a Send that took sc first keeps
 // it.
-func (s *Sender) expire(sc *smtpConn) {
+func (s *Sender) expire(sc *cachedConn) {
 	s.mu.Lock()
 	i := slices.Index(s.idle, sc)
 	if i < 0 {
@@ -374,8 +374,8 @@ func (s *Sender) expire(sc *smtpConn) {
 
 // goodbye ends an idle session politely: QUIT, with a short wait, then
 // close.
-func (s *Sender) goodbye(sc *smtpConn) {
-	sc.c.CommandTimeout = min(s.timeout(), smtpQuitTimeout)
+func (s *Sender) goodbye(sc *cachedConn) {
+	sc.c.CommandTimeout = min(s.timeout(), quitTimeout)
 	_ = sc.c.Quit()
 	sc.c.Close()
 }
@@ -409,14 +409,14 @@ func (s *Sender) Close() error {
 func (s *Sender) open(ctx context.Context, conn net.Conn, mode, host string, timeout time.Duration) (*smtp.Client, string, error) {
 	helo := s.HeloName
 	if helo == "" {
-		helo = smtpDefaultHeloName
+		helo = defaultHeloName
 	}
 	cfg := &tls.Config{ServerName: host, RootCAs: s.RootCAs, MinVersion: tls.VersionTLS12}
 
 	var c *smtp.Client
 	stage := StageDial
 	switch mode {
-	case smtpTLSImplicit:
+	case tlsImplicit:
 		tc := tls.Client(conn, cfg)
 		hctx, cancel := context.WithTimeout(ctx, timeout)
 		err := tc.HandshakeContext(hctx)
@@ -425,7 +425,7 @@ func (s *Sender) open(ctx context.Context, conn net.Conn, mode, host string, tim
 			return nil, StageTLS, err
 		}
 		c = smtp.NewClient(tc)
-	case smtpTLSStartTLS:
+	case tlsStartTLS:
 		// NewClientStartTLS reads the greeting, says EHLO and STARTTLS
 		// before the client's timeouts can be set: bound that phase here.
 		pctx, cancel := context.WithTimeout(ctx, timeout)
@@ -452,7 +452,7 @@ func (s *Sender) open(ctx context.Context, conn net.Conn, mode, host string, tim
 		c = smtp.NewClient(conn)
 	}
 	c.CommandTimeout = timeout
-	c.SubmissionTimeout = max(timeout, smtpMinSubmitTimeout)
+	c.SubmissionTimeout = max(timeout, minSubmitTimeout)
 	if err := c.Hello(helo); err != nil {
 		c.Close()
 		return nil, stage, err
@@ -467,7 +467,7 @@ func (s *Sender) auth(c *smtp.Client) error {
 	case c.SupportsAuth(sasl.Plain):
 		a = sasl.NewPlainClient("", s.Username, s.Password)
 	case c.SupportsAuth(sasl.Login):
-		a = &smtpLoginClient{username: s.Username, password: s.Password}
+		a = &loginClient{username: s.Username, password: s.Password}
 	default:
 		_, mechs := c.Extension("AUTH")
 		return fmt.Errorf("server offers neither AUTH PLAIN nor LOGIN (offers %q)", mechs)
@@ -475,19 +475,19 @@ func (s *Sender) auth(c *smtp.Client) error {
 	return c.Auth(a)
 }
 
-// smtpLoginClient is SASL LOGIN that answers the prompts by what they ask:
+// loginClient is SASL LOGIN that answers the prompts by what they ask:
 // go-sasl's client requires the exact challenge "Password:", which not every
 // server sends.
-type smtpLoginClient struct {
+type loginClient struct {
 	username, password string
 	step               int
 }
 
-func (a *smtpLoginClient) Start() (string, []byte, error) {
+func (a *loginClient) Start() (string, []byte, error) {
 	return sasl.Login, nil, nil
 }
 
-func (a *smtpLoginClient) Next(challenge []byte) ([]byte, error) {
+func (a *loginClient) Next(challenge []byte) ([]byte, error) {
 	a.step++
 	prompt := bytes.ToLower(challenge)
 	switch {
@@ -504,8 +504,8 @@ func (a *smtpLoginClient) Next(challenge []byte) ([]byte, error) {
 	}
 }
 
-// smtpCheck refuses, as permanent, a message that no server could take.
-func smtpCheck(msg mail.Outgoing) error {
+// checkOutgoing refuses, as permanent, a message that no server could take.
+func checkOutgoing(msg mail.Outgoing) error {
 	if strings.ContainsAny(msg.From, "\r\n<> ") {
 		return &SendError{Stage: StageMail, Err: fmt.Errorf("invalid sender %q", msg.From)}
 	}
@@ -523,10 +523,10 @@ func smtpCheck(msg mail.Outgoing) error {
 	return nil
 }
 
-// smtpFail wraps err into a SendError: a 5xx reply is permanent, anything
+// sendFailure wraps err into a SendError: a 5xx reply is permanent, anything
 // else temporary. When ctx ended, its error is kept in the chain since the
 // closed connection is what the caller would otherwise see.
-func smtpFail(ctx context.Context, stage string, err error) error {
+func sendFailure(ctx context.Context, stage string, err error) error {
 	se := &SendError{Temporary: true, Stage: stage, Err: err}
 	var smtpErr *smtp.SMTPError
 	if errors.As(err, &smtpErr) {
@@ -538,7 +538,7 @@ func smtpFail(ctx context.Context, stage string, err error) error {
 	return se
 }
 
-func smtpASCII(ss ...string) bool {
+func allASCII(ss ...string) bool {
 	for _, s := range ss {
 		for i := 0; i < len(s); i++ {
 			if s[i] >= 0x80 {

@@ -31,11 +31,11 @@ import (
 	"supportbridge/mail/mailtest"
 )
 
-// smtpTestBackend is an in-process desk: it records what it receives and
+// testBackend is an in-process desk: it records what it receives and
 // fails on demand.
-type smtpTestBackend struct {
+type testBackend struct {
 	mu       sync.Mutex
-	received []smtpTestMail
+	received []testMail
 	helos    []string
 
 	user, pass    string   // accepted credentials
@@ -57,17 +57,17 @@ type smtpTestBackend struct {
 	live                              []net.Conn
 }
 
-type smtpTestCounts struct{ conns, closed, mailCmds, dataCmds int }
+type testCounts struct{ conns, closed, mailCmds, dataCmds int }
 
-func (be *smtpTestBackend) counts() smtpTestCounts {
+func (be *testBackend) counts() testCounts {
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	return smtpTestCounts{be.conns, be.closed, be.mailCmds, be.dataCmds}
+	return testCounts{be.conns, be.closed, be.mailCmds, be.dataCmds}
 }
 
 // dropAll closes every connection without a word, as a server that drops
 // idle clients does.
-func (be *smtpTestBackend) dropAll() {
+func (be *testBackend) dropAll() {
 	be.mu.Lock()
 	live := append([]net.Conn(nil), be.live...)
 	be.mu.Unlock()
@@ -77,7 +77,7 @@ func (be *smtpTestBackend) dropAll() {
 }
 
 // waitClosed waits until n connections have been closed.
-func (be *smtpTestBackend) waitClosed(t *testing.T, n int) {
+func (be *testBackend) waitClosed(t *testing.T, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); be.counts().closed < n; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -86,14 +86,14 @@ func (be *smtpTestBackend) waitClosed(t *testing.T, n int) {
 	}
 }
 
-// smtpCountingListener counts the connections it accepts, and their close
+// countingListener counts the connections it accepts, and their close
 // by either side, into a backend.
-type smtpCountingListener struct {
+type countingListener struct {
 	net.Listener
-	be *smtpTestBackend
+	be *testBackend
 }
 
-func (l smtpCountingListener) Accept() (net.Conn, error) {
+func (l countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
@@ -102,16 +102,16 @@ func (l smtpCountingListener) Accept() (net.Conn, error) {
 	defer l.be.mu.Unlock()
 	l.be.conns++
 	l.be.live = append(l.be.live, c)
-	return &smtpCountedConn{Conn: c, be: l.be}, nil
+	return &countedConn{Conn: c, be: l.be}, nil
 }
 
-type smtpCountedConn struct {
+type countedConn struct {
 	net.Conn
-	be   *smtpTestBackend
+	be   *testBackend
 	once sync.Once
 }
 
-func (c *smtpCountedConn) Close() error {
+func (c *countedConn) Close() error {
 	c.once.Do(func() {
 		c.be.mu.Lock()
 		c.be.closed++
@@ -120,36 +120,36 @@ func (c *smtpCountedConn) Close() error {
 	return c.Conn.Close()
 }
 
-type smtpTestMail struct {
+type testMail struct {
 	from, user string
 	to         []string
 	data       []byte
 	tls        bool
 }
 
-func (be *smtpTestBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+func (be *testBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	be.mu.Lock()
 	be.helos = append(be.helos, c.Hostname())
 	be.mu.Unlock()
-	return &smtpTestSession{be: be, conn: c}, nil
+	return &testSession{be: be, conn: c}, nil
 }
 
-func (be *smtpTestBackend) mails() []smtpTestMail {
+func (be *testBackend) mails() []testMail {
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	return append([]smtpTestMail(nil), be.received...)
+	return append([]testMail(nil), be.received...)
 }
 
-type smtpTestSession struct {
-	be   *smtpTestBackend
+type testSession struct {
+	be   *testBackend
 	conn *smtp.Conn
 	user string
-	mail smtpTestMail
+	mail testMail
 }
 
-func (s *smtpTestSession) AuthMechanisms() []string { return s.be.mechs }
+func (s *testSession) AuthMechanisms() []string { return s.be.mechs }
 
-func (s *smtpTestSession) Auth(mech string) (sasl.Server, error) {
+func (s *testSession) Auth(mech string) (sasl.Server, error) {
 	check := func(user, pass string) error {
 		if user != s.be.user || pass != s.be.pass {
 			return smtp.ErrAuthFailed
@@ -161,12 +161,12 @@ func (s *smtpTestSession) Auth(mech string) (sasl.Server, error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(_, user, pass string) error { return check(user, pass) }), nil
 	case sasl.Login:
-		return &smtpTestLoginServer{check: check}, nil
+		return &testLoginServer{check: check}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
-func (s *smtpTestSession) Mail(from string, _ *smtp.MailOptions) error {
+func (s *testSession) Mail(from string, _ *smtp.MailOptions) error {
 	if s.be.requireAuth && s.user == "" {
 		return smtp.ErrAuthRequired
 	}
@@ -183,11 +183,11 @@ func (s *smtpTestSession) Mail(from string, _ *smtp.MailOptions) error {
 		}
 	}
 	_, isTLS := s.conn.TLSConnectionState()
-	s.mail = smtpTestMail{from: from, user: s.user, tls: isTLS}
+	s.mail = testMail{from: from, user: s.user, tls: isTLS}
 	return nil
 }
 
-func (s *smtpTestSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (s *testSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if s.be.failRcpt != nil {
 		return s.be.failRcpt
 	}
@@ -195,7 +195,7 @@ func (s *smtpTestSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-func (s *smtpTestSession) Data(r io.Reader) error {
+func (s *testSession) Data(r io.Reader) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -226,18 +226,18 @@ func (s *smtpTestSession) Data(r io.Reader) error {
 	return nil
 }
 
-func (s *smtpTestSession) Reset()        { s.mail = smtpTestMail{} }
-func (s *smtpTestSession) Logout() error { return nil }
+func (s *testSession) Reset()        { s.mail = testMail{} }
+func (s *testSession) Logout() error { return nil }
 
-// smtpTestLoginServer is the server side of SASL LOGIN (go-sasl has only the
+// testLoginServer is the server side of SASL LOGIN (go-sasl has only the
 // client), with the usual "Username:" / "Password:" prompts.
-type smtpTestLoginServer struct {
+type testLoginServer struct {
 	check func(user, pass string) error
 	user  string
 	step  int
 }
 
-func (a *smtpTestLoginServer) Next(response []byte) ([]byte, bool, error) {
+func (a *testLoginServer) Next(response []byte) ([]byte, bool, error) {
 	a.step++
 	switch a.step {
 	case 1:
@@ -256,7 +256,7 @@ func (a *smtpTestLoginServer) Next(response []byte) ([]byte, bool, error) {
 	return nil, false, errors.New("unexpected response")
 }
 
-type smtpServerOpts struct {
+type serverOpts struct {
 	tls          *tls.Config // offered by STARTTLS
 	implicitTLS  *tls.Config // the listener is TLS
 	insecureAuth bool
@@ -265,13 +265,13 @@ type smtpServerOpts struct {
 	readTimeout  time.Duration // how long the server waits for a command; 0 means 10 s
 }
 
-func smtpStartServer(t *testing.T, be *smtpTestBackend, o smtpServerOpts) string {
+func startServer(t *testing.T, be *testBackend, o serverOpts) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln = smtpCountingListener{Listener: ln, be: be}
+	ln = countingListener{Listener: ln, be: be}
 	if o.implicitTLS != nil {
 		ln = tls.NewListener(ln, o.implicitTLS)
 	}
@@ -296,9 +296,9 @@ func smtpStartServer(t *testing.T, be *smtpTestBackend, o smtpServerOpts) string
 	return ln.Addr().String()
 }
 
-// smtpTestCert is a self-signed certificate for 127.0.0.1 and the pool that
+// testCert is a self-signed certificate for 127.0.0.1 and the pool that
 // trusts it.
-func smtpTestCert(t *testing.T) (*tls.Config, *x509.CertPool) {
+func testCert(t *testing.T) (*tls.Config, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -327,11 +327,11 @@ func smtpTestCert(t *testing.T) (*tls.Config, *x509.CertPool) {
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
 }
 
-// smtpTestMessage is a real escalation, so that the bytes on the wire are
+// testMessage is a real escalation, so that the bytes on the wire are
 // what production sends: the composer's French test escalation with its
 // first two attachments, written once to testdata/escalation_fr.eml (the
 // composer is in package compose, which imports this one).
-func smtpTestMessage(t *testing.T) mail.Outgoing {
+func testMessage(t *testing.T) mail.Outgoing {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", "escalation_fr.eml"))
 	if err != nil {
@@ -345,7 +345,7 @@ func smtpTestMessage(t *testing.T) mail.Outgoing {
 	}
 }
 
-func smtpWantSendError(t *testing.T, err error, temporary bool, code int, stage string) *SendError {
+func wantSendError(t *testing.T, err error, temporary bool, code int, stage string) *SendError {
 	t.Helper()
 	var se *SendError
 	if !errors.As(err, &se) {
@@ -362,9 +362,9 @@ func smtpWantSendError(t *testing.T, err error, temporary bool, code int, stage 
 }
 
 func TestSendSuccess(t *testing.T) {
-	be := &smtpTestBackend{}
-	addr := smtpStartServer(t, be, smtpServerOpts{})
-	msg := smtpTestMessage(t)
+	be := &testBackend{}
+	addr := startServer(t, be, serverOpts{})
+	msg := testMessage(t)
 	s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, HeloName: "bridge.ent.example"}
 	if err := s.Send(context.Background(), msg); err != nil {
 		t.Fatal(err)
@@ -389,8 +389,8 @@ func TestSendSuccess(t *testing.T) {
 }
 
 func TestSendDotStuffing(t *testing.T) {
-	be := &smtpTestBackend{}
-	addr := smtpStartServer(t, be, smtpServerOpts{})
+	be := &testBackend{}
+	addr := startServer(t, be, serverOpts{})
 	raw := []byte("Subject: x\r\n\r\n.\r\n..\r\n.leading dot\r\nend\r\n")
 	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), mail.Outgoing{From: "a@b.test", To: []string{"c@d.test"}, Raw: raw})
 	if err != nil {
@@ -420,10 +420,10 @@ func TestSendAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			be := &smtpTestBackend{user: "bridge", pass: "s3cret", mechs: tt.mechs, requireAuth: true}
-			addr := smtpStartServer(t, be, smtpServerOpts{insecureAuth: true})
+			be := &testBackend{user: "bridge", pass: "s3cret", mechs: tt.mechs, requireAuth: true}
+			addr := startServer(t, be, serverOpts{insecureAuth: true})
 			s := &Sender{Addr: addr, TLS: "none", Username: tt.user, Password: tt.pass, Timeout: 5 * time.Second}
-			err := s.Send(context.Background(), smtpTestMessage(t))
+			err := s.Send(context.Background(), testMessage(t))
 			if !tt.wantErr {
 				if err != nil {
 					t.Fatal(err)
@@ -433,7 +433,7 @@ func TestSendAuth(t *testing.T) {
 				}
 				return
 			}
-			se := smtpWantSendError(t, err, tt.temporary, tt.code, StageAuth)
+			se := wantSendError(t, err, tt.temporary, tt.code, StageAuth)
 			if strings.Contains(se.Error(), tt.pass) {
 				t.Error("password in the error")
 			}
@@ -444,22 +444,22 @@ func TestSendAuth(t *testing.T) {
 	}
 	// Without a username the bridge does not authenticate, and a server
 	// that wants it says so permanently at MAIL.
-	be := &smtpTestBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: true}
-	addr := smtpStartServer(t, be, smtpServerOpts{insecureAuth: true})
-	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), smtpTestMessage(t))
-	smtpWantSendError(t, err, false, 502, StageMail)
+	be := &testBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: true}
+	addr := startServer(t, be, serverOpts{insecureAuth: true})
+	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), testMessage(t))
+	wantSendError(t, err, false, 502, StageMail)
 }
 
 func TestSendTLS(t *testing.T) {
-	serverTLS, pool := smtpTestCert(t)
-	_, otherPool := smtpTestCert(t)
+	serverTLS, pool := testCert(t)
+	_, otherPool := testCert(t)
 
 	t.Run("starttls with auth", func(t *testing.T) {
-		be := &smtpTestBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: true}
+		be := &testBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: true}
 		// No insecure auth: AUTH is only offered once TLS is up.
-		addr := smtpStartServer(t, be, smtpServerOpts{tls: serverTLS})
+		addr := startServer(t, be, serverOpts{tls: serverTLS})
 		s := &Sender{Addr: addr, TLS: "starttls", Username: "bridge", Password: "s3cret", RootCAs: pool, Timeout: 5 * time.Second, HeloName: "bridge.test"}
-		if err := s.Send(context.Background(), smtpTestMessage(t)); err != nil {
+		if err := s.Send(context.Background(), testMessage(t)); err != nil {
 			t.Fatal(err)
 		}
 		if got := be.mails(); len(got) != 1 || !got[0].tls || got[0].user != "bridge" {
@@ -467,9 +467,9 @@ func TestSendTLS(t *testing.T) {
 		}
 	})
 	t.Run("default mode is starttls", func(t *testing.T) {
-		be := &smtpTestBackend{}
-		addr := smtpStartServer(t, be, smtpServerOpts{tls: serverTLS})
-		if err := (&Sender{Addr: addr, RootCAs: pool}).Send(context.Background(), smtpTestMessage(t)); err != nil {
+		be := &testBackend{}
+		addr := startServer(t, be, serverOpts{tls: serverTLS})
+		if err := (&Sender{Addr: addr, RootCAs: pool}).Send(context.Background(), testMessage(t)); err != nil {
 			t.Fatal(err)
 		}
 		if got := be.mails(); len(got) != 1 || !got[0].tls {
@@ -477,10 +477,10 @@ func TestSendTLS(t *testing.T) {
 		}
 	})
 	t.Run("implicit", func(t *testing.T) {
-		be := &smtpTestBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: true}
-		addr := smtpStartServer(t, be, smtpServerOpts{implicitTLS: serverTLS})
+		be := &testBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: true}
+		addr := startServer(t, be, serverOpts{implicitTLS: serverTLS})
 		s := &Sender{Addr: addr, TLS: "implicit", Username: "bridge", Password: "s3cret", RootCAs: pool, Timeout: 5 * time.Second}
-		if err := s.Send(context.Background(), smtpTestMessage(t)); err != nil {
+		if err := s.Send(context.Background(), testMessage(t)); err != nil {
 			t.Fatal(err)
 		}
 		if got := be.mails(); len(got) != 1 || !got[0].tls {
@@ -488,10 +488,10 @@ func TestSendTLS(t *testing.T) {
 		}
 	})
 	t.Run("starttls untrusted certificate", func(t *testing.T) {
-		be := &smtpTestBackend{}
-		addr := smtpStartServer(t, be, smtpServerOpts{tls: serverTLS})
-		err := (&Sender{Addr: addr, TLS: "starttls", RootCAs: otherPool, Timeout: 5 * time.Second}).Send(context.Background(), smtpTestMessage(t))
-		se := smtpWantSendError(t, err, true, 0, StageTLS)
+		be := &testBackend{}
+		addr := startServer(t, be, serverOpts{tls: serverTLS})
+		err := (&Sender{Addr: addr, TLS: "starttls", RootCAs: otherPool, Timeout: 5 * time.Second}).Send(context.Background(), testMessage(t))
+		se := wantSendError(t, err, true, 0, StageTLS)
 		var uerr x509.UnknownAuthorityError
 		if !errors.As(se, &uerr) {
 			t.Errorf("error %v; want the certificate verification error", se.Err)
@@ -501,15 +501,15 @@ func TestSendTLS(t *testing.T) {
 		}
 	})
 	t.Run("implicit untrusted certificate", func(t *testing.T) {
-		addr := smtpStartServer(t, &smtpTestBackend{}, smtpServerOpts{implicitTLS: serverTLS})
-		err := (&Sender{Addr: addr, TLS: "implicit", RootCAs: otherPool, Timeout: 5 * time.Second}).Send(context.Background(), smtpTestMessage(t))
-		smtpWantSendError(t, err, true, 0, StageTLS)
+		addr := startServer(t, &testBackend{}, serverOpts{implicitTLS: serverTLS})
+		err := (&Sender{Addr: addr, TLS: "implicit", RootCAs: otherPool, Timeout: 5 * time.Second}).Send(context.Background(), testMessage(t))
+		wantSendError(t, err, true, 0, StageTLS)
 	})
 	t.Run("server without starttls", func(t *testing.T) {
-		be := &smtpTestBackend{}
-		addr := smtpStartServer(t, be, smtpServerOpts{})
-		err := (&Sender{Addr: addr, TLS: "starttls", RootCAs: pool, Timeout: 5 * time.Second}).Send(context.Background(), smtpTestMessage(t))
-		smtpWantSendError(t, err, true, 0, StageTLS)
+		be := &testBackend{}
+		addr := startServer(t, be, serverOpts{})
+		err := (&Sender{Addr: addr, TLS: "starttls", RootCAs: pool, Timeout: 5 * time.Second}).Send(context.Background(), testMessage(t))
+		wantSendError(t, err, true, 0, StageTLS)
 		if len(be.mails()) != 0 {
 			t.Error("mail sent in clear")
 		}
@@ -519,34 +519,34 @@ func TestSendTLS(t *testing.T) {
 func TestSendServerReplies(t *testing.T) {
 	tests := []struct {
 		name      string
-		be        *smtpTestBackend
+		be        *testBackend
 		temporary bool
 		code      int
 		stage     string
 	}{
-		{"421 on MAIL", &smtpTestBackend{failMail: &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"}}, true, 421, StageMail},
-		{"451 on DATA", &smtpTestBackend{failData: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}, true, 451, StageData},
-		{"550 on RCPT", &smtpTestBackend{failRcpt: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}, false, 550, StageRcpt},
-		{"452 on RCPT", &smtpTestBackend{failRcpt: &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}}, true, 452, StageRcpt},
-		{"554 on DATA", &smtpTestBackend{failData: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "spam"}}, false, 554, StageData},
-		{"dropped after DATA", &smtpTestBackend{dropAfterData: true}, true, 0, StageData},
+		{"421 on MAIL", &testBackend{failMail: &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"}}, true, 421, StageMail},
+		{"451 on DATA", &testBackend{failData: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}, true, 451, StageData},
+		{"550 on RCPT", &testBackend{failRcpt: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}, false, 550, StageRcpt},
+		{"452 on RCPT", &testBackend{failRcpt: &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}}, true, 452, StageRcpt},
+		{"554 on DATA", &testBackend{failData: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "spam"}}, false, 554, StageData},
+		{"dropped after DATA", &testBackend{dropAfterData: true}, true, 0, StageData},
 	}
 	for _, tt := range tests {
 		// With the cache on, a new connection fails the same way, and is
 		// not kept.
 		for _, maxIdle := range []int{0, 1} {
 			t.Run(fmt.Sprintf("%s/max idle %d", tt.name, maxIdle), func(t *testing.T) {
-				be := &smtpTestBackend{failMail: tt.be.failMail, failRcpt: tt.be.failRcpt, failData: tt.be.failData,
+				be := &testBackend{failMail: tt.be.failMail, failRcpt: tt.be.failRcpt, failData: tt.be.failData,
 					dropAfterData: tt.be.dropAfterData}
-				addr := smtpStartServer(t, be, smtpServerOpts{})
+				addr := startServer(t, be, serverOpts{})
 				s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: maxIdle}
 				defer s.Close()
-				err := s.Send(context.Background(), smtpTestMessage(t))
-				smtpWantSendError(t, err, tt.temporary, tt.code, tt.stage)
+				err := s.Send(context.Background(), testMessage(t))
+				wantSendError(t, err, tt.temporary, tt.code, tt.stage)
 				if len(be.mails()) != 0 {
 					t.Error("mail recorded as received")
 				}
-				if n := smtpIdleCount(s); n != 0 {
+				if n := idleCount(s); n != 0 {
 					t.Errorf("%d connections cached after a failure", n)
 				}
 				if c := be.counts(); c.conns != 1 {
@@ -558,20 +558,20 @@ func TestSendServerReplies(t *testing.T) {
 }
 
 func TestSendTooLarge(t *testing.T) {
-	be := &smtpTestBackend{}
-	addr := smtpStartServer(t, be, smtpServerOpts{maxBytes: 1000})
-	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), smtpTestMessage(t))
-	smtpWantSendError(t, err, false, 0, StageMail)
+	be := &testBackend{}
+	addr := startServer(t, be, serverOpts{maxBytes: 1000})
+	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), testMessage(t))
+	wantSendError(t, err, false, 0, StageMail)
 }
 
 func TestSendUTF8Addresses(t *testing.T) {
 	msg := mail.Outgoing{From: "assistance@ent.example", To: []string{"élise@desk.example"}, Raw: []byte("Subject: x\r\n\r\nx\r\n")}
-	addr := smtpStartServer(t, &smtpTestBackend{}, smtpServerOpts{})
+	addr := startServer(t, &testBackend{}, serverOpts{})
 	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), msg)
-	smtpWantSendError(t, err, false, 0, StageMail)
+	wantSendError(t, err, false, 0, StageMail)
 
-	be := &smtpTestBackend{}
-	addr = smtpStartServer(t, be, smtpServerOpts{utf8: true})
+	be := &testBackend{}
+	addr = startServer(t, be, serverOpts{utf8: true})
 	if err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
@@ -587,12 +587,12 @@ func TestSendServerDown(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	err = (&Sender{Addr: addr, TLS: "none", Timeout: 2 * time.Second}).Send(context.Background(), smtpTestMessage(t))
-	smtpWantSendError(t, err, true, 0, StageDial)
+	err = (&Sender{Addr: addr, TLS: "none", Timeout: 2 * time.Second}).Send(context.Background(), testMessage(t))
+	wantSendError(t, err, true, 0, StageDial)
 }
 
-// smtpHungServer accepts connections and says nothing.
-func smtpHungServer(t *testing.T) string {
+// hungServer accepts connections and says nothing.
+func hungServer(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -629,10 +629,10 @@ func TestSendContextCancel(t *testing.T) {
 		addr  func(t *testing.T) string
 		stage string
 	}{
-		{"hung greeting", "none", smtpHungServer, StageDial},
-		{"hung greeting before starttls", "starttls", smtpHungServer, StageTLS},
+		{"hung greeting", "none", hungServer, StageDial},
+		{"hung greeting before starttls", "starttls", hungServer, StageTLS},
 		{"hung after data", "none", func(t *testing.T) string {
-			return smtpStartServer(t, &smtpTestBackend{block: make(chan struct{})}, smtpServerOpts{})
+			return startServer(t, &testBackend{block: make(chan struct{})}, serverOpts{})
 		}, StageData},
 	}
 	for _, tt := range tests {
@@ -642,11 +642,11 @@ func TestSendContextCancel(t *testing.T) {
 			defer cancel()
 			start := time.Now()
 			// The sender's own timeout is long: only the context can stop it.
-			err := (&Sender{Addr: addr, TLS: tt.tls, Timeout: time.Minute}).Send(ctx, smtpTestMessage(t))
+			err := (&Sender{Addr: addr, TLS: tt.tls, Timeout: time.Minute}).Send(ctx, testMessage(t))
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("Send returned after %v", d)
 			}
-			smtpWantSendError(t, err, true, 0, tt.stage)
+			wantSendError(t, err, true, 0, tt.stage)
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("error %v does not say the context ended", err)
 			}
@@ -655,8 +655,8 @@ func TestSendContextCancel(t *testing.T) {
 	t.Run("already cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		err := (&Sender{Addr: smtpHungServer(t), TLS: "none"}).Send(ctx, smtpTestMessage(t))
-		smtpWantSendError(t, err, true, 0, StageDial)
+		err := (&Sender{Addr: hungServer(t), TLS: "none"}).Send(ctx, testMessage(t))
+		wantSendError(t, err, true, 0, StageDial)
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("error %v", err)
 		}
@@ -667,7 +667,7 @@ func TestSendTimeout(t *testing.T) {
 	for _, mode := range []string{"none", "starttls", "implicit"} {
 		t.Run(mode, func(t *testing.T) {
 			start := time.Now()
-			err := (&Sender{Addr: smtpHungServer(t), TLS: mode, Timeout: 300 * time.Millisecond}).Send(context.Background(), smtpTestMessage(t))
+			err := (&Sender{Addr: hungServer(t), TLS: mode, Timeout: 300 * time.Millisecond}).Send(context.Background(), testMessage(t))
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("Send returned after %v", d)
 			}
@@ -678,9 +678,9 @@ func TestSendTimeout(t *testing.T) {
 	}
 }
 
-// smtpScriptedServer answers one session by hand: a normal dialogue up to
+// scriptedServer answers one session by hand: a normal dialogue up to
 // the final 250, then it hangs up when QUIT comes.
-func smtpScriptedServer(t *testing.T) (string, <-chan []byte) {
+func scriptedServer(t *testing.T) (string, <-chan []byte) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -731,8 +731,8 @@ func smtpScriptedServer(t *testing.T) (string, <-chan []byte) {
 }
 
 func TestSendQuitFailureIsSuccess(t *testing.T) {
-	addr, got := smtpScriptedServer(t)
-	msg := smtpTestMessage(t)
+	addr, got := scriptedServer(t)
+	msg := testMessage(t)
 	if err := (&Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second}).Send(context.Background(), msg); err != nil {
 		t.Fatalf("Send: %v; the server had accepted the mail", err)
 	}
@@ -743,7 +743,7 @@ func TestSendQuitFailureIsSuccess(t *testing.T) {
 
 func TestSendRefusesBadInput(t *testing.T) {
 	good := mail.Outgoing{From: "a@b.test", To: []string{"c@d.test"}, Raw: []byte("Subject: x\r\n\r\nx\r\n")}
-	addr := smtpHungServer(t) // never reached: every case fails before
+	addr := hungServer(t) // never reached: every case fails before
 	tests := []struct {
 		name   string
 		sender *Sender
@@ -763,7 +763,7 @@ func TestSendRefusesBadInput(t *testing.T) {
 			tt.edit(&msg)
 			start := time.Now()
 			err := tt.sender.Send(context.Background(), msg)
-			smtpWantSendError(t, err, false, 0, tt.stage)
+			wantSendError(t, err, false, 0, tt.stage)
 			if time.Since(start) > time.Second {
 				t.Error("bad input went to the network")
 			}
@@ -799,7 +799,7 @@ func TestIsTemporary(t *testing.T) {
 
 func TestSendLoginClientPrompts(t *testing.T) {
 	for _, prompts := range [][2]string{{"Username:", "Password:"}, {"username:", "password:"}, {"", ""}, {"VXNlcg==", "UGFzcw=="}} {
-		a := &smtpLoginClient{username: "u", password: "p"}
+		a := &loginClient{username: "u", password: "p"}
 		mech, ir, err := a.Start()
 		if mech != "LOGIN" || ir != nil || err != nil {
 			t.Fatalf("Start = %q %q %v", mech, ir, err)
@@ -815,10 +815,10 @@ func TestSendLoginClientPrompts(t *testing.T) {
 	}
 }
 
-// smtpStartSink runs Postfix's smtp-sink on a free loopback port with extra
+// startSink runs Postfix's smtp-sink on a free loopback port with extra
 // flags, dumping each mail it takes into a directory. It skips when the
 // binary is missing, unless SUPPORTBRIDGE_REQUIRE_SERVERS=1.
-func smtpStartSink(t *testing.T, flags ...string) (addr, dumpDir string) {
+func startSink(t *testing.T, flags ...string) (addr, dumpDir string) {
 	t.Helper()
 	bin, err := exec.LookPath("smtp-sink")
 	if err != nil {
@@ -874,10 +874,10 @@ func smtpStartSink(t *testing.T, flags ...string) (addr, dumpDir string) {
 }
 
 func TestSendPostfixSmtpSink(t *testing.T) {
-	msg := smtpTestMessage(t)
+	msg := testMessage(t)
 
 	t.Run("accepted", func(t *testing.T) {
-		addr, dir := smtpStartSink(t)
+		addr, dir := startSink(t)
 		if err := (&Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, HeloName: "bridge.test"}).Send(context.Background(), msg); err != nil {
 			t.Fatal(err)
 		}
@@ -916,7 +916,7 @@ func TestSendPostfixSmtpSink(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, _ := smtpStartSink(t, tt.flags...)
+			addr, _ := startSink(t, tt.flags...)
 			err := (&Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second}).Send(context.Background(), msg)
 			var se *SendError
 			if !errors.As(err, &se) {
@@ -932,16 +932,16 @@ func TestSendPostfixSmtpSink(t *testing.T) {
 	}
 }
 
-// smtpIdleCount is how many connections s keeps idle.
-func smtpIdleCount(s *Sender) int {
+// idleCount is how many connections s keeps idle.
+func idleCount(s *Sender) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.idle)
 }
 
-// smtpNumbered returns n copies of msg told apart by a header, so that a
+// numbered returns n copies of msg told apart by a header, so that a
 // mail delivered twice, lost or mixed up shows.
-func smtpNumbered(msg mail.Outgoing, n int) []mail.Outgoing {
+func numbered(msg mail.Outgoing, n int) []mail.Outgoing {
 	out := make([]mail.Outgoing, n)
 	for i := range out {
 		out[i] = msg
@@ -950,9 +950,9 @@ func smtpNumbered(msg mail.Outgoing, n int) []mail.Outgoing {
 	return out
 }
 
-// smtpWantDelivered checks that the server took exactly msgs, each once,
+// wantDelivered checks that the server took exactly msgs, each once,
 // in any order.
-func smtpWantDelivered(t *testing.T, got []smtpTestMail, msgs []mail.Outgoing) {
+func wantDelivered(t *testing.T, got []testMail, msgs []mail.Outgoing) {
 	t.Helper()
 	seen := make(map[string]int)
 	for _, m := range got {
@@ -969,28 +969,28 @@ func smtpWantDelivered(t *testing.T, got []smtpTestMail, msgs []mail.Outgoing) {
 }
 
 func TestSendCacheReusesConnection(t *testing.T) {
-	serverTLS, pool := smtpTestCert(t)
+	serverTLS, pool := testCert(t)
 	tests := []struct {
 		name   string
-		opts   smtpServerOpts
+		opts   serverOpts
 		sender Sender
 	}{
-		{"plain", smtpServerOpts{}, Sender{TLS: "none"}},
-		{"starttls with auth", smtpServerOpts{tls: serverTLS}, Sender{TLS: "starttls", RootCAs: pool, Username: "bridge", Password: "s3cret"}},
-		{"implicit tls with auth", smtpServerOpts{implicitTLS: serverTLS}, Sender{TLS: "implicit", RootCAs: pool, Username: "bridge", Password: "s3cret"}},
+		{"plain", serverOpts{}, Sender{TLS: "none"}},
+		{"starttls with auth", serverOpts{tls: serverTLS}, Sender{TLS: "starttls", RootCAs: pool, Username: "bridge", Password: "s3cret"}},
+		{"implicit tls with auth", serverOpts{implicitTLS: serverTLS}, Sender{TLS: "implicit", RootCAs: pool, Username: "bridge", Password: "s3cret"}},
 	}
 	for i := range tests {
 		tt := &tests[i]
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			be := &smtpTestBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: tt.sender.Username != ""}
+			be := &testBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: tt.sender.Username != ""}
 			s := &tt.sender
-			s.Addr = smtpStartServer(t, be, tt.opts)
+			s.Addr = startServer(t, be, tt.opts)
 			s.Timeout = time.Second
 			s.MaxIdle = 2
 			s.IdleTimeout = time.Minute
 			defer s.Close()
-			msgs := smtpNumbered(smtpTestMessage(t), 5)
+			msgs := numbered(testMessage(t), 5)
 			for i, m := range msgs {
 				if i == 2 {
 					// Idle for longer than a command may take: the
@@ -1001,7 +1001,7 @@ func TestSendCacheReusesConnection(t *testing.T) {
 					t.Fatalf("mail %d: %v", i, err)
 				}
 			}
-			smtpWantDelivered(t, be.mails(), msgs)
+			wantDelivered(t, be.mails(), msgs)
 			for _, m := range be.mails() {
 				if m.tls != (s.TLS != "none") || m.user != s.Username {
 					t.Errorf("mail delivered with tls %v, user %q", m.tls, m.user)
@@ -1010,12 +1010,12 @@ func TestSendCacheReusesConnection(t *testing.T) {
 			if c := be.counts(); c.conns != 1 || c.closed != 0 {
 				t.Errorf("%d connections, %d ended; want 1 still open", c.conns, c.closed)
 			}
-			if n := smtpIdleCount(s); n != 1 {
+			if n := idleCount(s); n != 1 {
 				t.Errorf("%d idle connections; want 1", n)
 			}
 			s.Close()
 			be.waitClosed(t, 1)
-			if n := smtpIdleCount(s); n != 0 {
+			if n := idleCount(s); n != 0 {
 				t.Errorf("%d idle connections after Close", n)
 			}
 		})
@@ -1023,37 +1023,37 @@ func TestSendCacheReusesConnection(t *testing.T) {
 }
 
 func TestSendCacheOffByDefault(t *testing.T) {
-	be := &smtpTestBackend{}
-	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second}
-	msgs := smtpNumbered(smtpTestMessage(t), 3)
+	be := &testBackend{}
+	s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second}
+	msgs := numbered(testMessage(t), 3)
 	for _, m := range msgs {
 		if err := s.Send(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	smtpWantDelivered(t, be.mails(), msgs)
+	wantDelivered(t, be.mails(), msgs)
 	// Each session ended with QUIT before Send returned.
 	if c := be.counts(); c.conns != 3 {
 		t.Errorf("%d connections; want one a mail", c.conns)
 	}
 	be.waitClosed(t, 3)
-	if n := smtpIdleCount(s); n != 0 {
+	if n := idleCount(s); n != 0 {
 		t.Errorf("%d idle connections without MaxIdle", n)
 	}
 }
 
 func TestSendCacheReuseLimit(t *testing.T) {
-	be := &smtpTestBackend{}
-	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+	be := &testBackend{}
+	s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second,
 		MaxIdle: 1, IdleTimeout: time.Minute, ReuseLimit: 2}
 	defer s.Close()
-	msgs := smtpNumbered(smtpTestMessage(t), 5)
+	msgs := numbered(testMessage(t), 5)
 	for _, m := range msgs {
 		if err := s.Send(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	smtpWantDelivered(t, be.mails(), msgs)
+	wantDelivered(t, be.mails(), msgs)
 	// 2 + 2 + 1 mails: the first two sessions end once full.
 	if c := be.counts(); c.conns != 3 {
 		t.Errorf("%d connections; want 3", c.conns)
@@ -1066,57 +1066,57 @@ func TestSendCacheReuseLimit(t *testing.T) {
 func TestSendCacheServerDroppedIdle(t *testing.T) {
 	tests := []struct {
 		name string
-		opts smtpServerOpts
-		be   func() *smtpTestBackend
-		drop func(t *testing.T, be *smtpTestBackend)
+		opts serverOpts
+		be   func() *testBackend
+		drop func(t *testing.T, be *testBackend)
 	}{
 		{
 			// go-smtp's server says "421 Idle timeout" before it hangs up.
 			name: "421 idle timeout",
-			opts: smtpServerOpts{readTimeout: 400 * time.Millisecond},
-			be:   func() *smtpTestBackend { return &smtpTestBackend{} },
-			drop: func(t *testing.T, be *smtpTestBackend) { be.waitClosed(t, 1) },
+			opts: serverOpts{readTimeout: 400 * time.Millisecond},
+			be:   func() *testBackend { return &testBackend{} },
+			drop: func(t *testing.T, be *testBackend) { be.waitClosed(t, 1) },
 		},
 		{
 			name: "closed without a word",
-			be:   func() *smtpTestBackend { return &smtpTestBackend{} },
-			drop: func(t *testing.T, be *smtpTestBackend) { be.dropAll(); be.waitClosed(t, 1) },
+			be:   func() *testBackend { return &testBackend{} },
+			drop: func(t *testing.T, be *testBackend) { be.dropAll(); be.waitClosed(t, 1) },
 		},
 		{
 			name: "421 at MAIL",
-			be: func() *smtpTestBackend {
-				return &smtpTestBackend{onMail: func(n int) error {
+			be: func() *testBackend {
+				return &testBackend{onMail: func(n int) error {
 					if n == 2 {
 						return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"}
 					}
 					return nil
 				}}
 			},
-			drop: func(*testing.T, *smtpTestBackend) {},
+			drop: func(*testing.T, *testBackend) {},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			be := tt.be()
-			s := &Sender{Addr: smtpStartServer(t, be, tt.opts), TLS: "none", Timeout: 5 * time.Second,
+			s := &Sender{Addr: startServer(t, be, tt.opts), TLS: "none", Timeout: 5 * time.Second,
 				MaxIdle: 1, IdleTimeout: time.Minute}
 			defer s.Close()
-			msgs := smtpNumbered(smtpTestMessage(t), 2)
+			msgs := numbered(testMessage(t), 2)
 			if err := s.Send(context.Background(), msgs[0]); err != nil {
 				t.Fatal(err)
 			}
 			tt.drop(t, be)
-			if n := smtpIdleCount(s); n != 1 {
+			if n := idleCount(s); n != 1 {
 				t.Fatalf("%d idle connections; the test needs the dropped one cached", n)
 			}
 			if err := s.Send(context.Background(), msgs[1]); err != nil {
 				t.Fatalf("send after the server dropped the cached connection: %v", err)
 			}
-			smtpWantDelivered(t, be.mails(), msgs)
+			wantDelivered(t, be.mails(), msgs)
 			if c := be.counts(); c.conns != 2 || c.dataCmds != 2 {
 				t.Errorf("%d connections, %d DATA; want 2, 2", c.conns, c.dataCmds)
 			}
-			if n := smtpIdleCount(s); n != 1 {
+			if n := idleCount(s); n != 1 {
 				t.Errorf("%d idle connections; want the new one", n)
 			}
 		})
@@ -1137,47 +1137,47 @@ func TestSendCacheFailureOnReusedConnection(t *testing.T) {
 	}
 	tests := []struct {
 		name      string
-		be        *smtpTestBackend
+		be        *testBackend
 		temporary bool
 		code      int
 		stage     string
 		mailCmds  int // MAIL commands the server saw, all sends together
 	}{
-		{name: "451 at MAIL", be: &smtpTestBackend{onMail: failSecond(&smtp.SMTPError{Code: 451, Message: "later"})},
+		{name: "451 at MAIL", be: &testBackend{onMail: failSecond(&smtp.SMTPError{Code: 451, Message: "later"})},
 			temporary: true, code: 451, stage: StageMail, mailCmds: 3},
-		{name: "550 at MAIL", be: &smtpTestBackend{onMail: failSecond(&smtp.SMTPError{Code: 550, Message: "no"})},
+		{name: "550 at MAIL", be: &testBackend{onMail: failSecond(&smtp.SMTPError{Code: 550, Message: "no"})},
 			code: 550, stage: StageMail, mailCmds: 3},
-		{name: "451 after the data", be: &smtpTestBackend{onData: func(n int, _ *smtp.Conn) error {
+		{name: "451 after the data", be: &testBackend{onData: func(n int, _ *smtp.Conn) error {
 			return failSecond(&smtp.SMTPError{Code: 451, Message: "later"})(n)
 		}}, temporary: true, code: 451, stage: StageData, mailCmds: 3},
-		{name: "554 after the data", be: &smtpTestBackend{onData: func(n int, _ *smtp.Conn) error {
+		{name: "554 after the data", be: &testBackend{onData: func(n int, _ *smtp.Conn) error {
 			return failSecond(&smtp.SMTPError{Code: 554, Message: "spam"})(n)
 		}}, code: 554, stage: StageData, mailCmds: 3},
 		// The server may or may not have taken this one: never again.
-		{name: "hang-up after the data", be: &smtpTestBackend{onData: func(n int, c *smtp.Conn) error {
+		{name: "hang-up after the data", be: &testBackend{onData: func(n int, c *smtp.Conn) error {
 			if n == 2 {
 				c.Conn().Close()
 				return errors.New("dropped")
 			}
 			return nil
 		}}, temporary: true, stage: StageData, mailCmds: 3},
-		{name: "421 after the data", be: &smtpTestBackend{onData: func(n int, _ *smtp.Conn) error {
+		{name: "421 after the data", be: &testBackend{onData: func(n int, _ *smtp.Conn) error {
 			return failSecond(&smtp.SMTPError{Code: 421, Message: "closing"})(n)
 		}}, temporary: true, code: 421, stage: StageData, mailCmds: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			be := tt.be
-			s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+			s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second,
 				MaxIdle: 1, IdleTimeout: time.Minute}
 			defer s.Close()
-			msgs := smtpNumbered(smtpTestMessage(t), 3)
+			msgs := numbered(testMessage(t), 3)
 			if err := s.Send(context.Background(), msgs[0]); err != nil {
 				t.Fatal(err)
 			}
 			err := s.Send(context.Background(), msgs[1])
-			smtpWantSendError(t, err, tt.temporary, tt.code, tt.stage)
-			if n := smtpIdleCount(s); n != 0 {
+			wantSendError(t, err, tt.temporary, tt.code, tt.stage)
+			if n := idleCount(s); n != 0 {
 				t.Errorf("%d idle connections: the failed one was kept", n)
 			}
 			if c := be.counts(); c.conns != 1 {
@@ -1186,7 +1186,7 @@ func TestSendCacheFailureOnReusedConnection(t *testing.T) {
 			if err := s.Send(context.Background(), msgs[2]); err != nil {
 				t.Fatal(err)
 			}
-			smtpWantDelivered(t, be.mails(), []mail.Outgoing{msgs[0], msgs[2]})
+			wantDelivered(t, be.mails(), []mail.Outgoing{msgs[0], msgs[2]})
 			c := be.counts()
 			if c.conns != 2 || c.mailCmds != tt.mailCmds {
 				t.Errorf("%d connections, %d MAIL; want 2, %d", c.conns, c.mailCmds, tt.mailCmds)
@@ -1197,10 +1197,10 @@ func TestSendCacheFailureOnReusedConnection(t *testing.T) {
 }
 
 func TestSendCacheConcurrent(t *testing.T) {
-	be := &smtpTestBackend{}
-	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 10 * time.Second,
+	be := &testBackend{}
+	s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 10 * time.Second,
 		MaxIdle: 4, IdleTimeout: time.Minute}
-	msgs := smtpNumbered(smtpTestMessage(t), 50)
+	msgs := numbered(testMessage(t), 50)
 	errs := make(chan error, len(msgs))
 	// 50 goroutines, 8 sending at a time as a job queue would: sends take
 	// and return cached connections while others dial.
@@ -1220,9 +1220,9 @@ func TestSendCacheConcurrent(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	smtpWantDelivered(t, be.mails(), msgs)
+	wantDelivered(t, be.mails(), msgs)
 	c := be.counts()
-	idle := smtpIdleCount(s)
+	idle := idleCount(s)
 	if idle < 1 || idle > 4 {
 		t.Errorf("%d idle connections; want 1 to 4", idle)
 	}
@@ -1233,7 +1233,7 @@ func TestSendCacheConcurrent(t *testing.T) {
 		t.Errorf("%d connections for %d mails: none reused", c.conns, len(msgs))
 	}
 	// Another round reuses what was kept.
-	for _, m := range smtpNumbered(msgs[0], 3) {
+	for _, m := range numbered(msgs[0], 3) {
 		if err := s.Send(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
@@ -1246,11 +1246,11 @@ func TestSendCacheConcurrent(t *testing.T) {
 }
 
 func TestSendCacheIdleTimeout(t *testing.T) {
-	be := &smtpTestBackend{}
-	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+	be := &testBackend{}
+	s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second,
 		MaxIdle: 2, IdleTimeout: 150 * time.Millisecond}
 	defer s.Close()
-	msgs := smtpNumbered(smtpTestMessage(t), 3)
+	msgs := numbered(testMessage(t), 3)
 	for _, m := range msgs[:2] {
 		if err := s.Send(context.Background(), m); err != nil {
 			t.Fatal(err)
@@ -1265,23 +1265,23 @@ func TestSendCacheIdleTimeout(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("idle connections closed after %v", d)
 	}
-	if n := smtpIdleCount(s); n != 0 {
+	if n := idleCount(s); n != 0 {
 		t.Errorf("%d idle connections after the timeout", n)
 	}
 	if err := s.Send(context.Background(), msgs[2]); err != nil {
 		t.Fatal(err)
 	}
-	smtpWantDelivered(t, be.mails(), msgs)
+	wantDelivered(t, be.mails(), msgs)
 	if c := be.counts(); c.conns != before+1 {
 		t.Errorf("%d connections; want a new one after the timeout", c.conns-before)
 	}
 }
 
 func TestSendCacheClose(t *testing.T) {
-	be := &smtpTestBackend{}
-	s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+	be := &testBackend{}
+	s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second,
 		MaxIdle: 2, IdleTimeout: time.Minute}
-	msgs := smtpNumbered(smtpTestMessage(t), 2)
+	msgs := numbered(testMessage(t), 2)
 	if err := s.Send(context.Background(), msgs[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -1293,8 +1293,8 @@ func TestSendCacheClose(t *testing.T) {
 	if err := s.Send(context.Background(), msgs[1]); err != nil {
 		t.Fatal(err)
 	}
-	smtpWantDelivered(t, be.mails(), msgs)
-	if n := smtpIdleCount(s); n != 0 {
+	wantDelivered(t, be.mails(), msgs)
+	if n := idleCount(s); n != 0 {
 		t.Errorf("%d idle connections after Close", n)
 	}
 	be.waitClosed(t, 2)
@@ -1306,17 +1306,17 @@ func TestSendCacheClose(t *testing.T) {
 func TestSendCacheContext(t *testing.T) {
 	t.Run("cancelled while the server holds the data", func(t *testing.T) {
 		release := make(chan struct{})
-		be := &smtpTestBackend{onData: func(n int, _ *smtp.Conn) error {
+		be := &testBackend{onData: func(n int, _ *smtp.Conn) error {
 			if n == 2 {
 				<-release
 			}
 			return nil
 		}}
-		addr := smtpStartServer(t, be, smtpServerOpts{})
+		addr := startServer(t, be, serverOpts{})
 		t.Cleanup(func() { close(release) }) // before the server closes
 		s := &Sender{Addr: addr, TLS: "none", Timeout: time.Minute, MaxIdle: 1, IdleTimeout: time.Minute}
 		defer s.Close()
-		msgs := smtpNumbered(smtpTestMessage(t), 2)
+		msgs := numbered(testMessage(t), 2)
 		if err := s.Send(context.Background(), msgs[0]); err != nil {
 			t.Fatal(err)
 		}
@@ -1327,11 +1327,11 @@ func TestSendCacheContext(t *testing.T) {
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("Send returned after %v", d)
 		}
-		smtpWantSendError(t, err, true, 0, StageData)
+		wantSendError(t, err, true, 0, StageData)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("error %v does not say the context ended", err)
 		}
-		if n := smtpIdleCount(s); n != 0 {
+		if n := idleCount(s); n != 0 {
 			t.Errorf("%d idle connections: the interrupted one was kept", n)
 		}
 		if c := be.counts(); c.conns != 1 || c.dataCmds != 2 {
@@ -1339,18 +1339,18 @@ func TestSendCacheContext(t *testing.T) {
 		}
 	})
 	t.Run("already cancelled with a cached connection", func(t *testing.T) {
-		be := &smtpTestBackend{}
-		s := &Sender{Addr: smtpStartServer(t, be, smtpServerOpts{}), TLS: "none", Timeout: 5 * time.Second,
+		be := &testBackend{}
+		s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second,
 			MaxIdle: 1, IdleTimeout: time.Minute}
 		defer s.Close()
-		msgs := smtpNumbered(smtpTestMessage(t), 2)
+		msgs := numbered(testMessage(t), 2)
 		if err := s.Send(context.Background(), msgs[0]); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		err := s.Send(ctx, msgs[1])
-		smtpWantSendError(t, err, true, 0, StageMail)
+		wantSendError(t, err, true, 0, StageMail)
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("error %v", err)
 		}
@@ -1359,13 +1359,13 @@ func TestSendCacheContext(t *testing.T) {
 		if c := be.counts(); c.conns != 1 {
 			t.Errorf("%d connections; want 1", c.conns)
 		}
-		smtpWantDelivered(t, be.mails(), msgs[:1])
+		wantDelivered(t, be.mails(), msgs[:1])
 		be.waitClosed(t, 1)
 	})
 }
 
-// smtpCountingProxy relays TCP connections to upstream and counts them.
-func smtpCountingProxy(t *testing.T, upstream string) (addr string, conns func() int) {
+// countingProxy relays TCP connections to upstream and counts them.
+func countingProxy(t *testing.T, upstream string) (addr string, conns func() int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -1419,7 +1419,7 @@ func smtpCountingProxy(t *testing.T, upstream string) (addr string, conns func()
 }
 
 func TestSendCachePostfixSmtpSink(t *testing.T) {
-	msg := smtpTestMessage(t)
+	msg := testMessage(t)
 	sinkWant := func(t *testing.T, sink *mailtest.SMTPSink, msgs []mail.Outgoing) {
 		t.Helper()
 		var got []mailtest.SinkMessage
@@ -1440,10 +1440,10 @@ func TestSendCachePostfixSmtpSink(t *testing.T) {
 
 	t.Run("several mails over one connection", func(t *testing.T) {
 		sink := mailtest.StartSMTPSink(t, mailtest.WithDump())
-		addr, conns := smtpCountingProxy(t, sink.Addr)
+		addr, conns := countingProxy(t, sink.Addr)
 		s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: 1, IdleTimeout: time.Minute}
 		defer s.Close()
-		msgs := smtpNumbered(msg, 5)
+		msgs := numbered(msg, 5)
 		for i, m := range msgs {
 			if err := s.Send(context.Background(), m); err != nil {
 				t.Fatalf("mail %d: %v", i, err)
@@ -1459,14 +1459,14 @@ func TestSendCachePostfixSmtpSink(t *testing.T) {
 		sink := mailtest.StartSMTPSink(t, mailtest.WithDump())
 		s := &Sender{Addr: sink.Addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: 1, IdleTimeout: time.Minute}
 		defer s.Close()
-		msgs := smtpNumbered(msg, 3)
+		msgs := numbered(msg, 3)
 		for _, m := range msgs[:2] {
 			if err := s.Send(context.Background(), m); err != nil {
 				t.Fatal(err)
 			}
 		}
 		sink.Restart(t)
-		if n := smtpIdleCount(s); n != 1 {
+		if n := idleCount(s); n != 1 {
 			t.Fatalf("%d idle connections; the test needs the dead one cached", n)
 		}
 		if err := s.Send(context.Background(), msgs[2]); err != nil {
@@ -1477,17 +1477,17 @@ func TestSendCachePostfixSmtpSink(t *testing.T) {
 
 	t.Run("soft reject of the data is not retried", func(t *testing.T) {
 		sink := mailtest.StartSMTPSink(t, mailtest.WithDump(), mailtest.WithSoftError("."))
-		addr, conns := smtpCountingProxy(t, sink.Addr)
+		addr, conns := countingProxy(t, sink.Addr)
 		s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: 1, IdleTimeout: time.Minute}
 		defer s.Close()
 		err := s.Send(context.Background(), msg)
-		smtpWantSendError(t, err, true, 450, StageData)
+		wantSendError(t, err, true, 450, StageData)
 		// smtp-sink captures a mail before answering "." even with an
 		// error: one capture means one DATA, no retry.
 		if n := len(sink.Deliveries(t)); n != 1 {
 			t.Errorf("%d transactions; want 1", n)
 		}
-		if n := smtpIdleCount(s); n != 0 {
+		if n := idleCount(s); n != 0 {
 			t.Errorf("%d idle connections after a failure", n)
 		}
 		if n := conns(); n != 1 {
