@@ -89,7 +89,6 @@ const (
 	maxSubjectRunes      = 200
 	maxNameRunes         = 100
 	maxLineRunes         = 500
-	maxFilenameRunes     = 120
 	maxReferences        = 20
 	kindEscalation       = "esc"
 	kindFollowUp         = "fu"
@@ -608,40 +607,11 @@ func contentType(declared string, content []byte) string {
 	return "application/octet-stream"
 }
 
-// filename makes an attachment name safe to offer: no directory part, no
-// control or bidi character, none of the characters Windows refuses, no
-// leading or trailing dot or space, capped; "piece-jointe-N" when nothing is
-// left.
+// filename is bridge.SafeFilename; "piece-jointe-N" (in the mail's
+// language) when nothing is left.
 func filename(name string, n int, l labels) string {
-	name = strings.ToValidUTF8(name, "\uFFFD")
-	name = strings.ReplaceAll(name, "\\", "/")
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		name = name[i+1:]
-	}
-	name = strings.Map(func(r rune) rune {
-		switch {
-		case invisible(r):
-			return -1
-		case unicode.IsControl(r) || unicode.IsSpace(r):
-			return ' '
-		case strings.ContainsRune(`:*?"<>|`, r):
-			return '_'
-		}
-		return r
-	}, name)
-	// '?' is among the replaced characters: no encoded word survives.
-	name = strings.Trim(strings.Join(strings.Fields(name), " "), " .")
-	if name == "" {
-		return fmt.Sprintf("%s-%d", l.FileFallback, n)
-	}
-	if utf8.RuneCountInString(name) > maxFilenameRunes {
-		ext := ""
-		if i := strings.LastIndexByte(name, '.'); i > 0 && utf8.RuneCountInString(name[i:]) <= 10 {
-			ext = name[i:]
-			name = name[:i]
-		}
-		r := []rune(name)
-		name = strings.TrimRight(string(r[:maxFilenameRunes-utf8.RuneCountInString(ext)]), " .") + ext
+	if name = bridge.SafeFilename(name); name == "" {
+		name = fmt.Sprintf("%s-%d", l.FileFallback, n)
 	}
 	return name
 }

@@ -10,7 +10,6 @@ import (
 	"mime"
 	netmail "net/mail"
 	"net/textproto"
-	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -23,6 +22,8 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 	mtextproto "github.com/emersion/go-message/textproto"
 	"github.com/microcosm-cc/bluemonday"
+
+	"supportbridge/bridge"
 )
 
 // ErrTooLarge is returned by ParseMessage for a mail over ParseLimits.MaxBytes.
@@ -1114,48 +1115,10 @@ func percentDecode(s string) (string, error) {
 	return b.String(), nil
 }
 
-// maxFilenameBytes keeps names storable on any file system.
-const maxFilenameBytes = 200
-
-// safeFilename makes a file name safe to store and show: no directory,
-// no control or reserved characters, no leading dots, bounded length. An
-// empty result becomes attachment-<index>.<extension of the type>.
+// safeFilename is bridge.SafeFilename; an empty result becomes
+// attachment-<index>.<extension of the type>.
 func safeFilename(name, mediaType string, index int) string {
-	if !utf8.ValidString(name) {
-		name = strings.ToValidUTF8(name, "_")
-	}
-	// Both separators: a Windows client sends C:\Users\x\file.pdf.
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
-	}
-	name = strings.Map(func(r rune) rune {
-		switch {
-		case unicode.IsControl(r), r == utf8.RuneError:
-			return -1
-		case strings.ContainsRune(`<>:"|?*`, r):
-			return '_'
-		case unicode.Is(unicode.Cf, r):
-			// Format characters (right-to-left overrides) disguise
-			// extensions: "invoice\u202Efdp.exe".
-			return -1
-		}
-		return r
-	}, name)
-	name = strings.TrimSpace(name)
-	name = strings.TrimLeft(name, ". ")
-	name = strings.TrimRight(name, ". ")
-	if len(name) > maxFilenameBytes {
-		ext := path.Ext(name)
-		if len(ext) > 16 || !utf8.ValidString(ext) {
-			ext = ""
-		}
-		base := name[:maxFilenameBytes-len(ext)]
-		for !utf8.ValidString(base) && len(base) > 0 {
-			base = base[:len(base)-1]
-		}
-		name = base + ext
-	}
-	if name == "" {
+	if name = bridge.SafeFilename(name); name == "" {
 		name = fmt.Sprintf("attachment-%d%s", index, extension(mediaType))
 	}
 	return name

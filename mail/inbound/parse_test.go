@@ -308,7 +308,7 @@ func TestSafeFilename(t *testing.T) {
 		{"rapport.pdf", "application/pdf", "rapport.pdf"},
 		{"../../etc/passwd", "text/plain", "passwd"},
 		{`C:\Users\prof\Bureau\notes.docx`, "", "notes.docx"},
-		{"a\x00b\r\nc.txt", "", "abc.txt"},
+		{"a\x00b\r\nc.txt", "", "a b c.txt"},
 		{"facture\u202egnp.exe", "", "facturegnp.exe"},
 		{"  .htaccess  ", "", "htaccess"},
 		{"..", "image/png", "attachment-3.png"},

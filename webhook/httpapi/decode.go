@@ -676,32 +676,12 @@ func (c *checker) filename(path string, v *jvalue) string {
 		c.fail(path, fmt.Sprintf("must be 1 to %d characters", maxFilenameChars))
 		return ""
 	}
-	safe := safeFilename(s)
+	safe := bridge.SafeFilename(s)
 	if safe == "" {
 		c.fail(path, "must be a file name, not a path")
 		return ""
 	}
 	return safe
-}
-
-// safeFilename keeps the last element of a name and drops what could
-// disguise it or reach a header or a file system: line breaks and other
-// control characters, format characters such as the right-to-left
-// override that shows "x\u202Efdp.exe" as "xexe.pdf", and leading or
-// trailing dots and spaces ("..", ".htaccess"). The name travels to the
-// desk in a MIME parameter and back through the API, where a browser or a
-// mail client may save it: only its last element is a name.
-func safeFilename(s string) string {
-	if i := strings.LastIndexAny(s, `/\`); i >= 0 {
-		s = s[i+1:]
-	}
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return -1
-		}
-		return r
-	}, s)
-	return strings.Trim(s, ". ")
 }
 
 // mediaType returns the content type in its canonical form (lower-case

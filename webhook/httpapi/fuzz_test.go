@@ -128,7 +128,7 @@ func checkEvent(t *testing.T, ev bridge.Event, body []byte, lim DecodeLimits) {
 				t.Fatalf("attachment %+v", a.Attachment)
 			}
 			// A decoded name is already a bare, safe name.
-			if safeFilename(a.Filename) != a.Filename || strings.ContainsAny(a.Filename, "/\\\x00\r\n\u202e") {
+			if bridge.SafeFilename(a.Filename) != a.Filename || strings.ContainsAny(a.Filename, "/\\\x00\r\n\u202e") {
 				t.Fatalf("unsafe file name %q", a.Filename)
 			}
 			ids[a.ID] = true
