@@ -157,23 +157,8 @@ func (s *Service) commitOnCopy(ctx context.Context, t Ticket, eventID string,
 	if err != nil {
 		return false, err
 	}
-	commit.EventID = eventID
-	if !s.callbacks {
-		commit.Effects = withoutCallbacks(commit.Effects)
-	}
-	dup, outbox, err := s.store.Commit(ctx, commit)
-	if errors.Is(err, ErrVersionConflict) || (err == nil && dup) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("commit %s on ticket %s: %w", eventID, t.ID, err)
-	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "ticket changed", slog.String("event", eventID),
-		slog.String("ticket", t.ID), slog.Int64("version", commit.Ticket.Version))
-	if err := s.afterCommit(ctx, commit.Ticket, false, outbox, true); err != nil {
-		return true, err
-	}
-	return true, nil
+	res, err := s.commitAndDispatch(ctx, eventID, commit, false)
+	return res == commitDone, err
 }
 
 // EscalationFailed records that the escalation of the given attempt could

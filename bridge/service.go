@@ -234,28 +234,52 @@ func (s *Service) mutate(ctx context.Context, ticketID, eventID string, create b
 		if err != nil {
 			return "", err
 		}
-		commit.EventID = eventID
-		if !s.callbacks {
-			commit.Effects = withoutCallbacks(commit.Effects)
-		}
-		dup, outbox, err := s.store.Commit(ctx, commit)
-		if errors.Is(err, ErrVersionConflict) {
-			continue
-		}
-		if err != nil {
-			return "", fmt.Errorf("commit %s on ticket %s: %w", eventID, ticketID, err)
-		}
-		if dup {
-			return Duplicate, nil
-		}
-		s.log.LogAttrs(ctx, slog.LevelInfo, "ticket changed", slog.String("event", eventID),
-			slog.String("ticket", ticketID), slog.Int64("version", commit.Ticket.Version))
-		if err := s.afterCommit(ctx, commit.Ticket, create, outbox, true); err != nil {
+		switch res, err := s.commitAndDispatch(ctx, eventID, commit, create); {
+		case err != nil:
 			return "", err
+		case res == commitConflict:
+			continue
+		case res == commitDuplicate:
+			return Duplicate, nil
 		}
 		return Applied, nil
 	}
 	return "", fmt.Errorf("ticket %s: too much contention, %d attempts", ticketID, maxCommitAttempts)
+}
+
+// commitResult says how commitAndDispatch ended.
+type commitResult int
+
+const (
+	commitDone      commitResult = iota // committed; the after-commit steps ran
+	commitConflict                      // the ticket changed since it was loaded: nothing written
+	commitDuplicate                     // the event was committed before: nothing written
+)
+
+// commitAndDispatch is the one path of a decided change: stamp it with its
+// event id, drop the callbacks when they are off, commit it if the ticket's
+// version is unchanged, then run the after-commit steps (the indexes for a
+// creation, the outbox handed to the dispatcher). An error after the commit
+// is returned with commitDone: the change is stored and the sender's retry
+// heals the rest.
+func (s *Service) commitAndDispatch(ctx context.Context, eventID string, commit Commit, create bool) (commitResult, error) {
+	commit.EventID = eventID
+	if !s.callbacks {
+		commit.Effects = withoutCallbacks(commit.Effects)
+	}
+	ticketID := commit.Ticket.ID
+	dup, outbox, err := s.store.Commit(ctx, commit)
+	switch {
+	case errors.Is(err, ErrVersionConflict):
+		return commitConflict, nil
+	case err != nil:
+		return commitConflict, fmt.Errorf("commit %s on ticket %s: %w", eventID, ticketID, err)
+	case dup:
+		return commitDuplicate, nil
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "ticket changed", slog.String("event", eventID),
+		slog.String("ticket", ticketID), slog.Int64("version", commit.Ticket.Version))
+	return commitDone, s.afterCommit(ctx, commit.Ticket, create, outbox, true)
 }
 
 func withoutCallbacks(effects []Effect) []Effect {
