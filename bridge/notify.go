@@ -76,8 +76,9 @@ const (
 	CallbackDeskStatusChanged   = "ticket.desk_status_changed"
 )
 
-var titles = map[string]map[NotificationType]string{
-	"fr": {
+// titles holds the notifications' titles, one set a language.
+var titles = map[Lang]map[NotificationType]string{
+	French: {
 		NotifyTicketCreated:    "Nouvelle demande : %s",
 		NotifyTicketUpdated:    "Demande mise à jour : %s",
 		NotifyDeskReplied:      "Réponse du support : %s",
@@ -87,7 +88,7 @@ var titles = map[string]map[NotificationType]string{
 		NotifyDeskSolved:       "Le support a résolu la demande de son côté : %s",
 		NotifyDeskClosed:       "Le support a clos la demande de son côté : %s",
 	},
-	"en": {
+	English: {
 		NotifyTicketCreated:    "New request: %s",
 		NotifyTicketUpdated:    "Request updated: %s",
 		NotifyDeskReplied:      "Reply from the support desk: %s",
@@ -99,14 +100,10 @@ var titles = map[string]map[NotificationType]string{
 	},
 }
 
-// Title is a notification's title in a locale (French unless English is
-// asked for), with the subject cut to a readable length.
+// Title is a notification's title in locale's language (LangOf), with
+// the subject cut to a readable length.
 func Title(locale string, typ NotificationType, subject string) string {
-	lang := "fr"
-	if strings.HasPrefix(strings.ToLower(locale), "en") {
-		lang = "en"
-	}
-	format, ok := titles[lang][typ]
+	format, ok := titles[LangOf(locale)][typ]
 	if !ok {
 		format = "%s"
 	}

@@ -266,43 +266,8 @@ func (a *alerter) handle(ctx context.Context, ev deadJob) {
 }
 
 // input is the alert's text: what was given up and why (the job's last
-// error, which never carries a secret, a URL or a mail body), and how to
-// see and replay the dead letters.
+// error, which never carries a secret, a URL or a mail body).
 func (a *alerter) input(ev deadJob) compose.AlertInput {
-	j := ev.job
-	at := ev.at.UTC().Format(time.RFC3339)
-	if a.locale == "en" {
-		return compose.AlertInput{To: a.to,
-			Subject: fmt.Sprintf("supportbridge: a %s job was given up, action needed", j.Kind),
-			Lines: []string{
-				fmt.Sprintf("A %s job was given up after its last try and moved to the dead letters.", j.Kind),
-				"",
-				"Job: " + j.ID,
-				"Ticket: " + j.TicketID,
-				"Reason: " + ev.reason,
-				"Replica: " + a.instance,
-				"At: " + at,
-				"",
-				fmt.Sprintf("No other mail will be sent for %s jobs given up within %s. List them with:", j.Kind, a.window),
-				"  supportbridge jobs list --dead --config FILE",
-				"and once the cause is mended, put them back in the queue with:",
-				"  supportbridge jobs replay --config FILE --all",
-			}}
-	}
-	return compose.AlertInput{To: a.to,
-		Subject: fmt.Sprintf("supportbridge : une tâche %s a été abandonnée, action requise", j.Kind),
-		Lines: []string{
-			fmt.Sprintf("Une tâche %s a été abandonnée après son dernier essai et rangée dans les lettres mortes.", j.Kind),
-			"",
-			"Tâche : " + j.ID,
-			"Demande : " + j.TicketID,
-			"Raison : " + ev.reason,
-			"Instance : " + a.instance,
-			"Heure : " + at,
-			"",
-			fmt.Sprintf("Aucun autre mail ne sera envoyé pour les tâches %s abandonnées dans les %s qui suivent. Pour les voir :", j.Kind, a.window),
-			"  supportbridge jobs list --dead --config FICHIER",
-			"et, la cause réparée, pour les remettre dans la file :",
-			"  supportbridge jobs replay --config FICHIER --all",
-		}}
+	return compose.DeadJobAlert(a.locale, a.to, compose.DeadJob{Kind: ev.job.Kind, JobID: ev.job.ID,
+		TicketID: ev.job.TicketID, Reason: ev.reason, Instance: a.instance, At: ev.at, Window: a.window})
 }

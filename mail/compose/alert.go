@@ -10,6 +10,7 @@ import (
 
 	gomail "github.com/emersion/go-message/mail"
 
+	"supportbridge/bridge"
 	"supportbridge/mail"
 )
 
@@ -95,4 +96,74 @@ func (c *AlertComposer) Alert(in AlertInput) (mail.Outgoing, error) {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose alert: %w", err)
 	}
 	return mail.Outgoing{MessageID: msgID, From: c.From.Address, To: rcpts, Raw: buf.Bytes()}, nil
+}
+
+// DeadJob is what an operator alert says of a job given up. Its fields
+// never carry a secret, a URL or a mail body (Reason is the job's last
+// error, already scrubbed).
+type DeadJob struct {
+	Kind, JobID, TicketID, Reason, Instance string
+	At                                      time.Time
+	// Window is how long no other alert goes out for jobs of this kind.
+	Window time.Duration
+}
+
+// deadJobWords are a dead-job alert's words in one language.
+type deadJobWords struct {
+	Subject, Intro                   string // %s: the job's kind
+	Job, Ticket, Reason, Replica, At string // line labels
+	Quiet                            string // %s, %s: the kind, the window
+	ListHint                         string // between the two commands
+	File                             string // the config file's placeholder
+}
+
+// deadJobCatalogs holds the dead-job alert's words, one set a language.
+var deadJobCatalogs = map[bridge.Lang]deadJobWords{
+	bridge.French: {
+		Subject:  "supportbridge : une tâche %s a été abandonnée, action requise",
+		Intro:    "Une tâche %s a été abandonnée après son dernier essai et rangée dans les lettres mortes.",
+		Job:      "Tâche : ",
+		Ticket:   "Demande : ",
+		Reason:   "Raison : ",
+		Replica:  "Instance : ",
+		At:       "Heure : ",
+		Quiet:    "Aucun autre mail ne sera envoyé pour les tâches %s abandonnées dans les %s qui suivent. Pour les voir :",
+		ListHint: "et, la cause réparée, pour les remettre dans la file :",
+		File:     "FICHIER",
+	},
+	bridge.English: {
+		Subject:  "supportbridge: a %s job was given up, action needed",
+		Intro:    "A %s job was given up after its last try and moved to the dead letters.",
+		Job:      "Job: ",
+		Ticket:   "Ticket: ",
+		Reason:   "Reason: ",
+		Replica:  "Replica: ",
+		At:       "At: ",
+		Quiet:    "No other mail will be sent for %s jobs given up within %s. List them with:",
+		ListHint: "and once the cause is mended, put them back in the queue with:",
+		File:     "FILE",
+	},
+}
+
+// DeadJobAlert is the operators' alert for a job given up, in locale's
+// language (bridge.LangOf): what was given up and why, and how to see and
+// replay the dead letters.
+func DeadJobAlert(locale string, to []*netmail.Address, j DeadJob) AlertInput {
+	w := deadJobCatalogs[bridge.LangOf(locale)]
+	return AlertInput{To: to,
+		Subject: fmt.Sprintf(w.Subject, j.Kind),
+		Lines: []string{
+			fmt.Sprintf(w.Intro, j.Kind),
+			"",
+			w.Job + j.JobID,
+			w.Ticket + j.TicketID,
+			w.Reason + j.Reason,
+			w.Replica + j.Instance,
+			w.At + j.At.UTC().Format(time.RFC3339),
+			"",
+			fmt.Sprintf(w.Quiet, j.Kind, j.Window),
+			"  supportbridge jobs list --dead --config " + w.File,
+			w.ListHint,
+			"  supportbridge jobs replay --config " + w.File + " --all",
+		}}
 }

@@ -69,3 +69,31 @@ func TestAlertRefusesBadAddresses(t *testing.T) {
 		}
 	}
 }
+func TestDeadJobAlertInEachLanguage(t *testing.T) {
+	to := []*netmail.Address{{Address: "ops@example.org"}}
+	j := DeadJob{Kind: "callback", JobID: "cb:1", TicketID: "T-1", Reason: "ENT answered 410",
+		Instance: "replica-a", At: time.Date(2026, 3, 4, 9, 30, 0, 0, time.FixedZone("x", 3600)), Window: time.Hour}
+	for _, tc := range []struct {
+		locale, subject string
+		lines           []string
+	}{
+		{"fr", "supportbridge : une tâche callback a été abandonnée, action requise",
+			[]string{"Tâche : cb:1", "Demande : T-1", "Raison : ENT answered 410", "Instance : replica-a",
+				"Heure : 2026-03-04T08:30:00Z", "  supportbridge jobs replay --config FICHIER --all"}},
+		{"en-GB", "supportbridge: a callback job was given up, action needed",
+			[]string{"Job: cb:1", "Ticket: T-1", "Reason: ENT answered 410", "Replica: replica-a",
+				"At: 2026-03-04T08:30:00Z", "No other mail will be sent for callback jobs given up within 1h0m0s. List them with:",
+				"  supportbridge jobs list --dead --config FILE"}},
+	} {
+		in := DeadJobAlert(tc.locale, to, j)
+		if in.Subject != tc.subject || len(in.To) != 1 {
+			t.Errorf("%s: subject %q, to %v", tc.locale, in.Subject, in.To)
+		}
+		all := strings.Join(in.Lines, "\n")
+		for _, l := range tc.lines {
+			if !strings.Contains(all, l+"\n") && !strings.HasSuffix(all, l) {
+				t.Errorf("%s: no line %q in\n%s", tc.locale, l, all)
+			}
+		}
+	}
+}

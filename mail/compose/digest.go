@@ -320,44 +320,10 @@ func (l digestLabels) day(t time.Time, loc *time.Location) string {
 	return fmt.Sprintf("%s %d %s %d", l.comp.days[t.Weekday()], t.Day(), l.comp.months[t.Month()-1], t.Year())
 }
 
-func digestCatalog(locale string) digestLabels {
-	if pickLocale(locale) == "en" {
-		return digestLabels{
-			comp:          catalog("en"),
-			SubjectDaily:  "ENT support: summary for %s",
-			SubjectWeekly: "ENT support: summary of the week of %s",
-			IntroDaily:    "Here is the daily summary of the support requests of the schools you follow, from %s to %s.",
-			IntroWeekly:   "Here is the weekly summary of the support requests of the schools you follow, from %s to %s.",
-			Hello:         "Hello %s,",
-			HelloNoName:   "Hello,",
-			Summary:       "In short: ",
-			NewOne:        "%d new request",
-			NewMany:       "%d new requests",
-			WaitingOne:    "%d request waiting for action",
-			WaitingMany:   "%d requests waiting for action",
-			RepliesOne:    "%d reply from the support desk",
-			RepliesMany:   "%d replies from the support desk",
-			FailedOne:     "%d failed escalation to the support desk",
-			FailedMany:    "%d failed escalations to the support desk",
-			NewTitle:      "New requests",
-			WaitingTitle:  "Requests waiting for action",
-			RepliesTitle:  "Replies from the support desk",
-			FailedTitle:   "Failed escalations to the support desk",
-			Number:        "#%s",
-			NoSubject:     "(no subject)",
-			CreatedOn:     "created on %s",
-			WaitingSince:  "waiting since %s",
-			ReplyOn:       "reply received on %s",
-			RepliesLast:   "%d replies, the last one on %s",
-			FailedOn:      "failed on %s",
-			MoreOne:       "… and %d more request",
-			MoreMany:      "… and %d more requests",
-			Footer1:       "This message is sent automatically by the ENT support service; please do not reply to it.",
-			Footer2:       "You receive it as a referent. How often these summaries come (daily, weekly or never) is set in the ENT.",
-		}
-	}
-	return digestLabels{
-		comp:          catalog("fr"),
+// digestCatalogs holds the digests' words, one set a language.
+var digestCatalogs = map[bridge.Lang]digestLabels{
+	bridge.French: {
+		comp:          catalogs[bridge.French],
 		SubjectDaily:  "Assistance ENT : résumé du %s",
 		SubjectWeekly: "Assistance ENT : résumé de la semaine du %s",
 		IntroDaily:    "Voici le résumé quotidien des demandes d'assistance des établissements que vous suivez, du %s au %s.",
@@ -388,8 +354,44 @@ func digestCatalog(locale string) digestLabels {
 		MoreMany:      "… et %d autres demandes",
 		Footer1:       "Ce message est envoyé automatiquement par l'assistance ENT ; merci de ne pas y répondre.",
 		Footer2:       "Vous le recevez en tant que référent. La fréquence de ces résumés (quotidienne, hebdomadaire ou jamais) se règle dans l'ENT.",
-	}
+	},
+	bridge.English: {
+		comp:          catalogs[bridge.English],
+		SubjectDaily:  "ENT support: summary for %s",
+		SubjectWeekly: "ENT support: summary of the week of %s",
+		IntroDaily:    "Here is the daily summary of the support requests of the schools you follow, from %s to %s.",
+		IntroWeekly:   "Here is the weekly summary of the support requests of the schools you follow, from %s to %s.",
+		Hello:         "Hello %s,",
+		HelloNoName:   "Hello,",
+		Summary:       "In short: ",
+		NewOne:        "%d new request",
+		NewMany:       "%d new requests",
+		WaitingOne:    "%d request waiting for action",
+		WaitingMany:   "%d requests waiting for action",
+		RepliesOne:    "%d reply from the support desk",
+		RepliesMany:   "%d replies from the support desk",
+		FailedOne:     "%d failed escalation to the support desk",
+		FailedMany:    "%d failed escalations to the support desk",
+		NewTitle:      "New requests",
+		WaitingTitle:  "Requests waiting for action",
+		RepliesTitle:  "Replies from the support desk",
+		FailedTitle:   "Failed escalations to the support desk",
+		Number:        "#%s",
+		NoSubject:     "(no subject)",
+		CreatedOn:     "created on %s",
+		WaitingSince:  "waiting since %s",
+		ReplyOn:       "reply received on %s",
+		RepliesLast:   "%d replies, the last one on %s",
+		FailedOn:      "failed on %s",
+		MoreOne:       "… and %d more request",
+		MoreMany:      "… and %d more requests",
+		Footer1:       "This message is sent automatically by the ENT support service; please do not reply to it.",
+		Footer2:       "You receive it as a referent. How often these summaries come (daily, weekly or never) is set in the ENT.",
+	},
 }
+
+// digestCatalog returns the digest's words in locale's language.
+func digestCatalog(locale string) digestLabels { return digestCatalogs[bridge.LangOf(locale)] }
 
 // The text template is rendered as is: every value in it went through
 // oneLine first. "-- " opens the signature, so that mail clients fold it.

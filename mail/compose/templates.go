@@ -51,58 +51,9 @@ type labels struct {
 	profiles   map[string]string
 }
 
-// catalog returns the catalog of locale: "en…" is English, anything
-// else French (the ENT's default).
-func catalog(locale string) labels {
-	if pickLocale(locale) == "en" {
-		return labels{
-			Lang:          "en",
-			Colon:         ": ",
-			ReplyAbove:    "Please reply above this message and keep %s in the subject.",
-			EscTitle:      "Support request %s escalated from the ENT",
-			FuTitle:       "New comment on support request %s",
-			FuNoteTitle:   "Update on support request %s",
-			Subject:       "Subject",
-			School:        "School",
-			UAI:           "UAI",
-			App:           "Application",
-			Requester:     "Requester",
-			EscalatedBy:   "Escalated by",
-			Ticket:        "Request number",
-			Created:       "Created on",
-			Status:        "Status",
-			Description:   "Description",
-			NoDescription: "(no description)",
-			Attached:      "Attachments",
-			LeftOut:       "Left out (too large)",
-			History:       "History of exchanges",
-			NoHistory:     "No exchange yet.",
-			Author:        "From",
-			Date:          "Date",
-			Files:         "Attachments",
-			OriginENT:     "ENT",
-			OriginDesk:    "Desk",
-			FileFallback:  "attachment",
-			months: [12]string{"January", "February", "March", "April", "May", "June",
-				"July", "August", "September", "October", "November", "December"},
-			days:       [7]string{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"},
-			at:         "at",
-			units:      [4]string{"bytes", "KB", "MB", "GB"},
-			decimalSep: ".",
-			statuses: map[bridge.Status]string{
-				bridge.StatusNew:      "New",
-				bridge.StatusOpened:   "Open",
-				bridge.StatusWaiting:  "Waiting for the user",
-				bridge.StatusResolved: "Resolved",
-				bridge.StatusClosed:   "Closed",
-			},
-			profiles: map[string]string{
-				"teacher": "Teacher", "student": "Student", "relative": "Parent",
-				"personnel": "Staff", "guest": "Guest",
-			},
-		}
-	}
-	return labels{
+// catalogs holds the words of the mails to the desk, one set a language.
+var catalogs = map[bridge.Lang]labels{
+	bridge.French: {
 		Lang:          "fr",
 		Colon:         " : ",
 		ReplyAbove:    "Merci de répondre au-dessus de ce message et de conserver %s dans l'objet.",
@@ -147,17 +98,57 @@ func catalog(locale string) labels {
 			"teacher": "Enseignant", "student": "Élève", "relative": "Parent",
 			"personnel": "Personnel", "guest": "Invité",
 		},
-	}
+	},
+	bridge.English: {
+		Lang:          "en",
+		Colon:         ": ",
+		ReplyAbove:    "Please reply above this message and keep %s in the subject.",
+		EscTitle:      "Support request %s escalated from the ENT",
+		FuTitle:       "New comment on support request %s",
+		FuNoteTitle:   "Update on support request %s",
+		Subject:       "Subject",
+		School:        "School",
+		UAI:           "UAI",
+		App:           "Application",
+		Requester:     "Requester",
+		EscalatedBy:   "Escalated by",
+		Ticket:        "Request number",
+		Created:       "Created on",
+		Status:        "Status",
+		Description:   "Description",
+		NoDescription: "(no description)",
+		Attached:      "Attachments",
+		LeftOut:       "Left out (too large)",
+		History:       "History of exchanges",
+		NoHistory:     "No exchange yet.",
+		Author:        "From",
+		Date:          "Date",
+		Files:         "Attachments",
+		OriginENT:     "ENT",
+		OriginDesk:    "Desk",
+		FileFallback:  "attachment",
+		months: [12]string{"January", "February", "March", "April", "May", "June",
+			"July", "August", "September", "October", "November", "December"},
+		days:       [7]string{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"},
+		at:         "at",
+		units:      [4]string{"bytes", "KB", "MB", "GB"},
+		decimalSep: ".",
+		statuses: map[bridge.Status]string{
+			bridge.StatusNew:      "New",
+			bridge.StatusOpened:   "Open",
+			bridge.StatusWaiting:  "Waiting for the user",
+			bridge.StatusResolved: "Resolved",
+			bridge.StatusClosed:   "Closed",
+		},
+		profiles: map[string]string{
+			"teacher": "Teacher", "student": "Student", "relative": "Parent",
+			"personnel": "Staff", "guest": "Guest",
+		},
+	},
 }
 
-// pickLocale reduces a ticket locale to one the catalogs know.
-func pickLocale(locale string) string {
-	l := strings.ToLower(strings.TrimSpace(locale))
-	if l == "en" || strings.HasPrefix(l, "en-") || strings.HasPrefix(l, "en_") {
-		return "en"
-	}
-	return "fr"
-}
+// catalog returns the words of locale's language (bridge.LangOf).
+func catalog(locale string) labels { return catalogs[bridge.LangOf(locale)] }
 
 // date formats t in the catalog's language: "lundi 3 mars 2025 à 14:05".
 func (l labels) date(t time.Time, loc *time.Location) string {
