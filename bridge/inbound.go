@@ -233,3 +233,17 @@ type QuarantinedMail struct {
 	Size      int64     `json:"size"`
 	MessageID string    `json:"message_id,omitempty"`
 }
+
+// MailboxState is what a replica's mailbox reader is doing: the reader
+// keeps it, /readyz, the metrics and the status page show it.
+type MailboxState struct {
+	Connected bool
+	Idle      bool
+	LeaseHeld bool
+	// LastSuccess is the end of the last pass that went through the whole
+	// mailbox.
+	LastSuccess time.Time
+	// LastError is the last failure, kept until a pass succeeds again.
+	LastError                       string
+	Processed, Quarantined, Retried uint64
+}

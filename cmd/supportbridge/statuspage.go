@@ -44,10 +44,7 @@ func (s statusPageSource) IMAPState() statuspage.MailboxState {
 	if s.d.reader == nil {
 		return statuspage.MailboxState{}
 	}
-	st := s.d.reader.State()
-	return statuspage.MailboxState{Configured: true, Connected: st.Connected, Idle: st.Idle, LeaseHeld: st.LeaseHeld,
-		LastSuccess: st.LastSuccess, LastError: st.LastError,
-		Processed: st.Processed, Quarantined: st.Quarantined, Retried: st.Retried}
+	return statuspage.MailboxState{Configured: true, MailboxState: s.d.reader.State()}
 }
 
 func (s statusPageSource) Tickets(ctx context.Context, q bridge.ListQuery) (bridge.TicketPage, error) {

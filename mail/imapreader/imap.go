@@ -173,18 +173,9 @@ type Config struct {
 	DialTimeout time.Duration
 }
 
-// State is what the reader is doing, for /readyz and metrics.
-type State struct {
-	Connected bool
-	Idle      bool
-	LeaseHeld bool
-	// LastSuccess is the end of the last pass that went through the whole
-	// mailbox.
-	LastSuccess time.Time
-	// LastError is the last failure, kept until a pass succeeds again.
-	LastError                       string
-	Processed, Quarantined, Retried uint64
-}
+// State is what the reader is doing, for /readyz, metrics and the status
+// page.
+type State = bridge.MailboxState
 
 const (
 	tlsImplicit = "implicit"

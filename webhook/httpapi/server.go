@@ -11,8 +11,6 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,11 +19,11 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"supportbridge/bridge"
 	"supportbridge/webhook"
+	"supportbridge/webhook/bearer"
 )
 
 // Service is what the HTTP layer needs from the domain.
@@ -69,9 +67,9 @@ type Server struct {
 	svc    Service
 	opts   Options
 	log    *slog.Logger
-	tokens [][32]byte
+	tokens bearer.Tokens
 	// metricsTokens are the digests of Options.MetricsTokens.
-	metricsTokens [][32]byte
+	metricsTokens bearer.Tokens
 }
 
 // NewServer returns the HTTP handler of the daemon.
@@ -83,8 +81,8 @@ func NewServer(svc Service, opts Options) http.Handler {
 	if s.opts.MaxBody <= 0 {
 		s.opts.MaxBody = 20 << 20
 	}
-	s.tokens = tokenDigests(opts.APITokens)
-	s.metricsTokens = tokenDigests(opts.MetricsTokens)
+	s.tokens = bearer.New(opts.APITokens)
+	s.metricsTokens = bearer.New(opts.MetricsTokens)
 	mux := http.NewServeMux()
 	s.routes(mux)
 	return s.withRequestLog(mux)
@@ -263,9 +261,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 // requireToken guards the read API with the configured bearer tokens.
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		if !ok || !s.tokenValid(strings.TrimSpace(tok)) {
+		if !s.tokens.Allows(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="supportbridge"`)
 			writeProblem(w, &Problem{Status: http.StatusUnauthorized, Code: "unauthorized",
 				Message: "a valid bearer token is required"})
@@ -277,12 +273,11 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 
 // requireMetricsToken guards /metrics when metrics tokens are configured.
 func (s *Server) requireMetricsToken(next http.Handler) http.Handler {
-	if len(s.metricsTokens) == 0 {
+	if s.metricsTokens.Empty() {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !digestMatches(s.metricsTokens, strings.TrimSpace(tok)) {
+		if !s.metricsTokens.Allows(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="supportbridge-metrics"`)
 			writeProblem(w, &Problem{Status: http.StatusUnauthorized, Code: "unauthorized",
 				Message: "a valid metrics bearer token is required"})
@@ -290,34 +285,6 @@ func (s *Server) requireMetricsToken(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func tokenDigests(tokens []string) [][32]byte {
-	out := make([][32]byte, 0, len(tokens))
-	for _, t := range tokens {
-		if t != "" {
-			out = append(out, sha256.Sum256([]byte(t)))
-		}
-	}
-	return out
-}
-
-// tokenValid reports whether tok is one of the API tokens.
-func (s *Server) tokenValid(tok string) bool { return digestMatches(s.tokens, tok) }
-
-// digestMatches compares digests so that neither the content nor the
-// length of a configured token leaks through timing; every token is
-// compared.
-func digestMatches(digests [][32]byte, tok string) bool {
-	if tok == "" {
-		return false
-	}
-	d := sha256.Sum256([]byte(tok))
-	ok := 0
-	for i := range digests {
-		ok |= subtle.ConstantTimeCompare(d[:], digests[i][:])
-	}
-	return ok == 1
 }
 
 func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {

@@ -17,38 +17,11 @@ const (
 	cookieAge = 12 * time.Hour
 )
 
-// tokenDigests are the SHA-256 digests of the non-empty tokens: what the
-// page keeps of them.
-func tokenDigests(tokens []string) [][32]byte {
-	out := make([][32]byte, 0, len(tokens))
-	for _, t := range tokens {
-		if t != "" {
-			out = append(out, sha256.Sum256([]byte(t)))
-		}
-	}
-	return out
-}
-
-// tokenValid reports whether tok is one of the API tokens. Digests are
-// compared so that neither the content nor the length of a configured
-// token leaks through timing; every token is compared.
-func (s *handler) tokenValid(tok string) bool {
-	if tok == "" {
-		return false
-	}
-	d := sha256.Sum256([]byte(tok))
-	ok := 0
-	for i := range s.tokens {
-		ok |= subtle.ConstantTimeCompare(d[:], s.tokens[i][:])
-	}
-	return ok == 1
-}
-
 // requireAuth accepts the API token as a bearer header or as the
 // cookie set by /login, and answers an HTML page otherwise.
 func (s *handler) requireAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && s.tokenValid(strings.TrimSpace(tok)) {
+		if s.tokens.Allows(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -86,7 +59,7 @@ func (s *handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		tok = r.PostForm.Get("token")
 	}
-	if !s.tokenValid(tok) {
+	if !s.tokens.Valid(tok) {
 		s.render(w, r, http.StatusUnauthorized, "login", messageData{Title: "Sign in",
 			Text: "That token is not one of ent.api_tokens."})
 		return
@@ -125,14 +98,14 @@ func cookieValue(tokenDigest [32]byte) string {
 }
 
 // cookieValid compares in constant time against the cookie of every
-// configured token, like tokenValid.
+// configured token, like bearer.Tokens.Valid.
 func (s *handler) cookieValid(v string) bool {
 	if len(v) != 2*sha256.Size {
 		return false
 	}
 	ok := 0
-	for i := range s.tokens {
-		ok |= subtle.ConstantTimeCompare([]byte(v), []byte(cookieValue(s.tokens[i])))
+	for _, d := range s.tokens.Digests() {
+		ok |= subtle.ConstantTimeCompare([]byte(v), []byte(cookieValue(d)))
 	}
 	return ok == 1
 }

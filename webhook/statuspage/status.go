@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"supportbridge/bridge"
+	"supportbridge/webhook/bearer"
 )
 
 // Source is what the operators' status page shows. The daemon
@@ -53,14 +54,7 @@ type DeadJob struct {
 type MailboxState struct {
 	// Configured is false when the daemon reads no mailbox.
 	Configured bool
-	Connected  bool
-	Idle       bool
-	LeaseHeld  bool
-	// LastSuccess is when the mailbox was last read through.
-	LastSuccess time.Time
-	// LastError is the last failure, kept until a pass succeeds again.
-	LastError                       string
-	Processed, Quarantined, Retried uint64
+	bridge.MailboxState
 }
 
 const (
@@ -86,7 +80,7 @@ type Options struct {
 type handler struct {
 	src       Source
 	log       *slog.Logger
-	tokens    [][32]byte
+	tokens    bearer.Tokens
 	requestID func(context.Context) string
 }
 
@@ -95,7 +89,7 @@ type handler struct {
 // It routes these four patterns itself; the server must send them to it
 // (httpapi's routes.go lists them).
 func Handler(src Source, opts Options) http.Handler {
-	s := &handler{src: src, log: opts.Logger, tokens: tokenDigests(opts.Tokens), requestID: opts.RequestID}
+	s := &handler{src: src, log: opts.Logger, tokens: bearer.New(opts.Tokens), requestID: opts.RequestID}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -95,8 +95,8 @@ func sampleStatus() *fakeStatus {
 			FailedAt: statusNow.Add(-30 * time.Minute)}},
 		quarantined: []bridge.QuarantinedMail{{Key: "k1", From: "stranger@evil.example", Subject: "Re: " + hostile,
 			Reason: "unknown_sender", At: statusNow.Add(-10 * time.Minute)}},
-		imap: MailboxState{Configured: true, Connected: true, Idle: true, LeaseHeld: true,
-			LastSuccess: statusNow.Add(-5 * time.Second), LastError: "", Processed: 42, Quarantined: 1, Retried: 3},
+		imap: MailboxState{Configured: true, MailboxState: bridge.MailboxState{Connected: true, Idle: true, LeaseHeld: true,
+			LastSuccess: statusNow.Add(-5 * time.Second), LastError: "", Processed: 42, Quarantined: 1, Retried: 3}},
 		tickets: []bridge.Ticket{t2, t1, odd},
 		next:    "cur&sor=1",
 		views: map[string]bridge.TicketView{"T1": {Ticket: t1,
@@ -129,7 +129,7 @@ func getStatus(t *testing.T, h http.Handler, target string, setup func(*http.Req
 	return rec
 }
 
-func bearer(tok string) func(*http.Request) {
+func withBearer(tok string) func(*http.Request) {
 	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
 }
 
@@ -161,10 +161,10 @@ func TestStatusAuth(t *testing.T) {
 	}{
 		{"nothing", "/", nil, 401},
 		{"nothing, ticket page", "/tickets/T1", nil, 401},
-		{"wrong bearer", "/", bearer("wrong-token-0000000000"), 401},
-		{"empty bearer", "/", bearer(""), 401},
-		{"bearer", "/", bearer(statusTestToken), 200},
-		{"bearer, ticket page", "/tickets/T1", bearer(statusTestToken), 200},
+		{"wrong bearer", "/", withBearer("wrong-token-0000000000"), 401},
+		{"empty bearer", "/", withBearer(""), 401},
+		{"bearer", "/", withBearer(statusTestToken), 200},
+		{"bearer, ticket page", "/tickets/T1", withBearer(statusTestToken), 200},
 		{"the raw token as cookie", "/", withCookie(good.Name, statusTestToken), 401},
 		{"wrong cookie", "/", withCookie(good.Name, strings.Repeat("0", len(good.Value))), 401},
 		{"cookie of another name", "/", withCookie("session", good.Value), 401},
@@ -350,7 +350,7 @@ func links(doc *html.Node) map[string]string {
 func TestStatusPageRendersData(t *testing.T) {
 	src := sampleStatus()
 	h := newStatusServer(src)
-	rec := getStatus(t, h, "/", bearer(statusTestToken))
+	rec := getStatus(t, h, "/", withBearer(statusTestToken))
 	if rec.Code != 200 {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
@@ -405,18 +405,18 @@ func TestStatusPageRendersData(t *testing.T) {
 	}
 
 	// The next page passes its cursor through; a forged cursor is a 400.
-	getStatus(t, h, "/?cursor="+url.QueryEscape("cur&sor=1"), bearer(statusTestToken))
+	getStatus(t, h, "/?cursor="+url.QueryEscape("cur&sor=1"), withBearer(statusTestToken))
 	if src.lastQuery.Cursor != "cur&sor=1" {
 		t.Errorf("cursor %q", src.lastQuery.Cursor)
 	}
-	if rec := getStatus(t, h, "/?cursor=bad", bearer(statusTestToken)); rec.Code != 400 {
+	if rec := getStatus(t, h, "/?cursor=bad", withBearer(statusTestToken)); rec.Code != 400 {
 		t.Errorf("bad cursor: %d", rec.Code)
 	}
 }
 
 func TestStatusTicketPage(t *testing.T) {
 	h := newStatusServer(sampleStatus())
-	rec := getStatus(t, h, "/tickets/T1", bearer(statusTestToken))
+	rec := getStatus(t, h, "/tickets/T1", withBearer(statusTestToken))
 	if rec.Code != 200 {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
@@ -475,7 +475,7 @@ func TestStatusPageFailures(t *testing.T) {
 	src.depthsErr, src.deadErr, src.quarErr, src.ticketsErr = down, down, down, down
 	src.imap.LastError = "imap: dial: " + hostile
 	h := newStatusServer(src)
-	rec := getStatus(t, h, "/", bearer(statusTestToken))
+	rec := getStatus(t, h, "/", withBearer(statusTestToken))
 	if rec.Code != 200 {
 		t.Fatalf("%d", rec.Code)
 	}
@@ -491,17 +491,17 @@ func TestStatusPageFailures(t *testing.T) {
 	}
 	parseHTML(t, body)
 
-	if rec := getStatus(t, h, "/tickets/nope", bearer(statusTestToken)); rec.Code != 404 {
+	if rec := getStatus(t, h, "/tickets/nope", withBearer(statusTestToken)); rec.Code != 404 {
 		t.Errorf("missing ticket: %d", rec.Code)
 	}
 	src.viewErr = down
-	if rec := getStatus(t, h, "/tickets/T1", bearer(statusTestToken)); rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
+	if rec := getStatus(t, h, "/tickets/T1", withBearer(statusTestToken)); rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
 		t.Errorf("unreadable ticket: %d", rec.Code)
 	}
 
 	// No mailbox configured, nothing stored.
 	empty := &fakeStatus{}
-	rec = getStatus(t, newStatusServer(empty), "/", bearer(statusTestToken))
+	rec = getStatus(t, newStatusServer(empty), "/", withBearer(statusTestToken))
 	body = rec.Body.String()
 	if rec.Code != 200 || !strings.Contains(body, "No mailbox is read") || !strings.Contains(body, "No tickets.") {
 		t.Errorf("empty: %d %s", rec.Code, body)
@@ -517,7 +517,7 @@ func TestStatusPageBounded(t *testing.T) {
 		src.dead = append(src.dead, DeadJob{ID: fmt.Sprintf("job-%d", i), Kind: "callback"})
 		src.quarantined = append(src.quarantined, bridge.QuarantinedMail{Key: fmt.Sprint(i), From: "x@y.example"})
 	}
-	rec := getStatus(t, newStatusServer(src), "/", bearer(statusTestToken))
+	rec := getStatus(t, newStatusServer(src), "/", withBearer(statusTestToken))
 	doc := parseHTML(t, rec.Body.String())
 	if n := len(rows(t, doc, "dead")); n != 201 {
 		t.Errorf("dead rows %d", n)
@@ -533,12 +533,12 @@ func TestStatusPageBounded(t *testing.T) {
 func TestStatusRoutes(t *testing.T) {
 	h := newStatusServer(sampleStatus())
 	// "/" matches only itself: other paths stay 404, even with a token.
-	if rec := getStatus(t, h, "/nope", bearer(statusTestToken)); rec.Code != 404 || strings.Contains(rec.Body.String(), "Recent tickets") {
+	if rec := getStatus(t, h, "/nope", withBearer(statusTestToken)); rec.Code != 404 || strings.Contains(rec.Body.String(), "Recent tickets") {
 		t.Errorf("/nope: %d", rec.Code)
 	}
 	// Read-only: no other method.
 	req := httptest.NewRequest("POST", "/", nil)
-	bearer(statusTestToken)(req)
+	withBearer(statusTestToken)(req)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusMethodNotAllowed {
