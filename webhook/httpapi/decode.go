@@ -94,7 +94,8 @@ type eventDecoder struct {
 	attachmentIDs map[string]string
 }
 
-// dataFields returns the members of "data" for an event type.
+// dataFields returns the members of "data" for an event type, in the order
+// they are decoded.
 func dataFields(t bridge.EventType) []string {
 	switch t {
 	case bridge.EventStructureUpserted:
@@ -115,29 +116,29 @@ func dataFields(t bridge.EventType) []string {
 
 func (d *eventDecoder) data(ev *bridge.Event, v *jvalue) {
 	c := d.c
-	m := c.requiredObject("data", v, dataFields(ev.Type)...)
+	fields := dataFields(ev.Type)
+	m := c.requiredObject("data", v, fields...)
 	if m == nil {
 		return // reported; its members would only repeat it
 	}
-	switch ev.Type {
-	case bridge.EventStructureUpserted:
-		ev.Structure = d.structure("data.structure", m["structure"])
-	case bridge.EventTicketCreated:
-		ev.NewTicket = d.newTicket("data.ticket", m["ticket"])
-	case bridge.EventTicketUpdated:
-		ev.TicketID = c.id("data.ticket_id", m["ticket_id"])
-		ev.Actor = c.person("data.actor", m["actor"], false)
-		ev.Changes = d.changes("data.changes", m["changes"])
-	case bridge.EventTicketCommented:
-		ev.TicketID = c.id("data.ticket_id", m["ticket_id"])
-		ev.Comment = d.comment("data.comment", m["comment"])
-	case bridge.EventStatusChanged:
-		ev.TicketID = c.id("data.ticket_id", m["ticket_id"])
-		ev.Actor = c.person("data.actor", m["actor"], false)
-		ev.Status = c.status("data.status", m["status"])
-	case bridge.EventEscalationRequested:
-		ev.TicketID = c.id("data.ticket_id", m["ticket_id"])
-		ev.Actor = c.person("data.actor", m["actor"], false)
+	for _, name := range fields {
+		path, v := join("data", name), m[name]
+		switch name {
+		case "structure":
+			ev.Structure = d.structure(path, v)
+		case "ticket":
+			ev.NewTicket = d.newTicket(path, v)
+		case "ticket_id":
+			ev.TicketID = c.id(path, v)
+		case "actor":
+			ev.Actor = c.person(path, v, false)
+		case "changes":
+			ev.Changes = d.changes(path, v)
+		case "comment":
+			ev.Comment = d.comment(path, v)
+		case "status":
+			ev.Status = c.status(path, v)
+		}
 	}
 }
 

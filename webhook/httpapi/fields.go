@@ -13,6 +13,39 @@ import (
 // The rules of the contract's fields, one function each: ids, dates,
 // texts, addresses, people, categories, locales, digests and statuses.
 
+// The reasons that take a number, worded once.
+var (
+	idReason         = fmt.Sprintf("must be 1 to %d characters of %s", maxIDChars, bridge.IDChars)
+	optionalIDReason = fmt.Sprintf("must be empty or 1 to %d characters of %s", maxIDChars, bridge.IDChars)
+	shortReason      = fmt.Sprintf("at most %d characters", maxShortChars)
+	longReason       = fmt.Sprintf("at most %d characters", maxTextChars)
+	subjectReason    = fmt.Sprintf("must be 1 to %d characters, white space aside", maxSubjectChars)
+)
+
+// checked returns the text at path when valid accepts it, and reports
+// reason otherwise. An optional text that is absent, null or empty is "",
+// unchecked; a required one is checked even when empty.
+func (c *checker) checked(path string, v *jvalue, required bool, valid func(string) bool, reason string) string {
+	s, ok := c.text(path, v, required)
+	if !ok || s == "" && !required {
+		return ""
+	}
+	if !valid(s) {
+		c.fail(path, reason)
+		return ""
+	}
+	return s
+}
+
+// orDefault is s, or def when s is empty: an optional text left out, or
+// one already reported.
+func orDefault[S ~string](s, def S) S {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 func (c *checker) eventType(v *jvalue) (bridge.EventType, bool) {
 	if isAbsent(v) {
 		c.fail("type", "required")
@@ -30,28 +63,12 @@ func (c *checker) eventType(v *jvalue) (bridge.EventType, bool) {
 }
 
 func (c *checker) id(path string, v *jvalue) string {
-	s, ok := c.text(path, v, true)
-	if !ok {
-		return ""
-	}
-	if !bridge.ValidID(s) {
-		c.fail(path, fmt.Sprintf("must be 1 to %d characters of %s", maxIDChars, bridge.IDChars))
-		return ""
-	}
-	return s
+	return c.checked(path, v, true, bridge.ValidID, idReason)
 }
 
 // optionalID accepts an absent, null or empty id.
 func (c *checker) optionalID(path string, v *jvalue) string {
-	s, ok := c.text(path, v, false)
-	if !ok || s == "" {
-		return ""
-	}
-	if !bridge.ValidID(s) {
-		c.fail(path, fmt.Sprintf("must be empty or 1 to %d characters of %s", maxIDChars, bridge.IDChars))
-		return ""
-	}
-	return s
+	return c.checked(path, v, false, bridge.ValidID, optionalIDReason)
 }
 
 func (c *checker) timestamp(path string, v *jvalue) time.Time {
@@ -82,60 +99,38 @@ func (c *checker) boolean(path string, v *jvalue) bool {
 // shortText is a name or label: when required, not blank.
 func (c *checker) shortText(path string, v *jvalue, required bool) string {
 	s, ok := c.text(path, v, required)
-	if !ok {
-		return ""
-	}
-	if required && strings.TrimSpace(s) == "" {
+	switch {
+	case !ok:
+	case required && strings.TrimSpace(s) == "":
 		c.fail(path, "must not be blank")
-		return ""
+	case utf8.RuneCountInString(s) > maxShortChars:
+		c.fail(path, shortReason)
+	default:
+		return s
 	}
-	if utf8.RuneCountInString(s) > maxShortChars {
-		c.fail(path, fmt.Sprintf("at most %d characters", maxShortChars))
-		return ""
-	}
-	return s
+	return ""
 }
 
 func (c *checker) subject(path string, v *jvalue) string {
-	s, ok := c.text(path, v, true)
-	if !ok {
-		return ""
-	}
-	if n := utf8.RuneCountInString(strings.TrimSpace(s)); n == 0 || n > maxSubjectChars {
-		c.fail(path, fmt.Sprintf("must be 1 to %d characters, white space aside", maxSubjectChars))
-		return ""
-	}
-	return s
+	return c.checked(path, v, true, func(s string) bool {
+		n := utf8.RuneCountInString(strings.TrimSpace(s))
+		return n > 0 && n <= maxSubjectChars
+	}, subjectReason)
 }
 
 // longText is a description or a comment body: may be empty.
 func (c *checker) longText(path string, v *jvalue, required bool) string {
-	s, ok := c.text(path, v, required)
-	if !ok {
-		return ""
-	}
-	if utf8.RuneCountInString(s) > maxTextChars {
-		c.fail(path, fmt.Sprintf("at most %d characters", maxTextChars))
-		return ""
-	}
-	return s
+	return c.checked(path, v, required, func(s string) bool {
+		return utf8.RuneCountInString(s) <= maxTextChars
+	}, longReason)
 }
 
 // email accepts a bare address ("a@b.example"), not a name with one.
 func (c *checker) email(path string, v *jvalue, required bool) string {
-	s, ok := c.text(path, v, required)
-	if !ok {
-		return ""
-	}
-	if s == "" && !required {
-		return ""
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Name != "" || a.Address != s || len(s) > maxEmailBytes {
-		c.fail(path, "must be a bare email address")
-		return ""
-	}
-	return s
+	return c.checked(path, v, required, func(s string) bool {
+		a, err := mail.ParseAddress(s)
+		return err == nil && a.Name == "" && a.Address == s && len(s) <= maxEmailBytes
+	}, "must be a bare email address")
 }
 
 // person decodes an owner, actor or author; every one has the same shape.
@@ -165,15 +160,7 @@ func (c *checker) category(path string, v *jvalue) bridge.Category {
 
 // locale is a ticket's language: absent, null or empty means French.
 func (c *checker) locale(path string, v *jvalue) string {
-	s, ok := c.text(path, v, false)
-	if !ok || s == "" {
-		return defaultLocale
-	}
-	if !validLocale(s) {
-		c.fail(path, `must look like "fr" or "fr-FR"`)
-		return ""
-	}
-	return s
+	return orDefault(c.checked(path, v, false, validLocale, `must look like "fr" or "fr-FR"`), defaultLocale)
 }
 
 // validLocale matches ^[a-z]{2}(-[A-Z]{2})?$.
@@ -192,40 +179,16 @@ func validLocale(s string) bool {
 // referentLocale is the language of a referent's digests: fr or en; left
 // empty when absent so that the digest applies its own default.
 func (c *checker) referentLocale(path string, v *jvalue) string {
-	s, ok := c.text(path, v, false)
-	if !ok || s == "" {
-		return ""
-	}
-	if s != "fr" && s != "en" {
-		c.fail(path, `must be "fr" or "en"`)
-		return ""
-	}
-	return s
+	return c.checked(path, v, false, func(s string) bool { return s == "fr" || s == "en" }, `must be "fr" or "en"`)
 }
 
 // digest is absent, null or empty for daily.
 func (c *checker) digest(path string, v *jvalue) bridge.Digest {
-	s, ok := c.text(path, v, false)
-	if !ok || s == "" {
-		return bridge.DigestDaily
-	}
-	d := bridge.Digest(s)
-	if !d.Valid() {
-		c.fail(path, "must be daily, weekly or never")
-		return ""
-	}
-	return d
+	d := c.checked(path, v, false, func(s string) bool { return bridge.Digest(s).Valid() }, "must be daily, weekly or never")
+	return orDefault(bridge.Digest(d), bridge.DigestDaily)
 }
 
 func (c *checker) status(path string, v *jvalue) bridge.Status {
-	s, ok := c.text(path, v, true)
-	if !ok {
-		return ""
-	}
-	st := bridge.Status(s)
-	if !st.Valid() {
-		c.fail(path, "must be new, opened, waiting, resolved or closed")
-		return ""
-	}
-	return st
+	return bridge.Status(c.checked(path, v, true, func(s string) bool { return bridge.Status(s).Valid() },
+		"must be new, opened, waiting, resolved or closed"))
 }
