@@ -122,22 +122,22 @@ func (d *eventDecoder) data(ev *bridge.Event, v *jvalue) {
 		return // reported; its members would only repeat it
 	}
 	for _, name := range fields {
-		path, v := join("data", name), m[name]
+		v := m[name]
 		switch name {
 		case "structure":
-			ev.Structure = d.structure(path, v)
+			ev.Structure = d.structure("data.structure", v)
 		case "ticket":
-			ev.NewTicket = d.newTicket(path, v)
+			ev.NewTicket = d.newTicket("data.ticket", v)
 		case "ticket_id":
-			ev.TicketID = c.id(path, v)
+			ev.TicketID = c.id("data.ticket_id", v)
 		case "actor":
-			ev.Actor = c.person(path, v, false)
+			ev.Actor = c.person("data.actor", v, false)
 		case "changes":
-			ev.Changes = d.changes(path, v)
+			ev.Changes = d.changes("data.changes", v)
 		case "comment":
-			ev.Comment = d.comment(path, v)
+			ev.Comment = d.comment("data.comment", v)
 		case "status":
-			ev.Status = c.status(path, v)
+			ev.Status = c.status("data.status", v)
 		}
 	}
 }
