@@ -137,20 +137,7 @@ func (c *Composer) Escalation(in EscalationInput) (mail.Outgoing, error) {
 		LeftOut:     leftOut,
 		Exchanges:   views,
 	}
-	text, html, err := render(escalationText, escalationHTML, data)
-	if err != nil {
-		return mail.Outgoing{}, fmt.Errorf("mail: compose escalation %s: %w", t.ID, err)
-	}
-	msgID := strings.Trim(in.MessageID, "<>")
-	if msgID == "" {
-		msgID = c.Signer.NewMessageID(t.ID, kindEscalation)
-	}
-	h := c.header(t, msgID, c.subject(t, false))
-	out, err := c.write(h, msgID, text, html, files)
-	if err != nil {
-		return mail.Outgoing{}, fmt.Errorf("mail: compose escalation %s: %w", t.ID, err)
-	}
-	return out, nil
+	return c.finish(t, kindEscalation, in.MessageID, nil, escalationText, escalationHTML, data, files)
 }
 
 // FollowUp composes a mail threaded under the escalation: a new comment or a
@@ -187,22 +174,35 @@ func (c *Composer) FollowUp(in FollowUpInput) (mail.Outgoing, error) {
 		v := exchange(*in.Exchange, l, loc)
 		data.Comment = &v
 	}
-	text, html, err := render(followUpText, followUpHTML, data)
+	refs := references(t.Escalation.RootMessageID, in.References)
+	return c.finish(t, kindFollowUp, in.MessageID, refs, followUpText, followUpHTML, data, files)
+}
+
+// finish renders a mail to the desk from its view and writes it: the
+// Message-ID given (the ledger's, on a retry) or a new one of its kind, the
+// headers, In-Reply-To and References when it follows others.
+func (c *Composer) finish(t bridge.Ticket, kind, givenID string, refs []string,
+	textSrc, htmlSrc string, data any, files []attachedFile) (mail.Outgoing, error) {
+	what := "escalation"
+	if kind == kindFollowUp {
+		what = "follow-up"
+	}
+	text, html, err := render(textSrc, htmlSrc, data)
 	if err != nil {
-		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up %s: %w", t.ID, err)
+		return mail.Outgoing{}, fmt.Errorf("mail: compose %s %s: %w", what, t.ID, err)
 	}
-	msgID := strings.Trim(in.MessageID, "<>")
+	msgID := strings.Trim(givenID, "<>")
 	if msgID == "" {
-		msgID = c.Signer.NewMessageID(t.ID, kindFollowUp)
+		msgID = c.Signer.NewMessageID(t.ID, kind)
 	}
-	h := c.header(t, msgID, c.subject(t, true))
-	if refs := references(t.Escalation.RootMessageID, in.References); len(refs) > 0 {
+	h := c.header(t, msgID, c.subject(t, kind == kindFollowUp))
+	if len(refs) > 0 {
 		h.SetMsgIDList("In-Reply-To", refs[len(refs)-1:])
 		h.SetMsgIDList("References", refs)
 	}
 	out, err := c.write(h, msgID, text, html, files)
 	if err != nil {
-		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up %s: %w", t.ID, err)
+		return mail.Outgoing{}, fmt.Errorf("mail: compose %s %s: %w", what, t.ID, err)
 	}
 	return out, nil
 }
