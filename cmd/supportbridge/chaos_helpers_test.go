@@ -191,7 +191,7 @@ func parseDeskMail(raw []byte) (parsedDeskMail, error) {
 			}
 		}
 	}
-	p.Tokens = uniqueStrings(chaosTokenRE.FindAllString(text.String(), -1))
+	p.Tokens = uniqueIDs(chaosTokenRE.FindAllString(text.String(), -1))
 	return p, nil
 }
 
@@ -204,18 +204,6 @@ func hasToken(text, tok string) bool {
 		}
 	}
 	return false
-}
-
-func uniqueStrings(in []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // ---- the ENT's callback receiver ----

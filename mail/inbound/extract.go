@@ -470,22 +470,32 @@ func (x *extraction) forwardBlock(lines []string, i int) bool {
 // subjectTags lists the bracketed tags of a subject, lower-cased.
 func subjectTags(subject string) []string {
 	var out []string
-	s := strings.ToLower(subject)
-	for len(out) < 8 {
-		i := strings.IndexByte(s, '[')
-		if i < 0 {
-			break
-		}
-		j := strings.IndexByte(s[i:], ']')
-		if j < 0 {
-			break
-		}
-		if tag := s[i : i+j+1]; len(tag) > 3 && len(tag) <= 64 {
+	bracketed(strings.ToLower(subject), '[', ']', func(tag string) bool {
+		if len(tag) > 3 && len(tag) <= 64 {
 			out = append(out, tag)
+		}
+		return len(out) < 8
+	})
+	return out
+}
+
+// bracketed hands each open…close segment of s to each, brackets included,
+// in order, until each returns false or no segment is left.
+func bracketed(s string, open, close byte, each func(seg string) bool) {
+	for {
+		i := strings.IndexByte(s, open)
+		if i < 0 {
+			return
+		}
+		j := strings.IndexByte(s[i:], close)
+		if j < 0 {
+			return
+		}
+		if !each(s[i : i+j+1]) {
+			return
 		}
 		s = s[i+j+1:]
 	}
-	return out
 }
 
 // unquote removes one level of "> " from the quoted lines at the start

@@ -429,21 +429,12 @@ func msgIDs(v string) []string {
 	}
 	var ids []string
 	if strings.Contains(v, "<") {
-		rest := v
-		for len(ids) < 500 {
-			i := strings.IndexByte(rest, '<')
-			if i < 0 {
-				break
-			}
-			j := strings.IndexByte(rest[i:], '>')
-			if j < 0 {
-				break
-			}
-			if id := strings.TrimSpace(rest[i+1 : i+j]); id != "" && !strings.ContainsAny(id, " \t") {
+		bracketed(v, '<', '>', func(seg string) bool {
+			if id := strings.TrimSpace(seg[1 : len(seg)-1]); id != "" && !strings.ContainsAny(id, " \t") {
 				ids = append(ids, id)
 			}
-			rest = rest[i+j+1:]
-		}
+			return len(ids) < 500
+		})
 		return ids
 	}
 	for _, w := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
