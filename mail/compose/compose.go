@@ -121,20 +121,12 @@ func (c *Composer) Escalation(in EscalationInput) (mail.Outgoing, error) {
 	}
 
 	data := escalationView{
-		L:           l,
-		Tag:         c.tag(t.ID),
-		TicketID:    oneLine(t.ID),
-		Subject:     capRunes(oneLine(t.Subject), maxLineRunes),
-		School:      capRunes(oneLine(in.Structure.Name), maxLineRunes),
-		UAI:         capRunes(oneLine(in.Structure.UAI), maxNameRunes),
+		ticketView:  c.ticketView(t, in.Structure, l, attached, leftOut),
 		App:         category(t.Category),
 		Requester:   person(t.Owner, l),
 		EscalatedBy: person(by, l),
 		Created:     l.date(t.CreatedAt, loc),
-		Status:      l.status(t.Status),
 		Description: cleanBody(t.Description),
-		Attached:    attached,
-		LeftOut:     leftOut,
 		Exchanges:   views,
 	}
 	return c.finish(t, kindEscalation, in.MessageID, nil, escalationText, escalationHTML, data, files)
@@ -158,18 +150,7 @@ func (c *Composer) FollowUp(in FollowUpInput) (mail.Outgoing, error) {
 		return mail.Outgoing{}, fmt.Errorf("mail: compose follow-up %s: %w", t.ID, err)
 	}
 
-	data := followUpView{
-		L:        l,
-		Tag:      c.tag(t.ID),
-		TicketID: oneLine(t.ID),
-		Subject:  capRunes(oneLine(t.Subject), maxLineRunes),
-		School:   capRunes(oneLine(in.Structure.Name), maxLineRunes),
-		UAI:      capRunes(oneLine(in.Structure.UAI), maxNameRunes),
-		Status:   l.status(t.Status),
-		Note:     note,
-		Attached: attached,
-		LeftOut:  leftOut,
-	}
+	data := followUpView{ticketView: c.ticketView(t, in.Structure, l, attached, leftOut), Note: note}
 	if in.Exchange != nil {
 		v := exchange(*in.Exchange, l, loc)
 		data.Comment = &v
@@ -499,20 +480,38 @@ type exchangeView struct {
 	Files                             []string
 }
 
+// ticketView is what every mail to the desk shows of its ticket.
+type ticketView struct {
+	L                                           labels
+	Tag, TicketID, Subject, School, UAI, Status string
+	Attached, LeftOut                           []fileView
+}
+
+func (c *Composer) ticketView(t bridge.Ticket, st bridge.Structure, l labels, attached, leftOut []fileView) ticketView {
+	return ticketView{
+		L:        l,
+		Tag:      c.tag(t.ID),
+		TicketID: oneLine(t.ID),
+		Subject:  capRunes(oneLine(t.Subject), maxLineRunes),
+		School:   capRunes(oneLine(st.Name), maxLineRunes),
+		UAI:      capRunes(oneLine(st.UAI), maxNameRunes),
+		Status:   l.status(t.Status),
+		Attached: attached,
+		LeftOut:  leftOut,
+	}
+}
+
 type escalationView struct {
-	L                                                                      labels
-	Tag, TicketID, Subject, School, UAI, App, Created, Status, Description string
-	Requester, EscalatedBy                                                 personView
-	Attached, LeftOut                                                      []fileView
-	Exchanges                                                              []exchangeView
+	ticketView
+	App, Created, Description string
+	Requester, EscalatedBy    personView
+	Exchanges                 []exchangeView
 }
 
 type followUpView struct {
-	L                                           labels
-	Tag, TicketID, Subject, School, UAI, Status string
-	Comment                                     *exchangeView
-	Note                                        string
-	Attached, LeftOut                           []fileView
+	ticketView
+	Comment *exchangeView
+	Note    string
 }
 
 // attachedFile is an attachment ready to be written.

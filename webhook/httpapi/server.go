@@ -260,15 +260,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 
 // requireToken guards the read API with the configured bearer tokens.
 func (s *Server) requireToken(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.tokens.Allows(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="supportbridge"`)
-			writeProblem(w, &Problem{Status: http.StatusUnauthorized, Code: "unauthorized",
-				Message: "a valid bearer token is required"})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return requireBearer(s.tokens, "supportbridge", "a valid bearer token is required", next)
 }
 
 // requireMetricsToken guards /metrics when metrics tokens are configured.
@@ -276,11 +268,16 @@ func (s *Server) requireMetricsToken(next http.Handler) http.Handler {
 	if s.metricsTokens.Empty() {
 		return next
 	}
+	return requireBearer(s.metricsTokens, "supportbridge-metrics", "a valid metrics bearer token is required", next)
+}
+
+// requireBearer answers 401 unauthorized, with the realm to authenticate
+// in, unless the request carries one of tokens.
+func requireBearer(tokens bearer.Tokens, realm, message string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.metricsTokens.Allows(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="supportbridge-metrics"`)
-			writeProblem(w, &Problem{Status: http.StatusUnauthorized, Code: "unauthorized",
-				Message: "a valid metrics bearer token is required"})
+		if !tokens.Allows(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
+			writeProblem(w, &Problem{Status: http.StatusUnauthorized, Code: "unauthorized", Message: message})
 			return
 		}
 		next.ServeHTTP(w, r)
