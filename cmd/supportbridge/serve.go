@@ -103,6 +103,8 @@ type daemon struct {
 	seeded atomic.Bool
 	// afterJob, when set, runs after each job (tests: crash points).
 	afterJob func(bridge.Effect, error)
+	// closers close what newDaemon opened (see onClose).
+	closers []func()
 }
 
 // newDeskMailer wires the composer and the SMTP sender, or returns nil
@@ -165,31 +167,48 @@ func storeOptions(cfg *config.Config) redisstore.Options {
 	}
 }
 
-func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string) (*daemon, error) {
+// newDaemon wires the daemon. Each resource it opens is added to the
+// daemon's closers as soon as it is open, so that an error on any path
+// closes what was opened so far, and close closes all of it.
+func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log, started: time.Now()}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
 	routeRedisLogs(log)
 	rdb, err := newRedis(cfg.Redis)
 	if err != nil {
 		return nil, err
 	}
+	d.rdb = rdb
+	d.onClose(func() { rdb.Close() })
 	keys, err := cfg.WebhookKeys()
 	if err != nil {
-		rdb.Close()
 		return nil, err
 	}
 	met := newMetrics()
+	d.metrics = met
 	sopts := storeOptions(cfg)
 	sopts.OnNotReplicated = met.notReplicated.Inc
 	store := redisstore.New(rdb, sopts)
+	d.store = store
 	mailer, err := newDeskMailer(cfg)
 	if err != nil {
-		rdb.Close()
 		return nil, err
+	}
+	if mailer != nil {
+		d.mailer = mailer
+		// The cached SMTP sessions say QUIT rather than linger until the
+		// server drops them.
+		d.onClose(func() { mailer.Sender.Close() })
 	}
 	alerts, err := newAlerter(cfg, mailer, store, log, func(r string) { met.operatorAlerts.WithLabelValues(r).Inc() })
 	if err != nil {
-		rdb.Close()
 		return nil, err
 	}
+	d.alerts = alerts
 	queue := jobqueue.New(rdb, jobqueue.Options{
 		Queue:         strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + "-jobs",
 		RetryInitial:  cfg.SMTP.RetryInitial,
@@ -208,10 +227,13 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 			alerts.deadLetter(j, err)
 		},
 	})
+	d.queue = queue
+	d.onClose(func() { queue.Close() })
 	met.reg.MustRegister(newQueueCollector(queue))
 	svc := bridge.NewService(store, bridge.WithLogger(log), bridge.WithDispatcher(queue),
 		bridge.WithCallbacks(cfg.ENT.CallbackURL != ""), bridge.WithTrustActorRoles(cfg.ENT.TrustActorRoles),
 		bridge.WithNoReferentHook(func(string, string) { met.noReferent.Inc() }))
+	d.svc = svc
 	wo := bridge.WorkerOptions{Ledger: store, Feed: store, Dispatcher: queue, Lifetime: cfg.SMTP.Lifetime,
 		DefaultLocale: cfg.Digest.DefaultLocale}
 	wo.OnAccepted = func(_ bridge.Effect, rec bridge.MailRecord) { met.mailsAccepted.WithLabelValues(rec.Kind).Inc() }
@@ -224,12 +246,10 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 	if cfg.ENT.CallbackURL != "" {
 		key, err := cfg.CallbackKey()
 		if err != nil {
-			rdb.Close()
 			return nil, err
 		}
 		extra, err := cfg.CallbackExtraKeys()
 		if err != nil {
-			rdb.Close()
 			return nil, err
 		}
 		// During a rotation every callback carries one signature per
@@ -238,14 +258,11 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		cb.ExtraKeys = extra
 		wo.Callbacks = cb
 	}
-	worker := bridge.NewWorker(svc, store, wo)
-	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker, mailer: mailer, metrics: met,
-		alerts: alerts, started: time.Now()}
+	d.worker = bridge.NewWorker(svc, store, wo)
 	d.pruner = &feedPruner{store: store, retention: cfg.Notifications.Retention, every: cfg.Notifications.PruneInterval,
 		quarantineRetention: cfg.IMAP.RawRetention, log: log, now: time.Now, onPrune: met.feedPruned}
 	if cfg.IMAP.Enabled() {
 		if d.reader, err = newIMAPReader(cfg, log, svc, store, met, getenv(failpointEnv)); err != nil {
-			rdb.Close()
 			return nil, err
 		}
 	}
@@ -411,14 +428,15 @@ func onlineReplicas(info string) int {
 	return n
 }
 
+// onClose adds f to what close runs.
+func (d *daemon) onClose(f func()) { d.closers = append(d.closers, f) }
+
+// close closes what newDaemon opened, the last opened first.
 func (d *daemon) close() {
-	// The cached SMTP sessions say QUIT rather than linger until the
-	// server drops them.
-	if d.mailer != nil {
-		d.mailer.Sender.Close()
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
 	}
-	d.queue.Close()
-	d.rdb.Close()
+	d.closers = nil
 }
 
 // runJobs works the job queue until ctx ends.
