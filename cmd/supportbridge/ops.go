@@ -176,15 +176,8 @@ func openOps(ctx context.Context, name, path string, asJSON bool, getenv func(st
 		printConfigError(stderr, err)
 		return nil, exitError{1}
 	}
-	// A failpoint set for a crash test must not arm itself in a command.
-	env := func(k string) string {
-		if k == failpointEnv {
-			return ""
-		}
-		return getenv(k)
-	}
 	o := &ops{name: name, stdout: stdout, stderr: stderr, json: asJSON, cfg: cfg, scrub: secretScrubber(cfg)}
-	o.d, err = newDaemon(cfg, newLogger(stderr, "warn"), env)
+	o.d, err = newDaemon(cfg, newLogger(stderr, "warn"))
 	if err != nil {
 		return nil, o.fail(err)
 	}

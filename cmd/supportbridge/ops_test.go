@@ -291,7 +291,7 @@ func opsDaemon(t *testing.T, cfgPath string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDaemon(cfg, newLogger(&syncBuffer{}, "warn"), opsEnv)
+	d, err := newDaemon(cfg, newLogger(&syncBuffer{}, "warn"))
 	if err != nil {
 		t.Fatal(err)
 	}

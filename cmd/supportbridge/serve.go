@@ -10,10 +10,8 @@ import (
 	"net"
 	"net/http"
 	netmail "net/mail"
-	"os"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -145,15 +143,11 @@ func newDeskMailer(cfg *config.Config) (*compose.DeskMailer, error) {
 	}, nil
 }
 
-// failpoints stop the process at chosen points, for the crash tests: the
-// environment variable SUPPORTBRIDGE_FAILPOINT names one.
-const (
-	failpointEnv         = "SUPPORTBRIDGE_FAILPOINT"
-	failpointAfterAccept = "kill-after-accept" // SIGKILL once a mail is accepted and recorded
-	failpointAfterApply  = "kill-after-apply"  // SIGKILL once a desk reply is applied, before its mail is moved
-)
-
-func killSelf() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+// wiringHook, when set, may change a daemon's wiring before it is built:
+// the worker's options and the IMAP reader's message handler (nil without
+// imap.addr). Only the tests set it, to arm their failpoints
+// (failpoints_test.go); the built binary has none.
+var wiringHook func(wo *bridge.WorkerOptions, handler *imapreader.MessageHandler)
 
 // storeOptions is how the configuration sets up the store, for the daemon
 // and the commands alike.
@@ -170,7 +164,7 @@ func storeOptions(cfg *config.Config) redisstore.Options {
 // newDaemon wires the daemon. Each resource it opens is added to the
 // daemon's closers as soon as it is open, so that an error on any path
 // closes what was opened so far, and close closes all of it.
-func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string) (_ *daemon, err error) {
+func newDaemon(cfg *config.Config, log *slog.Logger) (_ *daemon, err error) {
 	d := &daemon{cfg: cfg, log: log, started: time.Now()}
 	defer func() {
 		if err != nil {
@@ -237,9 +231,6 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 	wo := bridge.WorkerOptions{Ledger: store, Feed: store, Dispatcher: queue, Lifetime: cfg.SMTP.Lifetime,
 		DefaultLocale: cfg.Digest.DefaultLocale}
 	wo.OnAccepted = func(_ bridge.Effect, rec bridge.MailRecord) { met.mailsAccepted.WithLabelValues(rec.Kind).Inc() }
-	if getenv(failpointEnv) == failpointAfterAccept {
-		wo.OnAccepted = func(bridge.Effect, bridge.MailRecord) { killSelf() }
-	}
 	if mailer != nil {
 		wo.Mailer = mailer
 	}
@@ -258,11 +249,20 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		cb.ExtraKeys = extra
 		wo.Callbacks = cb
 	}
+	var handler imapreader.MessageHandler
+	if cfg.IMAP.Enabled() {
+		if handler, err = newInboundProcessor(cfg, log, svc, store, met); err != nil {
+			return nil, err
+		}
+	}
+	if wiringHook != nil {
+		wiringHook(&wo, &handler)
+	}
 	d.worker = bridge.NewWorker(svc, store, wo)
 	d.pruner = &feedPruner{store: store, retention: cfg.Notifications.Retention, every: cfg.Notifications.PruneInterval,
 		quarantineRetention: cfg.IMAP.RawRetention, log: log, now: time.Now, onPrune: met.feedPruned}
-	if cfg.IMAP.Enabled() {
-		if d.reader, err = newIMAPReader(cfg, log, svc, store, met, getenv(failpointEnv)); err != nil {
+	if handler != nil {
+		if d.reader, err = newIMAPReader(cfg, log, store, met, handler); err != nil {
 			return nil, err
 		}
 	}
@@ -324,19 +324,12 @@ func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Servi
 	}), nil
 }
 
-// newIMAPReader wires the mailbox reader to the inbound processor.
-func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics, failpoint string) (*imapreader.Reader, error) {
+// newIMAPReader wires the mailbox reader to its message handler (the
+// inbound processor).
+func newIMAPReader(cfg *config.Config, log *slog.Logger, store *redisstore.Store, met *metrics, handler imapreader.MessageHandler) (*imapreader.Reader, error) {
 	cas, err := config.LoadCAFile(cfg.IMAP.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("imap.ca_file: %w", err)
-	}
-	proc, err := newInboundProcessor(cfg, log, svc, store, met)
-	if err != nil {
-		return nil, err
-	}
-	var handler imapreader.MessageHandler = proc
-	if failpoint == failpointAfterApply {
-		handler = killAfterApply{proc}
 	}
 	r := imapreader.NewIMAPReader(imapreader.Config{
 		Addr: cfg.IMAP.Addr, TLS: string(cfg.IMAP.TLS), Username: cfg.IMAP.Username, Password: cfg.IMAP.Password.Reveal(),
@@ -360,18 +353,6 @@ func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, st
 			return 0
 		}))
 	return r, nil
-}
-
-// killAfterApply is the failpoint's handler: the process dies right after
-// a reply is applied, before the mail is moved.
-type killAfterApply struct{ imapreader.MessageHandler }
-
-func (k killAfterApply) Apply(ctx context.Context, m imapreader.FetchedMessage, rt imapreader.Route) (imapreader.Verdict, error) {
-	v, err := k.MessageHandler.Apply(ctx, m, rt)
-	if err == nil && v.Reason == string(bridge.Applied) {
-		killSelf()
-	}
-	return v, err
 }
 
 func boolGauge(b bool) float64 {
@@ -507,7 +488,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	d, err := newDaemon(cfg, log, getenv)
+	d, err := newDaemon(cfg, log)
 	if err != nil {
 		return err
 	}
