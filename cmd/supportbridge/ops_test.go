@@ -353,7 +353,7 @@ func TestOpsQuarantineTicketStatus(t *testing.T) {
 	}
 
 	// A stranger's answer (kept raw) and a mail too large to download.
-	proc, err := newInboundProcessor(d.cfg, d.log, d.svc, d.store, d.metrics)
+	proc, err := newInboundProcessor(d.cfg, d.log, d.svc, d.store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,6 +161,30 @@ func storeOptions(cfg *config.Config) redisstore.Options {
 	}
 }
 
+// queueOptions is how the configuration sets up the job queue, for the
+// daemon and the commands alike (the daemon adds its hooks).
+func queueOptions(cfg *config.Config, log *slog.Logger) jobqueue.Options {
+	return jobqueue.Options{
+		Queue:         strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + "-jobs",
+		RetryInitial:  cfg.SMTP.RetryInitial,
+		RetryMax:      cfg.SMTP.RetryMax,
+		Schedules:     map[bridge.EffectKind][]time.Duration{bridge.EffectCallback: cfg.ENT.CallbackRetrySchedule},
+		Concurrency:   cfg.Jobs.Concurrency,
+		PollInterval:  cfg.Jobs.PollInterval,
+		Retention:     cfg.Jobs.Retention,
+		Logger:        log,
+		LibraryLogger: libraryLogger(log),
+	}
+}
+
+// serviceOptions is how the configuration sets up the service that
+// applies events, its effects handed to dispatcher, for the daemon and the
+// commands alike.
+func serviceOptions(cfg *config.Config, log *slog.Logger, dispatcher bridge.Dispatcher) []bridge.ServiceOption {
+	return []bridge.ServiceOption{bridge.WithLogger(log), bridge.WithDispatcher(dispatcher),
+		bridge.WithCallbacks(cfg.ENT.CallbackURL != ""), bridge.WithTrustActorRoles(cfg.ENT.TrustActorRoles)}
+}
+
 // newDaemon wires the daemon. Each resource it opens is added to the
 // daemon's closers as soon as it is open, so that an error on any path
 // closes what was opened so far, and close closes all of it.
@@ -203,30 +227,20 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.alerts = alerts
-	queue := jobqueue.New(rdb, jobqueue.Options{
-		Queue:         strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + "-jobs",
-		RetryInitial:  cfg.SMTP.RetryInitial,
-		RetryMax:      cfg.SMTP.RetryMax,
-		Schedules:     map[bridge.EffectKind][]time.Duration{bridge.EffectCallback: cfg.ENT.CallbackRetrySchedule},
-		Concurrency:   cfg.Jobs.Concurrency,
-		PollInterval:  cfg.Jobs.PollInterval,
-		Retention:     cfg.Jobs.Retention,
-		Logger:        log,
-		LibraryLogger: libraryLogger(log),
-		OnDone:        met.jobDone,
-		OnDead: func(j jobqueue.Job, err error) {
-			met.deadLetters.WithLabelValues(j.Kind).Inc()
-			log.Error("job dead-lettered: an operator must look", slog.String("job", j.ID),
-				slog.String("kind", j.Kind), slog.String("ticket", j.TicketID), slog.String("error", err.Error()))
-			alerts.deadLetter(j, err)
-		},
-	})
+	qopts := queueOptions(cfg, log)
+	qopts.OnDone = met.jobDone
+	qopts.OnDead = func(j jobqueue.Job, err error) {
+		met.deadLetters.WithLabelValues(j.Kind).Inc()
+		log.Error("job dead-lettered: an operator must look", slog.String("job", j.ID),
+			slog.String("kind", j.Kind), slog.String("ticket", j.TicketID), slog.String("error", err.Error()))
+		alerts.deadLetter(j, err)
+	}
+	queue := jobqueue.New(rdb, qopts)
 	d.queue = queue
 	d.onClose(func() { queue.Close() })
 	met.reg.MustRegister(newQueueCollector(queue))
-	svc := bridge.NewService(store, bridge.WithLogger(log), bridge.WithDispatcher(queue),
-		bridge.WithCallbacks(cfg.ENT.CallbackURL != ""), bridge.WithTrustActorRoles(cfg.ENT.TrustActorRoles),
-		bridge.WithNoReferentHook(func(string, string) { met.noReferent.Inc() }))
+	svc := bridge.NewService(store, append(serviceOptions(cfg, log, queue),
+		bridge.WithNoReferentHook(func(string, string) { met.noReferent.Inc() }))...)
 	d.svc = svc
 	wo := bridge.WorkerOptions{Ledger: store, Feed: store, Dispatcher: queue, Lifetime: cfg.SMTP.Lifetime,
 		DefaultLocale: cfg.Digest.DefaultLocale}
@@ -251,7 +265,8 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (_ *daemon, err error) {
 	}
 	var handler imapreader.MessageHandler
 	if cfg.IMAP.Enabled() {
-		if handler, err = newInboundProcessor(cfg, log, svc, store, met); err != nil {
+		onOutcome := func(o string) { met.inbound.WithLabelValues(o).Inc() }
+		if handler, err = newInboundProcessor(cfg, log, svc, store, onOutcome); err != nil {
 			return nil, err
 		}
 	}
@@ -288,7 +303,9 @@ func newDaemon(cfg *config.Config, log *slog.Logger) (_ *daemon, err error) {
 }
 
 // newInboundProcessor wires what turns a desk mail into its effect.
-func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics) (*inbound.Processor, error) {
+// onOutcome, when set, is told each mail's outcome (metrics).
+func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store,
+	onOutcome func(string)) (*inbound.Processor, error) {
 	ref, err := cfg.Desk.ReferenceRegexp()
 	if err != nil {
 		return nil, fmt.Errorf("desk.reference_pattern: %w", err)
@@ -320,7 +337,7 @@ func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Servi
 		RawRetention:   cfg.IMAP.RawRetention,
 		Mailbox:        cfg.IMAP.Mailbox,
 		Logger:         log,
-		OnOutcome:      func(o string) { met.inbound.WithLabelValues(o).Inc() },
+		OnOutcome:      onOutcome,
 	}), nil
 }
 
