@@ -173,7 +173,7 @@ func signedRequest(base, id string, body []byte) *http.Request {
 // structures, as serve does when it starts.
 func quietDaemon(tb testing.TB, cfg *config.Config) *daemon {
 	tb.Helper()
-	d, err := newDaemon(cfg, slog.New(slog.DiscardHandler), func(string) string { return "" })
+	d, err := newDaemon(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -21,6 +22,12 @@ const childEnv = "SUPPORTBRIDGE_TEST_CHILD"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
+		// The child is the daemon under test: the failpoint its test asked
+		// for is armed here, never in the program itself.
+		if err := armFailpoint(os.Getenv(failpointEnv)); err != nil {
+			fmt.Fprintln(os.Stderr, "supportbridge test child:", err)
+			os.Exit(2)
+		}
 		if err := run(context.Background(), append([]string{"supportbridge"}, os.Args[1:]...), os.Getenv, os.Stdout, os.Stderr); err != nil {
 			os.Exit(1)
 		}

@@ -339,7 +339,7 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) string, std
 	defer ent.srv.Close()
 
 	cfg := demoConfig(*listen, mr.Addr(), desk, ent, webhookSecret, callbackSecret, token)
-	d, err := newDaemon(cfg, newLogger(stderr, cfg.LogLevel), getenv)
+	d, err := newDaemon(cfg, newLogger(stderr, cfg.LogLevel))
 	if err != nil {
 		return err
 	}

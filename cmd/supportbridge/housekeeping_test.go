@@ -297,7 +297,7 @@ func TestReadyWaitsForStructures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDaemon(cfg, newLogger(io.Discard, "error"), opsEnv)
+	d, err := newDaemon(cfg, newLogger(io.Discard, "error"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"sort"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"supportbridge/bridge"
 	"supportbridge/bridge/jobqueue"
@@ -24,10 +26,11 @@ import (
 	"supportbridge/config"
 )
 
-// The ops commands act on a deployment's Redis: they build the daemon's
-// parts from the configuration file but start none of its loops (no HTTP
-// server, no job workers, no IMAP reader), so they can run beside the
-// replicas that serve.
+// The ops commands act on a deployment's Redis: each opens, from the
+// configuration file, only what it uses (the Redis client, and on it the
+// store or the job queue), never the daemon nor any of its loops (no HTTP
+// server, no job workers, no IMAP reader, no SMTP), so they can run beside
+// the replicas that serve.
 
 const (
 	jobsUsage = `usage:
@@ -58,8 +61,11 @@ type ops struct {
 	stderr io.Writer
 	json   bool
 	cfg    *config.Config
-	d      *daemon
+	log    *slog.Logger
 	scrub  *strings.Replacer
+	rdb    redis.UniversalClient
+	st     *redisstore.Store // nil until store opens it
+	q      *jobqueue.Queue   // nil until queue opens it
 }
 
 // opsFlags is the flag set of an ops command: --config and --json, and
@@ -168,36 +174,54 @@ func usageError(stderr io.Writer, name, usage, format string, args ...any) error
 	return exitError{2}
 }
 
-// openOps loads the configuration and builds the daemon's parts, and
-// checks that Redis answers.
+// openOps loads the configuration, opens the Redis client and checks that
+// Redis answers. The command opens what it uses on it (store, queue).
 func openOps(ctx context.Context, name, path string, asJSON bool, getenv func(string) string, stdout, stderr io.Writer) (*ops, error) {
 	cfg, err := config.Load(path, getenv)
 	if err != nil {
 		printConfigError(stderr, err)
 		return nil, exitError{1}
 	}
-	// A failpoint set for a crash test must not arm itself in a command.
-	env := func(k string) string {
-		if k == failpointEnv {
-			return ""
-		}
-		return getenv(k)
-	}
-	o := &ops{name: name, stdout: stdout, stderr: stderr, json: asJSON, cfg: cfg, scrub: secretScrubber(cfg)}
-	o.d, err = newDaemon(cfg, newLogger(stderr, "warn"), env)
-	if err != nil {
+	o := &ops{name: name, stdout: stdout, stderr: stderr, json: asJSON, cfg: cfg, scrub: secretScrubber(cfg),
+		log: newLogger(stderr, "warn")}
+	routeRedisLogs(o.log)
+	if o.rdb, err = newRedis(cfg.Redis); err != nil {
 		return nil, o.fail(err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, opsPingTimeout)
 	defer cancel()
-	if err := o.d.rdb.Ping(pctx).Err(); err != nil {
-		o.d.close()
+	if err := o.rdb.Ping(pctx).Err(); err != nil {
+		o.close()
 		return nil, o.fail(fmt.Errorf("redis %s unreachable: %w", strings.Join(cfg.Redis.Addrs, ","), err))
 	}
 	return o, nil
 }
 
-func (o *ops) close() { o.d.close() }
+// store is the deployment's store, opened on first use.
+func (o *ops) store() *redisstore.Store {
+	if o.st == nil {
+		o.st = redisstore.New(o.rdb, storeOptions(o.cfg))
+	}
+	return o.st
+}
+
+// queue is the deployment's job queue, opened on first use: its inspector
+// lists, replays and counts the jobs; its client takes the effects a
+// command causes.
+func (o *ops) queue() *jobqueue.Queue {
+	if o.q == nil {
+		o.q = jobqueue.New(o.rdb, queueOptions(o.cfg, o.log))
+	}
+	return o.q
+}
+
+// close closes what the command opened.
+func (o *ops) close() {
+	if o.q != nil {
+		o.q.Close()
+	}
+	o.rdb.Close()
+}
 
 // fail prints err on stderr and returns exit status 1.
 func (o *ops) fail(err error) error {
@@ -353,9 +377,9 @@ func jobsList(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer o.close()
-	state, list := "dead", o.d.queue.Dead
+	state, list := "dead", o.queue().Dead
 	if *retry {
-		state, list = "retry", o.d.queue.Retrying
+		state, list = "retry", o.queue().Retrying
 	}
 	jobs, err := list()
 	if err != nil {
@@ -448,7 +472,7 @@ func jobsReplay(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	defer o.close()
 	if *all {
-		dead, err := o.d.queue.Dead()
+		dead, err := o.queue().Dead()
 		if err != nil {
 			return o.fail(fmt.Errorf("list dead jobs: %w", err))
 		}
@@ -465,7 +489,7 @@ func jobsReplay(ctx context.Context, args []string, getenv func(string) string, 
 			fmt.Fprintf(stderr, "interrupted after %d/%d\n", i, len(ids))
 			break
 		}
-		if err := o.d.queue.Replay(id); err != nil {
+		if err := o.queue().Replay(id); err != nil {
 			msg := err.Error()
 			if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 				msg = "no such job"
@@ -525,7 +549,7 @@ func quarantineList(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	defer o.close()
-	mails, err := o.d.store.Quarantined(ctx)
+	mails, err := o.store().Quarantined(ctx)
 	if err != nil {
 		return o.fail(fmt.Errorf("list quarantined mails: %w", err))
 	}
@@ -558,7 +582,7 @@ func quarantineList(ctx context.Context, args []string, getenv func(string) stri
 
 // quarantined finds a quarantined mail by its key.
 func (o *ops) quarantined(ctx context.Context, key string) (bridge.QuarantinedMail, error) {
-	mails, err := o.d.store.Quarantined(ctx)
+	mails, err := o.store().Quarantined(ctx)
 	if err != nil {
 		return bridge.QuarantinedMail{}, fmt.Errorf("list quarantined mails: %w", err)
 	}
@@ -588,13 +612,16 @@ func quarantineAssign(ctx context.Context, args []string, getenv func(string) st
 			"read it in the IMAP mailbox %q (uid %d) and answer on the ticket by hand, then discard it here",
 			key, m.Reason, o.cfg.IMAP.QuarantineMailbox, m.UID))
 	}
-	if _, err := o.d.svc.Ticket(ctx, ticketID); err != nil {
+	// The reply is applied as the daemon applies one, its effects handed
+	// to the job queue for the replicas' workers.
+	svc := bridge.NewService(o.store(), serviceOptions(o.cfg, o.log, o.queue())...)
+	if _, err := svc.Ticket(ctx, ticketID); err != nil {
 		if errors.Is(err, bridge.ErrNotFound) {
 			return o.fail(fmt.Errorf("ticket %q does not exist: the mail stays in quarantine", ticketID))
 		}
 		return o.fail(fmt.Errorf("load ticket %s: %w", ticketID, err))
 	}
-	raw, err := o.d.store.Raw(ctx, m.RawKey)
+	raw, err := o.store().Raw(ctx, m.RawKey)
 	if err != nil {
 		if errors.Is(err, bridge.ErrNotFound) {
 			return o.fail(fmt.Errorf("the copy of mail %s is gone (kept for imap.raw_retention, %s): "+
@@ -603,7 +630,7 @@ func quarantineAssign(ctx context.Context, args []string, getenv func(string) st
 		}
 		return o.fail(fmt.Errorf("load mail %s: %w", key, err))
 	}
-	proc, err := newInboundProcessor(o.cfg, o.d.log, o.d.svc, o.d.store, o.d.metrics)
+	proc, err := newInboundProcessor(o.cfg, o.log, svc, o.store(), nil)
 	if err != nil {
 		return o.fail(err)
 	}
@@ -613,7 +640,7 @@ func quarantineAssign(ctx context.Context, args []string, getenv func(string) st
 	}
 	// Removed only once applied: a failure in between leaves it listed,
 	// and assigning it again finds the reply already there.
-	if err := o.d.store.Unquarantine(ctx, key); err != nil {
+	if err := o.store().Unquarantine(ctx, key); err != nil {
 		return o.fail(fmt.Errorf("mail %s applied to ticket %s, but not removed from the quarantine list: %w", key, ticketID, err))
 	}
 	if o.json {
@@ -643,7 +670,7 @@ func quarantineDiscard(ctx context.Context, args []string, getenv func(string) s
 	if _, err := o.quarantined(ctx, key); err != nil {
 		return o.fail(err)
 	}
-	if err := o.d.store.Unquarantine(ctx, key); err != nil {
+	if err := o.store().Unquarantine(ctx, key); err != nil {
 		return o.fail(fmt.Errorf("discard %s: %w", key, err))
 	}
 	if o.json {
@@ -674,7 +701,7 @@ func ticketShow(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer o.close()
-	v, err := o.d.svc.Ticket(ctx, rest[0])
+	v, err := o.store().TicketView(ctx, rest[0])
 	if err != nil {
 		if errors.Is(err, bridge.ErrNotFound) {
 			return o.fail(fmt.Errorf("ticket %q does not exist", rest[0]))
@@ -841,7 +868,7 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 
 func (o *ops) status(ctx context.Context, now time.Time) (deploymentStatus, error) {
 	var st deploymentStatus
-	dp, err := o.d.queue.Depths()
+	dp, err := o.queue().Depths()
 	if err != nil {
 		return st, fmt.Errorf("queue depths: %w", err)
 	}
@@ -849,11 +876,11 @@ func (o *ops) status(ctx context.Context, now time.Time) (deploymentStatus, erro
 		Dead: dp.Dead, Completed: dp.Completed}
 	mailbox := o.cfg.IMAP.Mailbox
 	st.IMAP = mailboxStatus{Configured: o.cfg.IMAP.Enabled(), Mailbox: mailbox}
-	st.IMAP.LeaseHolder, st.IMAP.LeaseFence, err = o.d.store.LeaseHolder(ctx, redisstore.CheckpointLease(mailbox))
+	st.IMAP.LeaseHolder, st.IMAP.LeaseFence, err = o.store().LeaseHolder(ctx, redisstore.CheckpointLease(mailbox))
 	if err != nil {
 		return st, err
 	}
-	cp, err := o.d.store.LoadCheckpoint(ctx, mailbox)
+	cp, err := o.store().LoadCheckpoint(ctx, mailbox)
 	if err != nil {
 		return st, err
 	}
@@ -861,7 +888,7 @@ func (o *ops) status(ctx context.Context, now time.Time) (deploymentStatus, erro
 		st.IMAP.Checkpoint = &checkpointStatus{UIDValidity: cp.UIDValidity, LastUID: cp.LastUID, Fence: cp.Fence,
 			UpdatedAt: cp.UpdatedAt, AgeSeconds: max(0, now.Sub(cp.UpdatedAt).Seconds())}
 	}
-	q, err := o.d.store.Quarantined(ctx)
+	q, err := o.store().Quarantined(ctx)
 	if err != nil {
 		return st, fmt.Errorf("quarantined mails: %w", err)
 	}

@@ -291,7 +291,7 @@ func opsDaemon(t *testing.T, cfgPath string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDaemon(cfg, newLogger(&syncBuffer{}, "warn"), opsEnv)
+	d, err := newDaemon(cfg, newLogger(&syncBuffer{}, "warn"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +353,7 @@ func TestOpsQuarantineTicketStatus(t *testing.T) {
 	}
 
 	// A stranger's answer (kept raw) and a mail too large to download.
-	proc, err := newInboundProcessor(d.cfg, d.log, d.svc, d.store, d.metrics)
+	proc, err := newInboundProcessor(d.cfg, d.log, d.svc, d.store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,10 +10,8 @@ import (
 	"net"
 	"net/http"
 	netmail "net/mail"
-	"os"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,6 +101,8 @@ type daemon struct {
 	seeded atomic.Bool
 	// afterJob, when set, runs after each job (tests: crash points).
 	afterJob func(bridge.Effect, error)
+	// closers close what newDaemon opened (see onClose).
+	closers []func()
 }
 
 // newDeskMailer wires the composer and the SMTP sender, or returns nil
@@ -143,15 +143,11 @@ func newDeskMailer(cfg *config.Config) (*compose.DeskMailer, error) {
 	}, nil
 }
 
-// failpoints stop the process at chosen points, for the crash tests: the
-// environment variable SUPPORTBRIDGE_FAILPOINT names one.
-const (
-	failpointEnv         = "SUPPORTBRIDGE_FAILPOINT"
-	failpointAfterAccept = "kill-after-accept" // SIGKILL once a mail is accepted and recorded
-	failpointAfterApply  = "kill-after-apply"  // SIGKILL once a desk reply is applied, before its mail is moved
-)
-
-func killSelf() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+// wiringHook, when set, may change a daemon's wiring before it is built:
+// the worker's options and the IMAP reader's message handler (nil without
+// imap.addr). Only the tests set it, to arm their failpoints
+// (failpoints_test.go); the built binary has none.
+var wiringHook func(wo *bridge.WorkerOptions, handler *imapreader.MessageHandler)
 
 // storeOptions is how the configuration sets up the store, for the daemon
 // and the commands alike.
@@ -165,32 +161,10 @@ func storeOptions(cfg *config.Config) redisstore.Options {
 	}
 }
 
-func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string) (*daemon, error) {
-	routeRedisLogs(log)
-	rdb, err := newRedis(cfg.Redis)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := cfg.WebhookKeys()
-	if err != nil {
-		rdb.Close()
-		return nil, err
-	}
-	met := newMetrics()
-	sopts := storeOptions(cfg)
-	sopts.OnNotReplicated = met.notReplicated.Inc
-	store := redisstore.New(rdb, sopts)
-	mailer, err := newDeskMailer(cfg)
-	if err != nil {
-		rdb.Close()
-		return nil, err
-	}
-	alerts, err := newAlerter(cfg, mailer, store, log, func(r string) { met.operatorAlerts.WithLabelValues(r).Inc() })
-	if err != nil {
-		rdb.Close()
-		return nil, err
-	}
-	queue := jobqueue.New(rdb, jobqueue.Options{
+// queueOptions is how the configuration sets up the job queue, for the
+// daemon and the commands alike (the daemon adds its hooks).
+func queueOptions(cfg *config.Config, log *slog.Logger) jobqueue.Options {
+	return jobqueue.Options{
 		Queue:         strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + "-jobs",
 		RetryInitial:  cfg.SMTP.RetryInitial,
 		RetryMax:      cfg.SMTP.RetryMax,
@@ -200,36 +174,87 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		Retention:     cfg.Jobs.Retention,
 		Logger:        log,
 		LibraryLogger: libraryLogger(log),
-		OnDone:        met.jobDone,
-		OnDead: func(j jobqueue.Job, err error) {
-			met.deadLetters.WithLabelValues(j.Kind).Inc()
-			log.Error("job dead-lettered: an operator must look", slog.String("job", j.ID),
-				slog.String("kind", j.Kind), slog.String("ticket", j.TicketID), slog.String("error", err.Error()))
-			alerts.deadLetter(j, err)
-		},
-	})
+	}
+}
+
+// serviceOptions is how the configuration sets up the service that
+// applies events, its effects handed to dispatcher, for the daemon and the
+// commands alike.
+func serviceOptions(cfg *config.Config, log *slog.Logger, dispatcher bridge.Dispatcher) []bridge.ServiceOption {
+	return []bridge.ServiceOption{bridge.WithLogger(log), bridge.WithDispatcher(dispatcher),
+		bridge.WithCallbacks(cfg.ENT.CallbackURL != ""), bridge.WithTrustActorRoles(cfg.ENT.TrustActorRoles)}
+}
+
+// newDaemon wires the daemon. Each resource it opens is added to the
+// daemon's closers as soon as it is open, so that an error on any path
+// closes what was opened so far, and close closes all of it.
+func newDaemon(cfg *config.Config, log *slog.Logger) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log, started: time.Now()}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	routeRedisLogs(log)
+	rdb, err := newRedis(cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	d.rdb = rdb
+	d.onClose(func() { rdb.Close() })
+	keys, err := cfg.WebhookKeys()
+	if err != nil {
+		return nil, err
+	}
+	met := newMetrics()
+	d.metrics = met
+	sopts := storeOptions(cfg)
+	sopts.OnNotReplicated = met.notReplicated.Inc
+	store := redisstore.New(rdb, sopts)
+	d.store = store
+	mailer, err := newDeskMailer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if mailer != nil {
+		d.mailer = mailer
+		// The cached SMTP sessions say QUIT rather than linger until the
+		// server drops them.
+		d.onClose(func() { mailer.Sender.Close() })
+	}
+	alerts, err := newAlerter(cfg, mailer, store, log, func(r string) { met.operatorAlerts.WithLabelValues(r).Inc() })
+	if err != nil {
+		return nil, err
+	}
+	d.alerts = alerts
+	qopts := queueOptions(cfg, log)
+	qopts.OnDone = met.jobDone
+	qopts.OnDead = func(j jobqueue.Job, err error) {
+		met.deadLetters.WithLabelValues(j.Kind).Inc()
+		log.Error("job dead-lettered: an operator must look", slog.String("job", j.ID),
+			slog.String("kind", j.Kind), slog.String("ticket", j.TicketID), slog.String("error", err.Error()))
+		alerts.deadLetter(j, err)
+	}
+	queue := jobqueue.New(rdb, qopts)
+	d.queue = queue
+	d.onClose(func() { queue.Close() })
 	met.reg.MustRegister(newQueueCollector(queue))
-	svc := bridge.NewService(store, bridge.WithLogger(log), bridge.WithDispatcher(queue),
-		bridge.WithCallbacks(cfg.ENT.CallbackURL != ""), bridge.WithTrustActorRoles(cfg.ENT.TrustActorRoles),
-		bridge.WithNoReferentHook(func(string, string) { met.noReferent.Inc() }))
+	svc := bridge.NewService(store, append(serviceOptions(cfg, log, queue),
+		bridge.WithNoReferentHook(func(string, string) { met.noReferent.Inc() }))...)
+	d.svc = svc
 	wo := bridge.WorkerOptions{Ledger: store, Feed: store, Dispatcher: queue, Lifetime: cfg.SMTP.Lifetime,
 		DefaultLocale: cfg.Digest.DefaultLocale}
 	wo.OnAccepted = func(_ bridge.Effect, rec bridge.MailRecord) { met.mailsAccepted.WithLabelValues(rec.Kind).Inc() }
-	if getenv(failpointEnv) == failpointAfterAccept {
-		wo.OnAccepted = func(bridge.Effect, bridge.MailRecord) { killSelf() }
-	}
 	if mailer != nil {
 		wo.Mailer = mailer
 	}
 	if cfg.ENT.CallbackURL != "" {
 		key, err := cfg.CallbackKey()
 		if err != nil {
-			rdb.Close()
 			return nil, err
 		}
 		extra, err := cfg.CallbackExtraKeys()
 		if err != nil {
-			rdb.Close()
 			return nil, err
 		}
 		// During a rotation every callback carries one signature per
@@ -238,14 +263,21 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 		cb.ExtraKeys = extra
 		wo.Callbacks = cb
 	}
-	worker := bridge.NewWorker(svc, store, wo)
-	d := &daemon{cfg: cfg, log: log, rdb: rdb, store: store, queue: queue, svc: svc, worker: worker, mailer: mailer, metrics: met,
-		alerts: alerts, started: time.Now()}
+	var handler imapreader.MessageHandler
+	if cfg.IMAP.Enabled() {
+		onOutcome := func(o string) { met.inbound.WithLabelValues(o).Inc() }
+		if handler, err = newInboundProcessor(cfg, log, svc, store, onOutcome); err != nil {
+			return nil, err
+		}
+	}
+	if wiringHook != nil {
+		wiringHook(&wo, &handler)
+	}
+	d.worker = bridge.NewWorker(svc, store, wo)
 	d.pruner = &feedPruner{store: store, retention: cfg.Notifications.Retention, every: cfg.Notifications.PruneInterval,
 		quarantineRetention: cfg.IMAP.RawRetention, log: log, now: time.Now, onPrune: met.feedPruned}
-	if cfg.IMAP.Enabled() {
-		if d.reader, err = newIMAPReader(cfg, log, svc, store, met, getenv(failpointEnv)); err != nil {
-			rdb.Close()
+	if handler != nil {
+		if d.reader, err = newIMAPReader(cfg, log, store, met, handler); err != nil {
 			return nil, err
 		}
 	}
@@ -271,7 +303,9 @@ func newDaemon(cfg *config.Config, log *slog.Logger, getenv func(string) string)
 }
 
 // newInboundProcessor wires what turns a desk mail into its effect.
-func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics) (*inbound.Processor, error) {
+// onOutcome, when set, is told each mail's outcome (metrics).
+func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store,
+	onOutcome func(string)) (*inbound.Processor, error) {
 	ref, err := cfg.Desk.ReferenceRegexp()
 	if err != nil {
 		return nil, fmt.Errorf("desk.reference_pattern: %w", err)
@@ -303,23 +337,16 @@ func newInboundProcessor(cfg *config.Config, log *slog.Logger, svc *bridge.Servi
 		RawRetention:   cfg.IMAP.RawRetention,
 		Mailbox:        cfg.IMAP.Mailbox,
 		Logger:         log,
-		OnOutcome:      func(o string) { met.inbound.WithLabelValues(o).Inc() },
+		OnOutcome:      onOutcome,
 	}), nil
 }
 
-// newIMAPReader wires the mailbox reader to the inbound processor.
-func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, store *redisstore.Store, met *metrics, failpoint string) (*imapreader.Reader, error) {
+// newIMAPReader wires the mailbox reader to its message handler (the
+// inbound processor).
+func newIMAPReader(cfg *config.Config, log *slog.Logger, store *redisstore.Store, met *metrics, handler imapreader.MessageHandler) (*imapreader.Reader, error) {
 	cas, err := config.LoadCAFile(cfg.IMAP.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("imap.ca_file: %w", err)
-	}
-	proc, err := newInboundProcessor(cfg, log, svc, store, met)
-	if err != nil {
-		return nil, err
-	}
-	var handler imapreader.MessageHandler = proc
-	if failpoint == failpointAfterApply {
-		handler = killAfterApply{proc}
 	}
 	r := imapreader.NewIMAPReader(imapreader.Config{
 		Addr: cfg.IMAP.Addr, TLS: string(cfg.IMAP.TLS), Username: cfg.IMAP.Username, Password: cfg.IMAP.Password.Reveal(),
@@ -343,18 +370,6 @@ func newIMAPReader(cfg *config.Config, log *slog.Logger, svc *bridge.Service, st
 			return 0
 		}))
 	return r, nil
-}
-
-// killAfterApply is the failpoint's handler: the process dies right after
-// a reply is applied, before the mail is moved.
-type killAfterApply struct{ imapreader.MessageHandler }
-
-func (k killAfterApply) Apply(ctx context.Context, m imapreader.FetchedMessage, rt imapreader.Route) (imapreader.Verdict, error) {
-	v, err := k.MessageHandler.Apply(ctx, m, rt)
-	if err == nil && v.Reason == string(bridge.Applied) {
-		killSelf()
-	}
-	return v, err
 }
 
 func boolGauge(b bool) float64 {
@@ -411,14 +426,15 @@ func onlineReplicas(info string) int {
 	return n
 }
 
+// onClose adds f to what close runs.
+func (d *daemon) onClose(f func()) { d.closers = append(d.closers, f) }
+
+// close closes what newDaemon opened, the last opened first.
 func (d *daemon) close() {
-	// The cached SMTP sessions say QUIT rather than linger until the
-	// server drops them.
-	if d.mailer != nil {
-		d.mailer.Sender.Close()
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
 	}
-	d.queue.Close()
-	d.rdb.Close()
+	d.closers = nil
 }
 
 // runJobs works the job queue until ctx ends.
@@ -489,7 +505,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	d, err := newDaemon(cfg, log, getenv)
+	d, err := newDaemon(cfg, log)
 	if err != nil {
 		return err
 	}
