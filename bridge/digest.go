@@ -135,14 +135,8 @@ type DigestSubscriber struct {
 	StructureIDs []string // sorted
 }
 
-// digestPreference is a listing's preference; an empty one is daily, the
-// default of the configuration.
-func digestPreference(r Referent) Digest {
-	if r.Digest == "" {
-		return DigestDaily
-	}
-	return r.Digest
-}
+// digestPreference is a listing's preference (Digest.OrDefault).
+func digestPreference(r Referent) Digest { return r.Digest.OrDefault() }
 
 // DigestSubscribers returns, by referent id, the referents whose listing
 // asks for period and the structures each serves through those listings.

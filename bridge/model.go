@@ -55,6 +55,15 @@ func (d Digest) Valid() bool {
 	return d == DigestDaily || d == DigestWeekly || d == DigestNever
 }
 
+// OrDefault is d, or daily (the module's default) when d is empty: a
+// referent who said nothing gets the daily digest.
+func (d Digest) OrDefault() Digest {
+	if d == "" {
+		return DigestDaily
+	}
+	return d
+}
+
 // Person is someone acting in the ENT (owner, referent, commenter) or at the desk.
 type Person struct {
 	ID          string `json:"id"`

@@ -462,12 +462,8 @@ func configStructures(cfg *config.Config) []bridge.Structure {
 	for _, s := range cfg.Structures {
 		st := bridge.Structure{ID: s.ID, Name: s.Name, UAI: s.UAI, ParentID: s.ParentID, EscalationEnabled: s.EscalationEnabled}
 		for _, r := range s.Referents {
-			dg := bridge.Digest(r.Digest)
-			if dg == "" {
-				dg = bridge.DigestDaily
-			}
 			st.Referents = append(st.Referents, bridge.Referent{ID: r.ID, DisplayName: r.DisplayName,
-				Email: r.Email, Digest: dg, Locale: r.Locale})
+				Email: r.Email, Digest: bridge.Digest(r.Digest).OrDefault(), Locale: r.Locale})
 		}
 		sts = append(sts, st)
 	}

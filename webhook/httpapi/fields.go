@@ -185,7 +185,7 @@ func (c *checker) referentLocale(path string, v *jvalue) string {
 // digest is absent, null or empty for daily.
 func (c *checker) digest(path string, v *jvalue) bridge.Digest {
 	d := c.checked(path, v, false, func(s string) bool { return bridge.Digest(s).Valid() }, "must be daily, weekly or never")
-	return orDefault(bridge.Digest(d), bridge.DigestDaily)
+	return bridge.Digest(d).OrDefault()
 }
 
 func (c *checker) status(path string, v *jvalue) bridge.Status {
