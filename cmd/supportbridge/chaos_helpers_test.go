@@ -8,17 +8,18 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 
+	"supportbridge/mail/mailtest"
 	"supportbridge/webhook"
 )
 
@@ -39,62 +40,32 @@ type acceptedMail struct {
 	at  time.Time
 }
 
-// chaosDesk is the desk's mail server: go-smtp in the test, which can be
+// chaosDesk is the desk's mail server (mailtest.StartSMTP), which can be
 // told to refuse with 451 or to go away, and records what it accepted.
 type chaosDesk struct {
-	mu       sync.Mutex
-	addr     string
-	mode     deskMode
-	srv      *smtp.Server
-	accepted []acceptedMail
-	refused  int
+	srv     *mailtest.SMTPServer
+	addr    string
+	mu      sync.Mutex
+	mode    deskMode
+	refused int
 }
 
-func (d *chaosDesk) NewSession(*smtp.Conn) (smtp.Session, error) {
-	return &chaosDeskSession{desk: d}, nil
-}
-
-type chaosDeskSession struct{ desk *chaosDesk }
-
-func (s *chaosDeskSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *chaosDeskSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *chaosDeskSession) Reset()                               {}
-func (s *chaosDeskSession) Logout() error                        { return nil }
-func (s *chaosDeskSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.desk.mu.Lock()
-	defer s.desk.mu.Unlock()
-	if s.desk.mode != deskAccepting {
-		s.desk.refused++
+func (d *chaosDesk) data(int, *mailtest.SMTPMessage) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.mode != deskAccepting {
+		d.refused++
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
 	}
-	s.desk.accepted = append(s.desk.accepted, acceptedMail{raw: b, at: time.Now()})
 	return nil
 }
 
-// startChaosDesk listens on a free loopback port; close stops it for good.
-func startChaosDesk() (*chaosDesk, error) {
+// startChaosDesk listens on a free loopback port until the test ends.
+func startChaosDesk(t *testing.T) *chaosDesk {
 	d := &chaosDesk{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	d.addr = ln.Addr().String()
-	d.serve(ln)
-	return d, nil
-}
-
-func (d *chaosDesk) serve(ln net.Listener) {
-	srv := smtp.NewServer(d)
-	srv.Domain = "desk.example"
-	srv.AllowInsecureAuth = true
-	srv.ReadTimeout = 10 * time.Second
-	srv.WriteTimeout = 10 * time.Second
-	d.srv = srv
-	go func() { _ = srv.Serve(ln) }()
+	d.srv = mailtest.StartSMTP(t, mailtest.WithDomain("desk.example"), mailtest.OnData(d.data))
+	d.addr = d.srv.Addr
+	return d
 }
 
 // setMode switches the desk; going down closes the listener and every
@@ -106,44 +77,22 @@ func (d *chaosDesk) setMode(m deskMode) error {
 		return nil
 	}
 	if m == deskDown {
-		d.mode = m
-		if d.srv != nil {
-			_ = d.srv.Close()
-			d.srv = nil
+		d.srv.Stop()
+	} else if d.mode == deskDown {
+		if err := d.srv.Resume(); err != nil {
+			return err
 		}
-		return nil
-	}
-	if d.srv == nil {
-		var ln net.Listener
-		var err error
-		for range 50 { // the port was ours a moment ago
-			if ln, err = net.Listen("tcp", d.addr); err == nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if err != nil {
-			return fmt.Errorf("desk back on %s: %w", d.addr, err)
-		}
-		d.serve(ln)
 	}
 	d.mode = m
 	return nil
 }
 
-func (d *chaosDesk) close() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.srv != nil {
-		_ = d.srv.Close()
-		d.srv = nil
-	}
-}
-
 func (d *chaosDesk) mails() []acceptedMail {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]acceptedMail(nil), d.accepted...)
+	var out []acceptedMail
+	for _, m := range d.srv.Messages() {
+		out = append(out, acceptedMail{raw: m.Data, at: m.At})
+	}
+	return out
 }
 
 // parsedDeskMail is what the checker needs of a desk mail.

@@ -208,12 +208,7 @@ func runChaos(t *testing.T, opts chaosOptions) chaosResult {
 		r.redis = redistest.Start(t, redistest.WithAOF())
 	}
 	r.dovecot = mailtest.StartDovecot(t)
-	desk, err := startChaosDesk()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(desk.close)
-	r.desk = desk
+	r.desk = startChaosDesk(t)
 
 	cbSecret := "whsec_" + base64.StdEncoding.EncodeToString(randomBytes(t, 24))
 	cbKey, err := webhook.ParseSecret(cbSecret)

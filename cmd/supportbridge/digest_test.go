@@ -17,74 +17,34 @@ import (
 	"time"
 
 	gomail "github.com/emersion/go-message/mail"
-	"github.com/emersion/go-smtp"
 
 	"supportbridge/bridge"
 	"supportbridge/bridge/redisstore"
 	"supportbridge/bridge/redisstore/redistest"
 	"supportbridge/mail/compose"
+	"supportbridge/mail/mailtest"
 	"supportbridge/mail/smtpclient"
 )
 
-// digMailServer is an in-process SMTP server that keeps what it accepts,
-// by recipient; it can answer 451 to the first DATA commands and be slow.
+// digMailServer is an in-process SMTP server (mailtest.StartSMTP); it
+// tells what it accepted by recipient.
 type digMailServer struct {
-	mu       sync.Mutex
-	addr     string
-	byRcpt   map[string]int
-	raw      map[string][][]byte
-	failData int
-	delay    time.Duration
+	srv  *mailtest.SMTPServer
+	addr string
 }
-
-func (s *digMailServer) NewSession(*smtp.Conn) (smtp.Session, error) {
-	return &digMailSession{srv: s}, nil
-}
-
-type digMailSession struct {
-	srv   *digMailServer
-	rcpts []string
-}
-
-func (s *digMailSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *digMailSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.rcpts = append(s.rcpts, to)
-	return nil
-}
-func (s *digMailSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	time.Sleep(s.srv.delay)
-	s.srv.mu.Lock()
-	defer s.srv.mu.Unlock()
-	if s.srv.failData > 0 {
-		s.srv.failData--
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
-	}
-	for _, to := range s.rcpts {
-		s.srv.byRcpt[to]++
-		s.srv.raw[to] = append(s.srv.raw[to], b)
-	}
-	return nil
-}
-func (s *digMailSession) Reset()        { s.rcpts = nil }
-func (s *digMailSession) Logout() error { return nil }
 
 func digStartMail(t *testing.T) *digMailServer {
 	t.Helper()
-	s := &digMailServer{byRcpt: map[string]int{}, raw: map[string][][]byte{}}
-	s.addr = serveSMTP(t, s, "mail.test", nil)
-	return s
+	srv := mailtest.StartSMTP(t, mailtest.WithDomain("mail.test"))
+	return &digMailServer{srv: srv, addr: srv.Addr}
 }
 
 func (s *digMailServer) counts() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := map[string]int{}
-	for k, v := range s.byRcpt {
-		out[k] = v
+	for _, m := range s.srv.Messages() {
+		for _, to := range m.To {
+			out[to]++
+		}
 	}
 	return out
 }
@@ -98,9 +58,15 @@ func (s *digMailServer) total() int {
 }
 
 func (s *digMailServer) mails(to string) [][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([][]byte(nil), s.raw[to]...)
+	var out [][]byte
+	for _, m := range s.srv.Messages() {
+		for _, rcpt := range m.To {
+			if rcpt == to {
+				out = append(out, m.Data)
+			}
+		}
+	}
+	return out
 }
 
 // waitMails waits until the server holds n mails.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -18,75 +17,49 @@ import (
 	"supportbridge/mail/mailtest"
 )
 
-// fakeDesk is the desk's mail server: go-smtp in-process, recording what it
-// accepted and answering failures as told.
+// fakeDesk is the desk's mail server (mailtest.StartSMTP), answering
+// failures as told.
 type fakeDesk struct {
-	mu        sync.Mutex
-	addr      string
-	accepted  [][]byte
-	failData  int  // answer 451 to that many DATA commands first
-	rejectTo  bool // answer 550 to RCPT
-	dataError *smtp.SMTPError
-}
-
-func (f *fakeDesk) NewSession(*smtp.Conn) (smtp.Session, error) { return &fakeSession{desk: f}, nil }
-
-type fakeSession struct{ desk *fakeDesk }
-
-func (s *fakeSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *fakeSession) Rcpt(string, *smtp.RcptOptions) error {
-	if s.desk.rejectTo {
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
-	}
-	return nil
-}
-func (s *fakeSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.desk.mu.Lock()
-	defer s.desk.mu.Unlock()
-	if s.desk.failData > 0 {
-		s.desk.failData--
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
-	}
-	s.desk.accepted = append(s.desk.accepted, b)
-	return nil
-}
-func (s *fakeSession) Reset()        {}
-func (s *fakeSession) Logout() error { return nil }
-
-func (f *fakeDesk) mails() [][]byte {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([][]byte(nil), f.accepted...)
+	srv      *mailtest.SMTPServer
+	addr     string
+	mu       sync.Mutex
+	failData int  // answer 451 to that many DATA commands first
+	rejectTo bool // answer 550 to RCPT
 }
 
 func startFakeDesk(t *testing.T, f *fakeDesk) *fakeDesk {
-	f.addr = serveSMTP(t, f, "desk.example", nil)
+	f.srv = mailtest.StartSMTP(t, mailtest.WithDomain("desk.example"),
+		mailtest.OnRcpt(func(string) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.rejectTo {
+				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
+			}
+			return nil
+		}),
+		mailtest.OnData(func(int, *mailtest.SMTPMessage) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.failData > 0 {
+				f.failData--
+				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+			}
+			return nil
+		}))
+	f.addr = f.srv.Addr
 	return f
 }
 
-// serveSMTP serves be on a free loopback port until the test ends (then
-// runs stop, if any, before closing) and returns the address.
-func serveSMTP(t testing.TB, be smtp.Backend, domain string, stop func()) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// mails returns the data of the mails the desk accepted.
+func (f *fakeDesk) mails() [][]byte { return mailData(f.srv.Messages()) }
+
+// mailData returns the data of each message.
+func mailData(msgs []mailtest.SMTPMessage) [][]byte {
+	out := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.Data
 	}
-	srv := smtp.NewServer(be)
-	srv.Domain = domain
-	srv.AllowInsecureAuth = true
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		if stop != nil {
-			stop()
-		}
-		srv.Close()
-	})
-	return ln.Addr().String()
+	return out
 }
 
 func deskConfig(smtpAddr string) string {

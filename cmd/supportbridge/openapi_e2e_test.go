@@ -19,6 +19,7 @@ import (
 
 	"supportbridge/api"
 	"supportbridge/api/apitest"
+	"supportbridge/mail/mailtest"
 )
 
 // TestOpenAPIContract runs the daemon and exercises every endpoint of the
@@ -30,8 +31,7 @@ import (
 func TestOpenAPIContract(t *testing.T) {
 	e2eBackends(t, func(t *testing.T, redisAddr string, down, up func()) {
 		v := apitest.New(t)
-		desk := &contractDesk{}
-		deskAddr := serveSMTP(t, desk, "desk.example", nil)
+		deskAddr := mailtest.StartSMTP(t, mailtest.WithDomain("desk.example"), mailtest.OnData(contractDesk)).Addr
 		ent := &contractENT{}
 		hs := httptest.NewServer(ent)
 		t.Cleanup(hs.Close)
@@ -398,26 +398,12 @@ func (e *contractENT) count(typ string) int {
 	return n
 }
 
-// contractDesk is the desk's mail server: it accepts every mail but those
-// of ticket T-FAIL, which it refuses for good (554), so that the
-// escalation fails.
-type contractDesk struct{}
-
-func (contractDesk) NewSession(*smtp.Conn) (smtp.Session, error) { return contractSession{}, nil }
-
-type contractSession struct{}
-
-func (contractSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (contractSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (contractSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	if bytes.Contains(b, []byte("[ENT-T-FAIL]")) {
+// contractDesk is how the desk's mail server answers: it accepts every
+// mail but those of ticket T-FAIL, which it refuses for good (554), so that
+// the escalation fails.
+func contractDesk(_ int, m *mailtest.SMTPMessage) error {
+	if bytes.Contains(m.Data, []byte("[ENT-T-FAIL]")) {
 		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "rejected by policy"}
 	}
 	return nil
 }
-func (contractSession) Reset()        {}
-func (contractSession) Logout() error { return nil }

@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"supportbridge/bridge/redisstore"
+	"supportbridge/mail/mailtest"
 )
 
 // Helpers of the replica tests (replicas_test.go, cluster_test.go): a
@@ -67,21 +68,15 @@ structures:
 // long enough for a stalled DATA to outlive the kill of its sender.
 func rpDeskConfig(smtpAddr string) string { return deskConfigWith(smtpAddr, "20s") }
 
-// rpMail is one mail the desk server accepted.
-type rpMail struct {
-	rcpts []string
-	raw   []byte
-}
-
-// rpDesk is the mail server of the desk and of the referents (go-smtp,
-// in process). It can hold the first digest (a mail not addressed to the
-// desk) in DATA until told, to catch a digest run in the middle, and it
-// records how many digest deliveries were ever in flight at once.
+// rpDesk is the mail server of the desk and of the referents
+// (mailtest.StartSMTP). It can hold the first digest (a mail not addressed
+// to the desk) in DATA until told, to catch a digest run in the middle, and
+// it records how many digest deliveries were ever in flight at once.
 type rpDesk struct {
+	srv  *mailtest.SMTPServer
 	addr string
 
 	mu         sync.Mutex
-	accepted   []rpMail
 	stallFirst bool
 	stalled    string        // the recipient held
 	stalledCh  chan struct{} // closed once a digest is held
@@ -91,60 +86,35 @@ type rpDesk struct {
 	releaseOne sync.Once
 }
 
-func (d *rpDesk) NewSession(*smtp.Conn) (smtp.Session, error) { return &rpSession{desk: d}, nil }
-
-type rpSession struct {
-	desk  *rpDesk
-	rcpts []string
-}
-
-func (s *rpSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *rpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.rcpts = append(s.rcpts, strings.ToLower(to))
-	return nil
-}
-
-func (s *rpSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
+func (d *rpDesk) data(_ int, m *mailtest.SMTPMessage) error {
+	if len(m.To) == 0 || strings.EqualFold(m.To[0], "support@desk.example") {
+		return nil
 	}
-	d := s.desk
-	digest := len(s.rcpts) > 0 && s.rcpts[0] != "support@desk.example"
+	// A digest.
 	d.mu.Lock()
-	if digest {
-		d.inFlight++
-		if d.inFlight > d.maxFlight {
-			d.maxFlight = d.inFlight
-		}
-		if d.stallFirst && d.stalled == "" {
-			d.stalled = s.rcpts[0]
-			close(d.stalledCh)
-			d.mu.Unlock()
-			// The sender is killed while it waits here: the mail is
-			// refused, so the desk never holds it.
-			<-d.release
-			d.mu.Lock()
-			d.inFlight--
-			d.mu.Unlock()
-			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "held by the test"}
-		}
+	defer d.mu.Unlock()
+	d.inFlight++
+	defer func() { d.inFlight-- }()
+	d.maxFlight = max(d.maxFlight, d.inFlight)
+	if d.stallFirst && d.stalled == "" {
+		d.stalled = strings.ToLower(m.To[0])
+		close(d.stalledCh)
+		d.mu.Unlock()
+		// The sender is killed while it waits here: the mail is
+		// refused, so the desk never holds it.
+		<-d.release
+		d.mu.Lock()
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "held by the test"}
 	}
-	d.accepted = append(d.accepted, rpMail{rcpts: append([]string(nil), s.rcpts...), raw: b})
-	if digest {
-		d.inFlight--
-	}
-	d.mu.Unlock()
 	return nil
 }
-
-func (s *rpSession) Reset()        { s.rcpts = nil }
-func (s *rpSession) Logout() error { return nil }
 
 func startRPDesk(t *testing.T, stallFirstDigest bool) *rpDesk {
 	t.Helper()
 	d := &rpDesk{stallFirst: stallFirstDigest, stalledCh: make(chan struct{}), release: make(chan struct{})}
-	d.addr = serveSMTP(t, d, "desk.example", d.letGo)
+	d.srv = mailtest.StartSMTP(t, mailtest.WithDomain("desk.example"), mailtest.OnData(d.data))
+	t.Cleanup(d.letGo) // before the server closes
+	d.addr = d.srv.Addr
 	return d
 }
 
@@ -152,15 +122,10 @@ func (d *rpDesk) letGo() { d.releaseOne.Do(func() { close(d.release) }) }
 
 // to returns the mails accepted for rcpt.
 func (d *rpDesk) to(rcpt string) [][]byte {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	var out [][]byte
-	for _, m := range d.accepted {
-		for _, r := range m.rcpts {
-			if r == strings.ToLower(rcpt) {
-				out = append(out, m.raw)
-				break
-			}
+	for _, m := range d.srv.Messages() {
+		if slices.ContainsFunc(m.To, func(r string) bool { return strings.EqualFold(r, rcpt) }) {
+			out = append(out, m.Data)
 		}
 	}
 	return out

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,34 +15,16 @@ import (
 	"supportbridge/mail/mailtest"
 )
 
-// rtDesk is the SMTP server in front of Request Tracker: each mail the
-// bridge sends is handed to RT through rt-mailgate, as an MTA would.
-type rtDesk struct {
-	rt   *mailtest.RT
-	mu   sync.Mutex
-	sent int
-}
-
-func (d *rtDesk) NewSession(*smtp.Conn) (smtp.Session, error) { return &rtSession{desk: d}, nil }
-
-type rtSession struct{ desk *rtDesk }
-
-func (s *rtSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *rtSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *rtSession) Reset()                               {}
-func (s *rtSession) Logout() error                        { return nil }
-func (s *rtSession) Data(r io.Reader) error {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	if err := s.desk.rt.Submit(raw); err != nil {
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "rt-mailgate: " + err.Error()}
-	}
-	s.desk.mu.Lock()
-	s.desk.sent++
-	s.desk.mu.Unlock()
-	return nil
+// rtDesk is how the SMTP server in front of Request Tracker answers: each
+// mail the bridge sends is handed to RT through rt-mailgate, as an MTA
+// would.
+func rtDesk(rt *mailtest.RT) mailtest.SMTPOption {
+	return mailtest.OnData(func(_ int, m *mailtest.SMTPMessage) error {
+		if err := rt.Submit(m.Data); err != nil {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "rt-mailgate: " + err.Error()}
+		}
+		return nil
+	})
 }
 
 // relayRT delivers what RT sends into the bridge's Dovecot mailbox until
@@ -83,8 +63,8 @@ func TestRequestTrackerAsTheDesk(t *testing.T) {
 	rt := mailtest.StartRT(t, mailtest.RTOptions{})
 	dc := mailtest.StartDovecot(t)
 	srv := redistest.Start(t)
-	desk := &rtDesk{rt: rt}
-	smtpAddr := serveSMTP(t, desk, "desk.example", nil)
+	desk := mailtest.StartSMTP(t, mailtest.WithDomain("desk.example"), rtDesk(rt))
+	smtpAddr := desk.Addr
 	relayRT(t, rt, dc)
 	ent := &cbRecorder{byID: map[string]string{}, data: map[string][]byte{}}
 	hs := httptest.NewServer(ent)
@@ -137,9 +117,7 @@ func TestRequestTrackerAsTheDesk(t *testing.T) {
 		t.Fatalf("comment: %d %s", a.Status, a.Raw)
 	}
 	waitOps(t, "the follow-up handed to RT", 20*time.Second, func() bool {
-		desk.mu.Lock()
-		defer desk.mu.Unlock()
-		return desk.sent >= 2
+		return len(desk.Messages()) >= 2
 	})
 	if ids := rt.TicketIDs(t); len(ids) != 1 {
 		t.Fatalf("the follow-up opened another RT ticket: %v", ids)

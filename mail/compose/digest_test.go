@@ -15,6 +15,7 @@ import (
 
 	"supportbridge/bridge"
 	"supportbridge/mail"
+	"supportbridge/mail/mailtest"
 	"supportbridge/mail/smtpclient"
 )
 
@@ -343,8 +344,8 @@ func TestDigestLinksAreEscaped(t *testing.T) {
 // TestDigestMailer: the bridge's digest mailer sends what the composer
 // composes, and marks the failures retrying cannot fix permanent.
 func TestDigestMailer(t *testing.T) {
-	be := &testBackend{}
-	s := &smtpclient.Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second}
+	be := mailtest.StartSMTP(t)
+	s := &smtpclient.Sender{Addr: be.Addr, TLS: "none", Timeout: 5 * time.Second}
 	defer s.Close()
 	m := &DigestMailer{Composer: digestComposer(), Sender: s}
 	out, err := m.ComposeDigest(digestSample("fr"))
@@ -358,7 +359,7 @@ func TestDigestMailer(t *testing.T) {
 	if err := m.Send(context.Background(), out); err != nil {
 		t.Fatal(err)
 	}
-	if got := be.mails(); len(got) != 1 || !bytes.Equal(bytes.ReplaceAll(got[0].data, []byte("\r\n"), []byte("\n")),
+	if got := be.Messages(); len(got) != 1 || !bytes.Equal(bytes.ReplaceAll(got[0].Data, []byte("\r\n"), []byte("\n")),
 		bytes.ReplaceAll(out.Raw, []byte("\r\n"), []byte("\n"))) {
 		t.Errorf("%d mails received, or not the composed one", len(got))
 	}
@@ -368,14 +369,14 @@ func TestDigestMailer(t *testing.T) {
 
 	for _, tt := range []struct {
 		name      string
-		be        *testBackend
+		fail      mailtest.SMTPOption
 		permanent bool
 	}{
-		{"451 on DATA", &testBackend{failData: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}, false},
-		{"550 on RCPT", &testBackend{failRcpt: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}, true},
+		{"451 on DATA", mailtest.FailData(&smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}), false},
+		{"550 on RCPT", mailtest.FailRcpt(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &smtpclient.Sender{Addr: startServer(t, tt.be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second}
+			s := &smtpclient.Sender{Addr: mailtest.StartSMTP(t, tt.fail).Addr, TLS: "none", Timeout: 5 * time.Second}
 			defer s.Close()
 			err := (&DigestMailer{Composer: digestComposer(), Sender: s}).Send(context.Background(), out)
 			if err == nil || bridge.IsPermanent(err) != tt.permanent || smtpclient.IsTemporary(err) == tt.permanent {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -817,53 +818,43 @@ func lenientBase64(raw []byte) []byte {
 	return out[:n]
 }
 
+// lenientQP decodes a quoted-printable body that mime/quotedprintable
+// (go-message's decoder) refused. That reader already takes lower-case hex,
+// "=" without two hex digits as a literal "=", spaces before a soft line
+// break, LF line ends, 8-bit bytes and a final "="; but it stops at the
+// first of these, which this keeps going past (TestLenientQP):
+//   - a line longer than its 4096-byte buffer (HTML on one line): decoded;
+//   - an unescaped control byte (NUL, FF, DEL, ISO-2022-JP's ESC): kept;
+//   - "=" before a bare CR (old Mac line ends): a soft line break;
+//   - a literal "=" just before a soft line break ("==\n"): kept.
+//
+// It cannot be the stdlib reader with fixes around it: it runs only on what
+// that reader refused. Unlike it, it keeps the spaces at the end of a line.
 func lenientQP(raw []byte) []byte {
 	out := make([]byte, 0, len(raw))
-	hex := func(c byte) (byte, bool) {
-		switch {
-		case c >= '0' && c <= '9':
-			return c - '0', true
-		case c >= 'A' && c <= 'F':
-			return c - 'A' + 10, true
-		case c >= 'a' && c <= 'f':
-			return c - 'a' + 10, true
+	for {
+		i := bytes.IndexByte(raw, '=')
+		if i < 0 {
+			return append(out, raw...)
 		}
-		return 0, false
-	}
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c != '=' {
-			out = append(out, c)
-			continue
-		}
-		// Soft line break: "=" then optional spaces then a newline.
-		j := i + 1
-		for j < len(raw) && (raw[j] == ' ' || raw[j] == '\t') {
-			j++
-		}
-		if j < len(raw) && (raw[j] == '\n' || raw[j] == '\r') {
-			if raw[j] == '\r' && j+1 < len(raw) && raw[j+1] == '\n' {
-				j++
+		out, raw = append(out, raw[:i]...), raw[i+1:]
+		// A soft line break: "=", spaces, then CRLF, LF, CR or the end.
+		if rest := bytes.TrimLeft(raw, " \t"); len(rest) == 0 || rest[0] == '\r' || rest[0] == '\n' {
+			raw = rest[min(len(rest), 1):]
+			if bytes.HasPrefix(rest, []byte("\r\n")) {
+				raw = rest[2:]
 			}
-			i = j
 			continue
 		}
-		if j >= len(raw) {
-			i = j
-			continue
-		}
-		if i+2 < len(raw) {
-			hi, ok1 := hex(raw[i+1])
-			lo, ok2 := hex(raw[i+2])
-			if ok1 && ok2 {
-				out = append(out, hi<<4|lo)
-				i += 2
+		var b [1]byte
+		if len(raw) >= 2 {
+			if _, err := hex.Decode(b[:], raw[:2]); err == nil {
+				out, raw = append(out, b[0]), raw[2:]
 				continue
 			}
 		}
-		out = append(out, c)
+		out = append(out, '=')
 	}
-	return out
 }
 
 // addAttachment keeps a file part, within the limits.

@@ -42,8 +42,8 @@ type SMTPSink struct {
 type SinkOption func(*sinkConfig)
 
 type sinkConfig struct {
-	dump                   bool
-	hard, soft, disconnect []string
+	dump                             bool
+	hard, soft, disconnect, shutdown []string
 }
 
 // WithDump has smtp-sink append every mail transaction to a file in Dir
@@ -70,6 +70,12 @@ func WithSoftError(cmds ...string) SinkOption {
 // after the named commands (its -q option): a network failure mid-session.
 func WithDisconnect(cmds ...string) SinkOption {
 	return func(c *sinkConfig) { c.disconnect = append(c.disconnect, cmds...) }
+}
+
+// WithShutdown makes smtp-sink answer the named commands with "421" and
+// drop the connection (its -Q option): a server going down mid-session.
+func WithShutdown(cmds ...string) SinkOption {
+	return func(c *sinkConfig) { c.shutdown = append(c.shutdown, cmds...) }
 }
 
 // StartSMTPSink starts smtp-sink on 127.0.0.1 and a free port and returns
@@ -107,7 +113,7 @@ func StartSMTPSink(t testing.TB, opts ...SinkOption) *SMTPSink {
 	for _, o := range []struct {
 		flag string
 		cmds []string
-	}{{"-f", cfg.hard}, {"-r", cfg.soft}, {"-q", cfg.disconnect}} {
+	}{{"-f", cfg.hard}, {"-r", cfg.soft}, {"-q", cfg.disconnect}, {"-Q", cfg.shutdown}} {
 		if len(o.cmds) > 0 {
 			s.args = append(s.args, o.flag, strings.Join(o.cmds, ","))
 		}
@@ -151,7 +157,7 @@ func sinkReady(cfg sinkConfig) func(addr string) error {
 		}
 	case slices.ContainsFunc(cfg.hard, isConnect):
 		return func(addr string) error { return greeting(addr, "5") }
-	case slices.ContainsFunc(cfg.soft, isConnect):
+	case slices.ContainsFunc(cfg.soft, isConnect), slices.ContainsFunc(cfg.shutdown, isConnect):
 		return func(addr string) error { return greeting(addr, "4") }
 	default:
 		return func(addr string) error { return greeting(addr, "220") }
@@ -182,6 +188,8 @@ func (s *SMTPSink) Restart(t testing.TB) {
 
 // SinkMessage is one mail transaction that smtp-sink captured.
 type SinkMessage struct {
+	// Helo is what the client said in EHLO or HELO.
+	Helo string
 	// From is the MAIL FROM address ("" for the null sender).
 	From string
 	// To are the RCPT TO addresses, in order.
@@ -280,6 +288,8 @@ func parseSinkDump(data []byte) (SinkMessage, error) {
 			return m, fmt.Errorf("unexpected capture record %q", truncate(line))
 		}
 		switch name {
+		case "X-Helo-Args":
+			m.Helo = value
 		case "X-Mail-Args":
 			m.From = pathArg(value)
 		case "X-Rcpt-Args":

@@ -41,8 +41,8 @@ func TestSMTPSinkDumpReadsBackWhatWasSent(t *testing.T) {
 
 	got := s.Deliveries(t)
 	want := []SinkMessage{
-		{From: "assistance@ent.example", To: []string{"support@desk.example", "cc@desk.example"}, Data: first},
-		{From: "", To: []string{"support@desk.example"}, Data: second},
+		{Helo: "localhost", From: "assistance@ent.example", To: []string{"support@desk.example", "cc@desk.example"}, Data: first},
+		{Helo: "localhost", From: "", To: []string{"support@desk.example"}, Data: second},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("deliveries:\n got %q\nwant %q", got, want)
@@ -64,6 +64,7 @@ func TestSMTPSinkErrors(t *testing.T) {
 		{name: "soft error on MAIL", opts: []SinkOption{WithSoftError("mail")}, wantCode: 450},
 		{name: "soft error on DATA", opts: []SinkOption{WithSoftError("data")}, wantCode: 450},
 		{name: "dropped after DATA", opts: []SinkOption{WithDisconnect("data")}, wantCode: 0},
+		{name: "shutdown on MAIL", opts: []SinkOption{WithShutdown("MAIL")}, wantCode: 421},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +98,7 @@ func TestSMTPSinkRefusingConnections(t *testing.T) {
 		{name: "temporary", opt: WithSoftError("connect"), wantCode: 450},
 		{name: "permanent", opt: WithHardError("CONNECT"), wantCode: 500},
 		{name: "dropped", opt: WithDisconnect("connect"), wantCode: 0},
+		{name: "shutdown", opt: WithShutdown("connect"), wantCode: 421},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,6 +158,7 @@ func TestParseSinkDump(t *testing.T) {
 			name: "full",
 			file: "full.dump",
 			want: SinkMessage{
+				Helo: "localhost",
 				From: "a@ent.example",
 				To:   []string{"b@desk.example", "c@desk.example"},
 				Data: []byte("Subject: hi\r\n\r\nline\r\n\tindented body line\r\n.dot\r\n"),
@@ -206,6 +209,7 @@ func TestParseSinkDumps(t *testing.T) {
 	}
 	want := []SinkMessage{
 		{
+			Helo: "localhost",
 			From: "a@ent.example",
 			To:   []string{"b@desk.example", "c@desk.example"},
 			Data: []byte("Subject: hi\r\n\r\nline\r\n\tindented body line\r\n.dot\r\n"),

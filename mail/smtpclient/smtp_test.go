@@ -4,328 +4,24 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"log"
-	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"supportbridge/mail"
 	"supportbridge/mail/mailtest"
 )
-
-// testBackend is an in-process desk: it records what it receives and
-// fails on demand.
-type testBackend struct {
-	mu       sync.Mutex
-	received []testMail
-	helos    []string
-
-	user, pass    string   // accepted credentials
-	mechs         []string // offered AUTH mechanisms
-	requireAuth   bool
-	failMail      error
-	failRcpt      error
-	failData      error
-	dropAfterData bool
-	block         chan struct{} // Data waits on it when set
-	// onMail and onData, when set, run at each MAIL and DATA with its
-	// number across all sessions (from 1); a non-nil error is the answer.
-	onMail func(n int) error
-	onData func(n int, c *smtp.Conn) error
-
-	// Counted across connections, under mu. Connections are counted at
-	// the listener: go-smtp starts a new session after STARTTLS.
-	conns, closed, mailCmds, dataCmds int
-	live                              []net.Conn
-}
-
-type testCounts struct{ conns, closed, mailCmds, dataCmds int }
-
-func (be *testBackend) counts() testCounts {
-	be.mu.Lock()
-	defer be.mu.Unlock()
-	return testCounts{be.conns, be.closed, be.mailCmds, be.dataCmds}
-}
-
-// dropAll closes every connection without a word, as a server that drops
-// idle clients does.
-func (be *testBackend) dropAll() {
-	be.mu.Lock()
-	live := append([]net.Conn(nil), be.live...)
-	be.mu.Unlock()
-	for _, c := range live {
-		c.Close()
-	}
-}
-
-// waitClosed waits until n connections have been closed.
-func (be *testBackend) waitClosed(t *testing.T, n int) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); be.counts().closed < n; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections closed; want %d", be.counts().closed, n)
-		}
-	}
-}
-
-// countingListener counts the connections it accepts, and their close
-// by either side, into a backend.
-type countingListener struct {
-	net.Listener
-	be *testBackend
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	l.be.mu.Lock()
-	defer l.be.mu.Unlock()
-	l.be.conns++
-	l.be.live = append(l.be.live, c)
-	return &countedConn{Conn: c, be: l.be}, nil
-}
-
-type countedConn struct {
-	net.Conn
-	be   *testBackend
-	once sync.Once
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(func() {
-		c.be.mu.Lock()
-		c.be.closed++
-		c.be.mu.Unlock()
-	})
-	return c.Conn.Close()
-}
-
-type testMail struct {
-	from, user string
-	to         []string
-	data       []byte
-	tls        bool
-}
-
-func (be *testBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	be.mu.Lock()
-	be.helos = append(be.helos, c.Hostname())
-	be.mu.Unlock()
-	return &testSession{be: be, conn: c}, nil
-}
-
-func (be *testBackend) mails() []testMail {
-	be.mu.Lock()
-	defer be.mu.Unlock()
-	return append([]testMail(nil), be.received...)
-}
-
-type testSession struct {
-	be   *testBackend
-	conn *smtp.Conn
-	user string
-	mail testMail
-}
-
-func (s *testSession) AuthMechanisms() []string { return s.be.mechs }
-
-func (s *testSession) Auth(mech string) (sasl.Server, error) {
-	check := func(user, pass string) error {
-		if user != s.be.user || pass != s.be.pass {
-			return smtp.ErrAuthFailed
-		}
-		s.user = user
-		return nil
-	}
-	switch mech {
-	case sasl.Plain:
-		return sasl.NewPlainServer(func(_, user, pass string) error { return check(user, pass) }), nil
-	case sasl.Login:
-		return &testLoginServer{check: check}, nil
-	}
-	return nil, smtp.ErrAuthUnknownMechanism
-}
-
-func (s *testSession) Mail(from string, _ *smtp.MailOptions) error {
-	if s.be.requireAuth && s.user == "" {
-		return smtp.ErrAuthRequired
-	}
-	if s.be.failMail != nil {
-		return s.be.failMail
-	}
-	s.be.mu.Lock()
-	s.be.mailCmds++
-	n := s.be.mailCmds
-	s.be.mu.Unlock()
-	if s.be.onMail != nil {
-		if err := s.be.onMail(n); err != nil {
-			return err
-		}
-	}
-	_, isTLS := s.conn.TLSConnectionState()
-	s.mail = testMail{from: from, user: s.user, tls: isTLS}
-	return nil
-}
-
-func (s *testSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if s.be.failRcpt != nil {
-		return s.be.failRcpt
-	}
-	s.mail.to = append(s.mail.to, to)
-	return nil
-}
-
-func (s *testSession) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	if s.be.block != nil {
-		<-s.be.block
-	}
-	s.be.mu.Lock()
-	s.be.dataCmds++
-	n := s.be.dataCmds
-	s.be.mu.Unlock()
-	if s.be.onData != nil {
-		if err := s.be.onData(n, s.conn); err != nil {
-			return err
-		}
-	}
-	if s.be.dropAfterData {
-		s.conn.Conn().Close()
-		return errors.New("dropped")
-	}
-	if s.be.failData != nil {
-		return s.be.failData
-	}
-	s.mail.data = data
-	s.be.mu.Lock()
-	s.be.received = append(s.be.received, s.mail)
-	s.be.mu.Unlock()
-	return nil
-}
-
-func (s *testSession) Reset()        { s.mail = testMail{} }
-func (s *testSession) Logout() error { return nil }
-
-// testLoginServer is the server side of SASL LOGIN (go-sasl has only the
-// client), with the usual "Username:" / "Password:" prompts.
-type testLoginServer struct {
-	check func(user, pass string) error
-	user  string
-	step  int
-}
-
-func (a *testLoginServer) Next(response []byte) ([]byte, bool, error) {
-	a.step++
-	switch a.step {
-	case 1:
-		if len(response) > 0 { // initial response: the user name
-			a.user = string(response)
-			a.step++
-			return []byte("Password:"), false, nil
-		}
-		return []byte("Username:"), false, nil
-	case 2:
-		a.user = string(response)
-		return []byte("Password:"), false, nil
-	case 3:
-		return nil, true, a.check(a.user, string(response))
-	}
-	return nil, false, errors.New("unexpected response")
-}
-
-type serverOpts struct {
-	tls          *tls.Config // offered by STARTTLS
-	implicitTLS  *tls.Config // the listener is TLS
-	insecureAuth bool
-	maxBytes     int64
-	utf8         bool
-	readTimeout  time.Duration // how long the server waits for a command; 0 means 10 s
-}
-
-func startServer(t *testing.T, be *testBackend, o serverOpts) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln = countingListener{Listener: ln, be: be}
-	if o.implicitTLS != nil {
-		ln = tls.NewListener(ln, o.implicitTLS)
-	}
-	srv := smtp.NewServer(be)
-	srv.Domain = "desk.test"
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	srv.ReadTimeout = 10 * time.Second
-	if o.readTimeout > 0 {
-		srv.ReadTimeout = o.readTimeout
-	}
-	srv.WriteTimeout = 10 * time.Second
-	srv.TLSConfig = o.tls
-	srv.AllowInsecureAuth = o.insecureAuth
-	srv.MaxMessageBytes = o.maxBytes
-	srv.EnableSMTPUTF8 = o.utf8
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	if be.block != nil {
-		// Runs before the server closes (cleanups are LIFO).
-		t.Cleanup(func() { close(be.block) })
-	}
-	return ln.Addr().String()
-}
-
-// testCert is a self-signed certificate for 127.0.0.1 and the pool that
-// trusts it.
-func testCert(t *testing.T) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "desk.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
-}
 
 // testMessage is a real escalation, so that the bytes on the wire are
 // what production sends: the composer's French test escalation with its
@@ -362,41 +58,41 @@ func wantSendError(t *testing.T, err error, temporary bool, code int, stage stri
 }
 
 func TestSendSuccess(t *testing.T) {
-	be := &testBackend{}
-	addr := startServer(t, be, serverOpts{})
+	be := mailtest.StartSMTP(t)
+	addr := be.Addr
 	msg := testMessage(t)
 	s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, HeloName: "bridge.ent.example"}
 	if err := s.Send(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
-	got := be.mails()
+	got := be.Messages()
 	if len(got) != 1 {
 		t.Fatalf("%d mails received", len(got))
 	}
 	m := got[0]
-	if m.from != msg.From || strings.Join(m.to, ",") != strings.Join(msg.To, ",") {
-		t.Errorf("envelope %q → %q; want %q → %q", m.from, m.to, msg.From, msg.To)
+	if m.From != msg.From || strings.Join(m.To, ",") != strings.Join(msg.To, ",") {
+		t.Errorf("envelope %q → %q; want %q → %q", m.From, m.To, msg.From, msg.To)
 	}
-	if !bytes.Equal(m.data, msg.Raw) {
-		t.Errorf("message altered in transit: %d bytes received, %d sent", len(m.data), len(msg.Raw))
+	if !bytes.Equal(m.Data, msg.Raw) {
+		t.Errorf("message altered in transit: %d bytes received, %d sent", len(m.Data), len(msg.Raw))
 	}
-	if m.user != "" {
+	if m.User != "" {
 		t.Error("authenticated without a username")
 	}
-	if be.helos[0] != "bridge.ent.example" {
-		t.Errorf("EHLO %q", be.helos[0])
+	if be.Helos()[0] != "bridge.ent.example" {
+		t.Errorf("EHLO %q", be.Helos()[0])
 	}
 }
 
 func TestSendDotStuffing(t *testing.T) {
-	be := &testBackend{}
-	addr := startServer(t, be, serverOpts{})
+	be := mailtest.StartSMTP(t)
+	addr := be.Addr
 	raw := []byte("Subject: x\r\n\r\n.\r\n..\r\n.leading dot\r\nend\r\n")
 	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), mail.Outgoing{From: "a@b.test", To: []string{"c@d.test"}, Raw: raw})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := be.mails(); len(got) != 1 || !bytes.Equal(got[0].data, raw) {
+	if got := be.Messages(); len(got) != 1 || !bytes.Equal(got[0].Data, raw) {
 		t.Errorf("received %+v", got)
 	}
 }
@@ -420,15 +116,16 @@ func TestSendAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			be := &testBackend{user: "bridge", pass: "s3cret", mechs: tt.mechs, requireAuth: true}
-			addr := startServer(t, be, serverOpts{insecureAuth: true})
+			be := mailtest.StartSMTP(t, mailtest.WithAuth("bridge", "s3cret"), mailtest.WithAuthMechanisms(tt.mechs...),
+				mailtest.WithInsecureAuth())
+			addr := be.Addr
 			s := &Sender{Addr: addr, TLS: "none", Username: tt.user, Password: tt.pass, Timeout: 5 * time.Second}
 			err := s.Send(context.Background(), testMessage(t))
 			if !tt.wantErr {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := be.mails(); len(got) != 1 || got[0].user != "bridge" {
+				if got := be.Messages(); len(got) != 1 || got[0].User != "bridge" {
 					t.Errorf("received %+v", got)
 				}
 				return
@@ -437,80 +134,82 @@ func TestSendAuth(t *testing.T) {
 			if strings.Contains(se.Error(), tt.pass) {
 				t.Error("password in the error")
 			}
-			if len(be.mails()) != 0 {
+			if len(be.Messages()) != 0 {
 				t.Error("mail accepted")
 			}
 		})
 	}
 	// Without a username the bridge does not authenticate, and a server
 	// that wants it says so permanently at MAIL.
-	be := &testBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: true}
-	addr := startServer(t, be, serverOpts{insecureAuth: true})
-	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), testMessage(t))
+	be := mailtest.StartSMTP(t, mailtest.WithAuth("bridge", "s3cret"), mailtest.WithAuthMechanisms("PLAIN"),
+		mailtest.WithInsecureAuth())
+	err := (&Sender{Addr: be.Addr, TLS: "none"}).Send(context.Background(), testMessage(t))
 	wantSendError(t, err, false, 502, StageMail)
 }
 
 func TestSendTLS(t *testing.T) {
-	serverTLS, pool := testCert(t)
-	_, otherPool := testCert(t)
+	serverTLS, pool := mailtest.SelfSignedCert(t)
+	_, otherPool := mailtest.SelfSignedCert(t)
 
 	t.Run("starttls with auth", func(t *testing.T) {
-		be := &testBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: true}
 		// No insecure auth: AUTH is only offered once TLS is up.
-		addr := startServer(t, be, serverOpts{tls: serverTLS})
+		be := mailtest.StartSMTP(t, mailtest.WithAuth("bridge", "s3cret"), mailtest.WithAuthMechanisms("PLAIN"),
+			mailtest.WithSTARTTLS(serverTLS))
+		addr := be.Addr
 		s := &Sender{Addr: addr, TLS: "starttls", Username: "bridge", Password: "s3cret", RootCAs: pool, Timeout: 5 * time.Second, HeloName: "bridge.test"}
 		if err := s.Send(context.Background(), testMessage(t)); err != nil {
 			t.Fatal(err)
 		}
-		if got := be.mails(); len(got) != 1 || !got[0].tls || got[0].user != "bridge" {
+		if got := be.Messages(); len(got) != 1 || !got[0].TLS || got[0].User != "bridge" {
 			t.Errorf("received %+v", got)
 		}
 	})
 	t.Run("default mode is starttls", func(t *testing.T) {
-		be := &testBackend{}
-		addr := startServer(t, be, serverOpts{tls: serverTLS})
+		be := mailtest.StartSMTP(t, mailtest.WithSTARTTLS(serverTLS))
+		addr := be.Addr
 		if err := (&Sender{Addr: addr, RootCAs: pool}).Send(context.Background(), testMessage(t)); err != nil {
 			t.Fatal(err)
 		}
-		if got := be.mails(); len(got) != 1 || !got[0].tls {
+		if got := be.Messages(); len(got) != 1 || !got[0].TLS {
 			t.Errorf("received %+v", got)
 		}
 	})
 	t.Run("implicit", func(t *testing.T) {
-		be := &testBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: true}
-		addr := startServer(t, be, serverOpts{implicitTLS: serverTLS})
+		be := mailtest.StartSMTP(t, mailtest.WithAuth("bridge", "s3cret"), mailtest.WithAuthMechanisms("PLAIN"),
+			mailtest.WithImplicitTLS(serverTLS))
+		addr := be.Addr
 		s := &Sender{Addr: addr, TLS: "implicit", Username: "bridge", Password: "s3cret", RootCAs: pool, Timeout: 5 * time.Second}
 		if err := s.Send(context.Background(), testMessage(t)); err != nil {
 			t.Fatal(err)
 		}
-		if got := be.mails(); len(got) != 1 || !got[0].tls {
+		if got := be.Messages(); len(got) != 1 || !got[0].TLS {
 			t.Errorf("received %+v", got)
 		}
 	})
 	t.Run("starttls untrusted certificate", func(t *testing.T) {
-		be := &testBackend{}
-		addr := startServer(t, be, serverOpts{tls: serverTLS})
+		be := mailtest.StartSMTP(t, mailtest.WithSTARTTLS(serverTLS))
+		addr := be.Addr
 		err := (&Sender{Addr: addr, TLS: "starttls", RootCAs: otherPool, Timeout: 5 * time.Second}).Send(context.Background(), testMessage(t))
 		se := wantSendError(t, err, true, 0, StageTLS)
 		var uerr x509.UnknownAuthorityError
 		if !errors.As(se, &uerr) {
 			t.Errorf("error %v; want the certificate verification error", se.Err)
 		}
-		if len(be.mails()) != 0 {
+		if len(be.Messages()) != 0 {
 			t.Error("mail sent over an unverified connection")
 		}
 	})
 	t.Run("implicit untrusted certificate", func(t *testing.T) {
-		addr := startServer(t, &testBackend{}, serverOpts{implicitTLS: serverTLS})
+		addr := mailtest.StartSMTP(t, mailtest.WithImplicitTLS(serverTLS)).Addr
 		err := (&Sender{Addr: addr, TLS: "implicit", RootCAs: otherPool, Timeout: 5 * time.Second}).Send(context.Background(), testMessage(t))
 		wantSendError(t, err, true, 0, StageTLS)
 	})
 	t.Run("server without starttls", func(t *testing.T) {
-		be := &testBackend{}
-		addr := startServer(t, be, serverOpts{})
+		be := mailtest.StartSMTP(t)
+		addr := be.Addr
 		err := (&Sender{Addr: addr, TLS: "starttls", RootCAs: pool, Timeout: 5 * time.Second}).Send(context.Background(), testMessage(t))
 		wantSendError(t, err, true, 0, StageTLS)
-		if len(be.mails()) != 0 {
+		if len(be.Messages()) != 0 {
 			t.Error("mail sent in clear")
 		}
 	})
@@ -519,38 +218,37 @@ func TestSendTLS(t *testing.T) {
 func TestSendServerReplies(t *testing.T) {
 	tests := []struct {
 		name      string
-		be        *testBackend
+		opt       mailtest.SMTPOption
 		temporary bool
 		code      int
 		stage     string
 	}{
-		{"421 on MAIL", &testBackend{failMail: &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"}}, true, 421, StageMail},
-		{"451 on DATA", &testBackend{failData: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}, true, 451, StageData},
-		{"550 on RCPT", &testBackend{failRcpt: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}, false, 550, StageRcpt},
-		{"452 on RCPT", &testBackend{failRcpt: &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}}, true, 452, StageRcpt},
-		{"554 on DATA", &testBackend{failData: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "spam"}}, false, 554, StageData},
-		{"dropped after DATA", &testBackend{dropAfterData: true}, true, 0, StageData},
+		{"421 on MAIL", mailtest.FailMail(&smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"}), true, 421, StageMail},
+		{"451 on DATA", mailtest.FailData(&smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}), true, 451, StageData},
+		{"550 on RCPT", mailtest.FailRcpt(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}), false, 550, StageRcpt},
+		{"452 on RCPT", mailtest.FailRcpt(&smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}), true, 452, StageRcpt},
+		{"554 on DATA", mailtest.FailData(&smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "spam"}), false, 554, StageData},
+		{"dropped after DATA", mailtest.FailData(mailtest.ErrHangUp), true, 0, StageData},
 	}
 	for _, tt := range tests {
 		// With the cache on, a new connection fails the same way, and is
 		// not kept.
 		for _, maxIdle := range []int{0, 1} {
 			t.Run(fmt.Sprintf("%s/max idle %d", tt.name, maxIdle), func(t *testing.T) {
-				be := &testBackend{failMail: tt.be.failMail, failRcpt: tt.be.failRcpt, failData: tt.be.failData,
-					dropAfterData: tt.be.dropAfterData}
-				addr := startServer(t, be, serverOpts{})
+				be := mailtest.StartSMTP(t, tt.opt)
+				addr := be.Addr
 				s := &Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, MaxIdle: maxIdle}
 				defer s.Close()
 				err := s.Send(context.Background(), testMessage(t))
 				wantSendError(t, err, tt.temporary, tt.code, tt.stage)
-				if len(be.mails()) != 0 {
+				if len(be.Messages()) != 0 {
 					t.Error("mail recorded as received")
 				}
 				if n := idleCount(s); n != 0 {
 					t.Errorf("%d connections cached after a failure", n)
 				}
-				if c := be.counts(); c.conns != 1 {
-					t.Errorf("%d connections; want 1 (no retry)", c.conns)
+				if c := be.Stats(); c.Conns != 1 {
+					t.Errorf("%d connections; want 1 (no retry)", c.Conns)
 				}
 			})
 		}
@@ -558,24 +256,24 @@ func TestSendServerReplies(t *testing.T) {
 }
 
 func TestSendTooLarge(t *testing.T) {
-	be := &testBackend{}
-	addr := startServer(t, be, serverOpts{maxBytes: 1000})
+	be := mailtest.StartSMTP(t, mailtest.WithMaxMessageBytes(1000))
+	addr := be.Addr
 	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), testMessage(t))
 	wantSendError(t, err, false, 0, StageMail)
 }
 
 func TestSendUTF8Addresses(t *testing.T) {
 	msg := mail.Outgoing{From: "assistance@ent.example", To: []string{"élise@desk.example"}, Raw: []byte("Subject: x\r\n\r\nx\r\n")}
-	addr := startServer(t, &testBackend{}, serverOpts{})
+	addr := mailtest.StartSMTP(t).Addr
 	err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), msg)
 	wantSendError(t, err, false, 0, StageMail)
 
-	be := &testBackend{}
-	addr = startServer(t, be, serverOpts{utf8: true})
+	be := mailtest.StartSMTP(t, mailtest.WithSMTPUTF8())
+	addr = be.Addr
 	if err := (&Sender{Addr: addr, TLS: "none"}).Send(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
-	if got := be.mails(); len(got) != 1 || got[0].to[0] != "élise@desk.example" {
+	if got := be.Messages(); len(got) != 1 || got[0].To[0] != "élise@desk.example" {
 		t.Errorf("received %+v", got)
 	}
 }
@@ -632,7 +330,10 @@ func TestSendContextCancel(t *testing.T) {
 		{"hung greeting", "none", hungServer, StageDial},
 		{"hung greeting before starttls", "starttls", hungServer, StageTLS},
 		{"hung after data", "none", func(t *testing.T) string {
-			return startServer(t, &testBackend{block: make(chan struct{})}, serverOpts{})
+			block := make(chan struct{})
+			addr := mailtest.StartSMTP(t, mailtest.OnData(func(int, *mailtest.SMTPMessage) error { <-block; return nil })).Addr
+			t.Cleanup(func() { close(block) }) // before the server closes
+			return addr
 		}, StageData},
 	}
 	for _, tt := range tests {
@@ -815,109 +516,37 @@ func TestSendLoginClientPrompts(t *testing.T) {
 	}
 }
 
-// startSink runs Postfix's smtp-sink on a free loopback port with extra
-// flags, dumping each mail it takes into a directory. It skips when the
-// binary is missing, unless SUPPORTBRIDGE_REQUIRE_SERVERS=1.
-func startSink(t *testing.T, flags ...string) (addr, dumpDir string) {
-	t.Helper()
-	bin, err := exec.LookPath("smtp-sink")
-	if err != nil {
-		if os.Getenv("SUPPORTBRIDGE_REQUIRE_SERVERS") == "1" {
-			t.Fatalf("smtp-sink required: %v", err)
-		}
-		t.Skip("smtp-sink not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr = ln.Addr().String()
-	ln.Close()
-
-	dumpDir = t.TempDir()
-	var args []string
-	if os.Geteuid() == 0 {
-		// smtp-sink refuses to run as root; as nobody it must still reach
-		// the dump directory.
-		args = append(args, "-u", "nobody")
-		for _, d := range []string{filepath.Dir(dumpDir), dumpDir} {
-			if err := os.Chmod(d, 0o777); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	args = append(args, "-d", filepath.Join(dumpDir, "%H%M%S."))
-	args = append(args, flags...)
-	args = append(args, addr, "100")
-	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return addr, dumpDir
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("smtp-sink did not listen on %s: %v; output: %s", addr, err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestSendPostfixSmtpSink(t *testing.T) {
 	msg := testMessage(t)
 
 	t.Run("accepted", func(t *testing.T) {
-		addr, dir := startSink(t)
-		if err := (&Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second, HeloName: "bridge.test"}).Send(context.Background(), msg); err != nil {
+		sink := mailtest.StartSMTPSink(t, mailtest.WithDump())
+		if err := (&Sender{Addr: sink.Addr, TLS: "none", Timeout: 5 * time.Second, HeloName: "bridge.test"}).Send(context.Background(), msg); err != nil {
 			t.Fatal(err)
 		}
-		// The dump is written as the transaction ends: give it a moment.
-		// The dump ends with the closing boundary once complete.
-		lines := bytes.Split(bytes.TrimRight(msg.Raw, "\r\n"), []byte("\r\n"))
-		closing := lines[len(lines)-1]
-		var dump []byte
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			files, _ := filepath.Glob(filepath.Join(dir, "*"))
-			if len(files) == 1 {
-				dump, _ = os.ReadFile(files[0])
-				if bytes.Contains(dump, closing) {
-					break
-				}
-			}
-		}
-		for _, want := range []string{"X-Mail-Args: <" + msg.From + ">", "X-Rcpt-Args: <support@desk.example>", "X-Helo-Args: bridge.test", "Message-Id: <" + msg.MessageID + ">", string(closing)} {
-			if !bytes.Contains(dump, []byte(want)) {
-				t.Errorf("dump lacks %q:\n%.600s", want, dump)
-			}
+		// smtp-sink drops every CR; the composed mail has none bare.
+		want := mailtest.SinkMessage{Helo: "bridge.test", From: msg.From, To: msg.To, Data: msg.Raw}
+		if got := sink.Deliveries(t); len(got) != 1 || !reflect.DeepEqual(got[0], want) {
+			t.Errorf("smtp-sink took %.600q; want %.600q", got, want)
 		}
 	})
 
 	tests := []struct {
 		name      string
-		flags     []string
+		opt       mailtest.SinkOption
 		temporary bool
 		stage     string
 		reply     bool // the server answered with a code
 	}{
-		{"hard reject of RCPT", []string{"-f", "RCPT"}, false, StageRcpt, true},
-		{"soft reject of the data", []string{"-r", "."}, true, StageData, true},
-		{"421 on MAIL", []string{"-Q", "MAIL"}, true, StageMail, true},
-		{"hang-up after the data", []string{"-q", "."}, true, StageData, false},
+		{"hard reject of RCPT", mailtest.WithHardError("RCPT"), false, StageRcpt, true},
+		{"soft reject of the data", mailtest.WithSoftError("."), true, StageData, true},
+		{"421 on MAIL", mailtest.WithShutdown("MAIL"), true, StageMail, true},
+		{"hang-up after the data", mailtest.WithDisconnect("."), true, StageData, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, _ := startSink(t, tt.flags...)
-			err := (&Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second}).Send(context.Background(), msg)
+			sink := mailtest.StartSMTPSink(t, tt.opt)
+			err := (&Sender{Addr: sink.Addr, TLS: "none", Timeout: 5 * time.Second}).Send(context.Background(), msg)
 			var se *SendError
 			if !errors.As(err, &se) {
 				t.Fatalf("error %v; want a *SendError", err)
@@ -952,11 +581,11 @@ func numbered(msg mail.Outgoing, n int) []mail.Outgoing {
 
 // wantDelivered checks that the server took exactly msgs, each once,
 // in any order.
-func wantDelivered(t *testing.T, got []testMail, msgs []mail.Outgoing) {
+func wantDelivered(t *testing.T, got []mailtest.SMTPMessage, msgs []mail.Outgoing) {
 	t.Helper()
 	seen := make(map[string]int)
 	for _, m := range got {
-		seen[string(m.data)]++
+		seen[string(m.Data)]++
 	}
 	for i, m := range msgs {
 		if n := seen[string(m.Raw)]; n != 1 {
@@ -969,23 +598,30 @@ func wantDelivered(t *testing.T, got []testMail, msgs []mail.Outgoing) {
 }
 
 func TestSendCacheReusesConnection(t *testing.T) {
-	serverTLS, pool := testCert(t)
+	serverTLS, pool := mailtest.SelfSignedCert(t)
 	tests := []struct {
 		name   string
-		opts   serverOpts
+		tls    mailtest.SMTPOption // nil: none
 		sender Sender
 	}{
-		{"plain", serverOpts{}, Sender{TLS: "none"}},
-		{"starttls with auth", serverOpts{tls: serverTLS}, Sender{TLS: "starttls", RootCAs: pool, Username: "bridge", Password: "s3cret"}},
-		{"implicit tls with auth", serverOpts{implicitTLS: serverTLS}, Sender{TLS: "implicit", RootCAs: pool, Username: "bridge", Password: "s3cret"}},
+		{"plain", nil, Sender{TLS: "none"}},
+		{"starttls with auth", mailtest.WithSTARTTLS(serverTLS), Sender{TLS: "starttls", RootCAs: pool, Username: "bridge", Password: "s3cret"}},
+		{"implicit tls with auth", mailtest.WithImplicitTLS(serverTLS), Sender{TLS: "implicit", RootCAs: pool, Username: "bridge", Password: "s3cret"}},
 	}
 	for i := range tests {
 		tt := &tests[i]
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			be := &testBackend{user: "bridge", pass: "s3cret", mechs: []string{"PLAIN"}, requireAuth: tt.sender.Username != ""}
+			opts := []mailtest.SMTPOption{mailtest.WithAuthMechanisms("PLAIN")}
+			if tt.tls != nil {
+				opts = append(opts, tt.tls)
+			}
+			if tt.sender.Username != "" {
+				opts = append(opts, mailtest.WithAuth("bridge", "s3cret"))
+			}
+			be := mailtest.StartSMTP(t, opts...)
 			s := &tt.sender
-			s.Addr = startServer(t, be, tt.opts)
+			s.Addr = be.Addr
 			s.Timeout = time.Second
 			s.MaxIdle = 2
 			s.IdleTimeout = time.Minute
@@ -1001,20 +637,20 @@ func TestSendCacheReusesConnection(t *testing.T) {
 					t.Fatalf("mail %d: %v", i, err)
 				}
 			}
-			wantDelivered(t, be.mails(), msgs)
-			for _, m := range be.mails() {
-				if m.tls != (s.TLS != "none") || m.user != s.Username {
-					t.Errorf("mail delivered with tls %v, user %q", m.tls, m.user)
+			wantDelivered(t, be.Messages(), msgs)
+			for _, m := range be.Messages() {
+				if m.TLS != (s.TLS != "none") || m.User != s.Username {
+					t.Errorf("mail delivered with tls %v, user %q", m.TLS, m.User)
 				}
 			}
-			if c := be.counts(); c.conns != 1 || c.closed != 0 {
-				t.Errorf("%d connections, %d ended; want 1 still open", c.conns, c.closed)
+			if c := be.Stats(); c.Conns != 1 || c.Closed != 0 {
+				t.Errorf("%d connections, %d ended; want 1 still open", c.Conns, c.Closed)
 			}
 			if n := idleCount(s); n != 1 {
 				t.Errorf("%d idle connections; want 1", n)
 			}
 			s.Close()
-			be.waitClosed(t, 1)
+			be.WaitClosed(t, 1)
 			if n := idleCount(s); n != 0 {
 				t.Errorf("%d idle connections after Close", n)
 			}
@@ -1023,28 +659,28 @@ func TestSendCacheReusesConnection(t *testing.T) {
 }
 
 func TestSendCacheOffByDefault(t *testing.T) {
-	be := &testBackend{}
-	s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second}
+	be := mailtest.StartSMTP(t)
+	s := &Sender{Addr: be.Addr, TLS: "none", Timeout: 5 * time.Second}
 	msgs := numbered(testMessage(t), 3)
 	for _, m := range msgs {
 		if err := s.Send(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wantDelivered(t, be.mails(), msgs)
+	wantDelivered(t, be.Messages(), msgs)
 	// Each session ended with QUIT before Send returned.
-	if c := be.counts(); c.conns != 3 {
-		t.Errorf("%d connections; want one a mail", c.conns)
+	if c := be.Stats(); c.Conns != 3 {
+		t.Errorf("%d connections; want one a mail", c.Conns)
 	}
-	be.waitClosed(t, 3)
+	be.WaitClosed(t, 3)
 	if n := idleCount(s); n != 0 {
 		t.Errorf("%d idle connections without MaxIdle", n)
 	}
 }
 
 func TestSendCacheReuseLimit(t *testing.T) {
-	be := &testBackend{}
-	s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second,
+	be := mailtest.StartSMTP(t)
+	s := &Sender{Addr: be.Addr, TLS: "none", Timeout: 5 * time.Second,
 		MaxIdle: 1, IdleTimeout: time.Minute, ReuseLimit: 2}
 	defer s.Close()
 	msgs := numbered(testMessage(t), 5)
@@ -1053,12 +689,12 @@ func TestSendCacheReuseLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	wantDelivered(t, be.mails(), msgs)
+	wantDelivered(t, be.Messages(), msgs)
 	// 2 + 2 + 1 mails: the first two sessions end once full.
-	if c := be.counts(); c.conns != 3 {
-		t.Errorf("%d connections; want 3", c.conns)
+	if c := be.Stats(); c.Conns != 3 {
+		t.Errorf("%d connections; want 3", c.Conns)
 	}
-	be.waitClosed(t, 2)
+	be.WaitClosed(t, 2)
 }
 
 // A cached connection that the server dropped while idle costs nothing:
@@ -1066,39 +702,34 @@ func TestSendCacheReuseLimit(t *testing.T) {
 func TestSendCacheServerDroppedIdle(t *testing.T) {
 	tests := []struct {
 		name string
-		opts serverOpts
-		be   func() *testBackend
-		drop func(t *testing.T, be *testBackend)
+		opts []mailtest.SMTPOption
+		drop func(t *testing.T, be *mailtest.SMTPServer)
 	}{
 		{
 			// go-smtp's server says "421 Idle timeout" before it hangs up.
 			name: "421 idle timeout",
-			opts: serverOpts{readTimeout: 400 * time.Millisecond},
-			be:   func() *testBackend { return &testBackend{} },
-			drop: func(t *testing.T, be *testBackend) { be.waitClosed(t, 1) },
+			opts: []mailtest.SMTPOption{mailtest.WithReadTimeout(400 * time.Millisecond)},
+			drop: func(t *testing.T, be *mailtest.SMTPServer) { be.WaitClosed(t, 1) },
 		},
 		{
 			name: "closed without a word",
-			be:   func() *testBackend { return &testBackend{} },
-			drop: func(t *testing.T, be *testBackend) { be.dropAll(); be.waitClosed(t, 1) },
+			drop: func(t *testing.T, be *mailtest.SMTPServer) { be.DropAll(); be.WaitClosed(t, 1) },
 		},
 		{
 			name: "421 at MAIL",
-			be: func() *testBackend {
-				return &testBackend{onMail: func(n int) error {
-					if n == 2 {
-						return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"}
-					}
-					return nil
-				}}
-			},
-			drop: func(*testing.T, *testBackend) {},
+			opts: []mailtest.SMTPOption{mailtest.OnMail(func(n int, _ string) error {
+				if n == 2 {
+					return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "shutting down"}
+				}
+				return nil
+			})},
+			drop: func(*testing.T, *mailtest.SMTPServer) {},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			be := tt.be()
-			s := &Sender{Addr: startServer(t, be, tt.opts), TLS: "none", Timeout: 5 * time.Second,
+			be := mailtest.StartSMTP(t, tt.opts...)
+			s := &Sender{Addr: be.Addr, TLS: "none", Timeout: 5 * time.Second,
 				MaxIdle: 1, IdleTimeout: time.Minute}
 			defer s.Close()
 			msgs := numbered(testMessage(t), 2)
@@ -1112,9 +743,9 @@ func TestSendCacheServerDroppedIdle(t *testing.T) {
 			if err := s.Send(context.Background(), msgs[1]); err != nil {
 				t.Fatalf("send after the server dropped the cached connection: %v", err)
 			}
-			wantDelivered(t, be.mails(), msgs)
-			if c := be.counts(); c.conns != 2 || c.dataCmds != 2 {
-				t.Errorf("%d connections, %d DATA; want 2, 2", c.conns, c.dataCmds)
+			wantDelivered(t, be.Messages(), msgs)
+			if c := be.Stats(); c.Conns != 2 || c.Datas != 2 {
+				t.Errorf("%d connections, %d DATA; want 2, 2", c.Conns, c.Datas)
 			}
 			if n := idleCount(s); n != 1 {
 				t.Errorf("%d idle connections; want the new one", n)
@@ -1127,48 +758,49 @@ func TestSendCacheServerDroppedIdle(t *testing.T) {
 // failure on a cached connection is returned, as on a new one, and the
 // connection is not used again.
 func TestSendCacheFailureOnReusedConnection(t *testing.T) {
-	failSecond := func(err error) func(int) error {
-		return func(n int) error {
+	// The second MAIL or the second message fails.
+	mailSecond := func(err error) mailtest.SMTPOption {
+		return mailtest.OnMail(func(n int, _ string) error {
 			if n == 2 {
 				return err
 			}
 			return nil
-		}
+		})
+	}
+	dataSecond := func(err error) mailtest.SMTPOption {
+		return mailtest.OnData(func(n int, _ *mailtest.SMTPMessage) error {
+			if n == 2 {
+				return err
+			}
+			return nil
+		})
 	}
 	tests := []struct {
 		name      string
-		be        *testBackend
+		opt       mailtest.SMTPOption
 		temporary bool
 		code      int
 		stage     string
 		mailCmds  int // MAIL commands the server saw, all sends together
 	}{
-		{name: "451 at MAIL", be: &testBackend{onMail: failSecond(&smtp.SMTPError{Code: 451, Message: "later"})},
+		{name: "451 at MAIL", opt: mailSecond(&smtp.SMTPError{Code: 451, Message: "later"}),
 			temporary: true, code: 451, stage: StageMail, mailCmds: 3},
-		{name: "550 at MAIL", be: &testBackend{onMail: failSecond(&smtp.SMTPError{Code: 550, Message: "no"})},
+		{name: "550 at MAIL", opt: mailSecond(&smtp.SMTPError{Code: 550, Message: "no"}),
 			code: 550, stage: StageMail, mailCmds: 3},
-		{name: "451 after the data", be: &testBackend{onData: func(n int, _ *smtp.Conn) error {
-			return failSecond(&smtp.SMTPError{Code: 451, Message: "later"})(n)
-		}}, temporary: true, code: 451, stage: StageData, mailCmds: 3},
-		{name: "554 after the data", be: &testBackend{onData: func(n int, _ *smtp.Conn) error {
-			return failSecond(&smtp.SMTPError{Code: 554, Message: "spam"})(n)
-		}}, code: 554, stage: StageData, mailCmds: 3},
+		{name: "451 after the data", opt: dataSecond(&smtp.SMTPError{Code: 451, Message: "later"}),
+			temporary: true, code: 451, stage: StageData, mailCmds: 3},
+		{name: "554 after the data", opt: dataSecond(&smtp.SMTPError{Code: 554, Message: "spam"}),
+			code: 554, stage: StageData, mailCmds: 3},
 		// The server may or may not have taken this one: never again.
-		{name: "hang-up after the data", be: &testBackend{onData: func(n int, c *smtp.Conn) error {
-			if n == 2 {
-				c.Conn().Close()
-				return errors.New("dropped")
-			}
-			return nil
-		}}, temporary: true, stage: StageData, mailCmds: 3},
-		{name: "421 after the data", be: &testBackend{onData: func(n int, _ *smtp.Conn) error {
-			return failSecond(&smtp.SMTPError{Code: 421, Message: "closing"})(n)
-		}}, temporary: true, code: 421, stage: StageData, mailCmds: 3},
+		{name: "hang-up after the data", opt: dataSecond(mailtest.ErrHangUp),
+			temporary: true, stage: StageData, mailCmds: 3},
+		{name: "421 after the data", opt: dataSecond(&smtp.SMTPError{Code: 421, Message: "closing"}),
+			temporary: true, code: 421, stage: StageData, mailCmds: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			be := tt.be
-			s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second,
+			be := mailtest.StartSMTP(t, tt.opt)
+			s := &Sender{Addr: be.Addr, TLS: "none", Timeout: 5 * time.Second,
 				MaxIdle: 1, IdleTimeout: time.Minute}
 			defer s.Close()
 			msgs := numbered(testMessage(t), 3)
@@ -1180,25 +812,25 @@ func TestSendCacheFailureOnReusedConnection(t *testing.T) {
 			if n := idleCount(s); n != 0 {
 				t.Errorf("%d idle connections: the failed one was kept", n)
 			}
-			if c := be.counts(); c.conns != 1 {
-				t.Errorf("%d connections after the failure: it was retried", c.conns)
+			if c := be.Stats(); c.Conns != 1 {
+				t.Errorf("%d connections after the failure: it was retried", c.Conns)
 			}
 			if err := s.Send(context.Background(), msgs[2]); err != nil {
 				t.Fatal(err)
 			}
-			wantDelivered(t, be.mails(), []mail.Outgoing{msgs[0], msgs[2]})
-			c := be.counts()
-			if c.conns != 2 || c.mailCmds != tt.mailCmds {
-				t.Errorf("%d connections, %d MAIL; want 2, %d", c.conns, c.mailCmds, tt.mailCmds)
+			wantDelivered(t, be.Messages(), []mail.Outgoing{msgs[0], msgs[2]})
+			c := be.Stats()
+			if c.Conns != 2 || c.Mails != tt.mailCmds {
+				t.Errorf("%d connections, %d MAIL; want 2, %d", c.Conns, c.Mails, tt.mailCmds)
 			}
-			be.waitClosed(t, 1) // the failed session was closed
+			be.WaitClosed(t, 1) // the failed session was closed
 		})
 	}
 }
 
 func TestSendCacheConcurrent(t *testing.T) {
-	be := &testBackend{}
-	s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 10 * time.Second,
+	be := mailtest.StartSMTP(t)
+	s := &Sender{Addr: be.Addr, TLS: "none", Timeout: 10 * time.Second,
 		MaxIdle: 4, IdleTimeout: time.Minute}
 	msgs := numbered(testMessage(t), 50)
 	errs := make(chan error, len(msgs))
@@ -1220,17 +852,17 @@ func TestSendCacheConcurrent(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	wantDelivered(t, be.mails(), msgs)
-	c := be.counts()
+	wantDelivered(t, be.Messages(), msgs)
+	c := be.Stats()
 	idle := idleCount(s)
 	if idle < 1 || idle > 4 {
 		t.Errorf("%d idle connections; want 1 to 4", idle)
 	}
 	// Every connection beyond those kept was closed.
-	be.waitClosed(t, c.conns-idle)
-	t.Logf("%d connections for %d mails", c.conns, len(msgs))
-	if c.conns >= len(msgs) {
-		t.Errorf("%d connections for %d mails: none reused", c.conns, len(msgs))
+	be.WaitClosed(t, c.Conns-idle)
+	t.Logf("%d connections for %d mails", c.Conns, len(msgs))
+	if c.Conns >= len(msgs) {
+		t.Errorf("%d connections for %d mails: none reused", c.Conns, len(msgs))
 	}
 	// Another round reuses what was kept.
 	for _, m := range numbered(msgs[0], 3) {
@@ -1238,16 +870,16 @@ func TestSendCacheConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if after := be.counts().conns; after != c.conns {
-		t.Errorf("%d new connections for sequential mails with %d idle", after-c.conns, idle)
+	if after := be.Stats().Conns; after != c.Conns {
+		t.Errorf("%d new connections for sequential mails with %d idle", after-c.Conns, idle)
 	}
 	s.Close()
-	be.waitClosed(t, c.conns)
+	be.WaitClosed(t, c.Conns)
 }
 
 func TestSendCacheIdleTimeout(t *testing.T) {
-	be := &testBackend{}
-	s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second,
+	be := mailtest.StartSMTP(t)
+	s := &Sender{Addr: be.Addr, TLS: "none", Timeout: 5 * time.Second,
 		MaxIdle: 2, IdleTimeout: 150 * time.Millisecond}
 	defer s.Close()
 	msgs := numbered(testMessage(t), 3)
@@ -1259,9 +891,9 @@ func TestSendCacheIdleTimeout(t *testing.T) {
 	// One connection, or two if the machine stalled between the sends for
 	// longer than the idle timeout: either way the cache ends every
 	// session itself once idle too long.
-	before := be.counts().conns
+	before := be.Stats().Conns
 	start := time.Now()
-	be.waitClosed(t, before)
+	be.WaitClosed(t, before)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("idle connections closed after %v", d)
 	}
@@ -1271,15 +903,15 @@ func TestSendCacheIdleTimeout(t *testing.T) {
 	if err := s.Send(context.Background(), msgs[2]); err != nil {
 		t.Fatal(err)
 	}
-	wantDelivered(t, be.mails(), msgs)
-	if c := be.counts(); c.conns != before+1 {
-		t.Errorf("%d connections; want a new one after the timeout", c.conns-before)
+	wantDelivered(t, be.Messages(), msgs)
+	if c := be.Stats(); c.Conns != before+1 {
+		t.Errorf("%d connections; want a new one after the timeout", c.Conns-before)
 	}
 }
 
 func TestSendCacheClose(t *testing.T) {
-	be := &testBackend{}
-	s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second,
+	be := mailtest.StartSMTP(t)
+	s := &Sender{Addr: be.Addr, TLS: "none", Timeout: 5 * time.Second,
 		MaxIdle: 2, IdleTimeout: time.Minute}
 	msgs := numbered(testMessage(t), 2)
 	if err := s.Send(context.Background(), msgs[0]); err != nil {
@@ -1288,16 +920,16 @@ func TestSendCacheClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	be.waitClosed(t, 1)
+	be.WaitClosed(t, 1)
 	// Still usable, without caching.
 	if err := s.Send(context.Background(), msgs[1]); err != nil {
 		t.Fatal(err)
 	}
-	wantDelivered(t, be.mails(), msgs)
+	wantDelivered(t, be.Messages(), msgs)
 	if n := idleCount(s); n != 0 {
 		t.Errorf("%d idle connections after Close", n)
 	}
-	be.waitClosed(t, 2)
+	be.WaitClosed(t, 2)
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
@@ -1306,13 +938,13 @@ func TestSendCacheClose(t *testing.T) {
 func TestSendCacheContext(t *testing.T) {
 	t.Run("cancelled while the server holds the data", func(t *testing.T) {
 		release := make(chan struct{})
-		be := &testBackend{onData: func(n int, _ *smtp.Conn) error {
+		be := mailtest.StartSMTP(t, mailtest.OnData(func(n int, _ *mailtest.SMTPMessage) error {
 			if n == 2 {
 				<-release
 			}
 			return nil
-		}}
-		addr := startServer(t, be, serverOpts{})
+		}))
+		addr := be.Addr
 		t.Cleanup(func() { close(release) }) // before the server closes
 		s := &Sender{Addr: addr, TLS: "none", Timeout: time.Minute, MaxIdle: 1, IdleTimeout: time.Minute}
 		defer s.Close()
@@ -1334,13 +966,13 @@ func TestSendCacheContext(t *testing.T) {
 		if n := idleCount(s); n != 0 {
 			t.Errorf("%d idle connections: the interrupted one was kept", n)
 		}
-		if c := be.counts(); c.conns != 1 || c.dataCmds != 2 {
-			t.Errorf("%d connections, %d DATA; want 1, 2 (no retry)", c.conns, c.dataCmds)
+		if c := be.Stats(); c.Conns != 1 || c.Datas != 2 {
+			t.Errorf("%d connections, %d DATA; want 1, 2 (no retry)", c.Conns, c.Datas)
 		}
 	})
 	t.Run("already cancelled with a cached connection", func(t *testing.T) {
-		be := &testBackend{}
-		s := &Sender{Addr: startServer(t, be, serverOpts{}), TLS: "none", Timeout: 5 * time.Second,
+		be := mailtest.StartSMTP(t)
+		s := &Sender{Addr: be.Addr, TLS: "none", Timeout: 5 * time.Second,
 			MaxIdle: 1, IdleTimeout: time.Minute}
 		defer s.Close()
 		msgs := numbered(testMessage(t), 2)
@@ -1356,11 +988,11 @@ func TestSendCacheContext(t *testing.T) {
 		}
 		// The closed connection is no sign of a dropped session: no new
 		// connection, nothing delivered.
-		if c := be.counts(); c.conns != 1 {
-			t.Errorf("%d connections; want 1", c.conns)
+		if c := be.Stats(); c.Conns != 1 {
+			t.Errorf("%d connections; want 1", c.Conns)
 		}
-		wantDelivered(t, be.mails(), msgs[:1])
-		be.waitClosed(t, 1)
+		wantDelivered(t, be.Messages(), msgs[:1])
+		be.WaitClosed(t, 1)
 	})
 }
 
