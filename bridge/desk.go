@@ -85,26 +85,6 @@ type EscalationPreparer interface {
 		attachments []Attachment) (MailRecord, Structure, []AttachmentData, error)
 }
 
-// PermanentError marks a failure that retrying cannot fix (an SMTP 5xx).
-type PermanentError struct{ Err error }
-
-func (e *PermanentError) Error() string { return e.Err.Error() }
-func (e *PermanentError) Unwrap() error { return e.Err }
-
-// Permanent wraps err as a permanent failure.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &PermanentError{Err: err}
-}
-
-// IsPermanent reports whether err is a permanent failure.
-func IsPermanent(err error) bool {
-	var p *PermanentError
-	return errors.As(err, &p)
-}
-
 // EscalationAccepted records that the desk's server accepted the escalation
 // mail of the given attempt.
 func (s *Service) EscalationAccepted(ctx context.Context, ticketID string, attempt int, messageID string) error {
@@ -278,10 +258,6 @@ func NewWorker(svc *Service, store Store, o WorkerOptions) *Worker {
 		dispatcher: o.Dispatcher, lifetime: o.Lifetime, defaultLocale: o.DefaultLocale, onAccepted: o.OnAccepted,
 		log: svc.log}
 }
-
-// ErrGiveUp wraps the error of an effect that must not be retried: the
-// queue moves it to its dead letters.
-var ErrGiveUp = errors.New("given up")
 
 // Handle carries out one effect. It is idempotent: the ledger makes sure a
 // mail the server accepted is never sent again. A nil error means done; an
