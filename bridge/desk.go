@@ -261,7 +261,8 @@ func NewWorker(svc *Service, store Store, o WorkerOptions) *Worker {
 
 // Handle carries out one effect. It is idempotent: the ledger makes sure a
 // mail the server accepted is never sent again. A nil error means done; an
-// error wrapping ErrGiveUp must not be retried; any other error is retried.
+// permanent error (IsPermanent) must not be retried; any other error is
+// retried.
 func (w *Worker) Handle(ctx context.Context, eff Effect) error {
 	switch eff.Kind {
 	case EffectEscalate:
@@ -273,7 +274,7 @@ func (w *Worker) Handle(ctx context.Context, eff Effect) error {
 	case EffectCallback:
 		return w.callback(ctx, eff)
 	}
-	return fmt.Errorf("%w: unknown effect kind %q", ErrGiveUp, eff.Kind)
+	return Permanent(fmt.Errorf("given up: unknown effect kind %q", eff.Kind))
 }
 
 func (w *Worker) structureOf(ctx context.Context, t Ticket) (Structure, error) {
@@ -324,7 +325,7 @@ func (w *Worker) sendPrepared(ctx context.Context, eff Effect, rec MailRecord, c
 	}
 	msg, err := compose(rec.MessageID)
 	if err != nil {
-		return rec, fmt.Errorf("%w: compose: %v", ErrGiveUp, err)
+		return rec, Permanent(fmt.Errorf("given up: compose: %v", err))
 	}
 	if err := w.mailer.Send(ctx, msg); err != nil {
 		return rec, err
@@ -380,15 +381,15 @@ func (w *Worker) escalate(ctx context.Context, eff Effect) error {
 		})
 	}
 	if err != nil {
-		if errors.Is(err, ErrGiveUp) || IsPermanent(err) || w.expired(eff) {
+		if IsPermanent(err) || w.expired(eff) {
 			reason := err.Error()
-			if !IsPermanent(err) && !errors.Is(err, ErrGiveUp) {
+			if !IsPermanent(err) {
 				reason = "gave up after " + w.lifetime.String() + ": " + reason
 			}
 			if ferr := w.svc.EscalationFailed(ctx, eff.TicketID, eff.Attempt, reason); ferr != nil {
 				return ferr
 			}
-			return fmt.Errorf("%w: %v", ErrGiveUp, err)
+			return Permanent(fmt.Errorf("given up: %v", err))
 		}
 		return err
 	}
@@ -441,7 +442,7 @@ func (w *Worker) forward(ctx context.Context, eff Effect) error {
 	case EscalationInProgress:
 		if view.Escalation.RootMessageID == "" {
 			if w.expired(eff) {
-				return fmt.Errorf("%w: %v", ErrGiveUp, errNotYetEscalated)
+				return Permanent(fmt.Errorf("given up: %v", errNotYetEscalated))
 			}
 			return errNotYetEscalated
 		}
@@ -459,7 +460,7 @@ func (w *Worker) forward(ctx context.Context, eff Effect) error {
 			}
 		}
 		if in.Exchange == nil {
-			return fmt.Errorf("%w: exchange %s not found", ErrGiveUp, eff.ExchangeID)
+			return Permanent(fmt.Errorf("given up: exchange %s not found", eff.ExchangeID))
 		}
 		if in.Attachments, err = w.attachmentBytes(ctx, in.Exchange.Attachments); err != nil {
 			return err
@@ -476,11 +477,11 @@ func (w *Worker) forward(ctx context.Context, eff Effect) error {
 		return w.mailer.ComposeFollowUp(in)
 	})
 	if err != nil {
-		if errors.Is(err, ErrGiveUp) || IsPermanent(err) || w.expired(eff) {
+		if IsPermanent(err) || w.expired(eff) {
 			if ferr := w.svc.recordForwardFailure(ctx, eff, err.Error()); ferr != nil {
 				return ferr
 			}
-			return fmt.Errorf("%w: %v", ErrGiveUp, err)
+			return Permanent(fmt.Errorf("given up: %v", err))
 		}
 		return err
 	}

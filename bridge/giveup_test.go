@@ -20,7 +20,7 @@ func (c scriptedCallbacks) SendCallback(context.Context, string, string, time.Ti
 }
 
 // givenUp reports whether the queue dead-letters a job that failed with err.
-func givenUp(err error) bool { return errors.Is(err, bridge.ErrGiveUp) }
+func givenUp(err error) bool { return bridge.IsPermanent(err) }
 
 // TestWorkerGivesUp pins, for each kind of effect, which failures the
 // worker gives up (the queue then dead-letters the job instead of retrying
@@ -161,4 +161,4 @@ func TestWorkerGivesUp(t *testing.T) {
 
 // fmtGiveUp is an error that must not be retried, as the callback client
 // makes it.
-func fmtGiveUp(msg string) error { return fmt.Errorf("%w: %s", bridge.ErrGiveUp, msg) }
+func fmtGiveUp(msg string) error { return bridge.Permanent(fmt.Errorf("given up: %s", msg)) }
