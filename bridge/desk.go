@@ -260,10 +260,18 @@ func NewWorker(svc *Service, store Store, o WorkerOptions) *Worker {
 }
 
 // Handle carries out one effect. It is idempotent: the ledger makes sure a
-// mail the server accepted is never sent again. A nil error means done; an
-// permanent error (IsPermanent) must not be retried; any other error is
-// retried.
+// mail the server accepted is never sent again. A nil error means done; a
+// permanent error (IsPermanent) means the effect is given up (giveUp) and
+// must not be retried; any other error is retried.
 func (w *Worker) Handle(ctx context.Context, eff Effect) error {
+	err := w.carryOut(ctx, eff)
+	if err != nil && w.givingUp(eff, err) {
+		return w.giveUp(ctx, eff, err)
+	}
+	return err
+}
+
+func (w *Worker) carryOut(ctx context.Context, eff Effect) error {
 	switch eff.Kind {
 	case EffectEscalate:
 		return w.escalate(ctx, eff)
@@ -274,7 +282,7 @@ func (w *Worker) Handle(ctx context.Context, eff Effect) error {
 	case EffectCallback:
 		return w.callback(ctx, eff)
 	}
-	return Permanent(fmt.Errorf("given up: unknown effect kind %q", eff.Kind))
+	return Permanent(fmt.Errorf("unknown effect kind %q", eff.Kind))
 }
 
 func (w *Worker) structureOf(ctx context.Context, t Ticket) (Structure, error) {
@@ -325,7 +333,7 @@ func (w *Worker) sendPrepared(ctx context.Context, eff Effect, rec MailRecord, c
 	}
 	msg, err := compose(rec.MessageID)
 	if err != nil {
-		return rec, Permanent(fmt.Errorf("given up: compose: %v", err))
+		return rec, Permanent(fmt.Errorf("compose: %v", err))
 	}
 	if err := w.mailer.Send(ctx, msg); err != nil {
 		return rec, err
@@ -343,11 +351,6 @@ func (w *Worker) sendPrepared(ctx context.Context, eff Effect, rec MailRecord, c
 	w.log.LogAttrs(ctx, slog.LevelInfo, "mail accepted by the desk's server", slog.String("ticket", eff.TicketID),
 		slog.String("effect", eff.ID), slog.String("message_id", rec.MessageID))
 	return rec, nil
-}
-
-// expired reports whether a temporary failure has lasted past the lifetime.
-func (w *Worker) expired(eff Effect) bool {
-	return !eff.At.IsZero() && w.svc.now().Sub(eff.At) > w.lifetime
 }
 
 func (w *Worker) escalate(ctx context.Context, eff Effect) error {
@@ -381,17 +384,7 @@ func (w *Worker) escalate(ctx context.Context, eff Effect) error {
 		})
 	}
 	if err != nil {
-		if IsPermanent(err) || w.expired(eff) {
-			reason := err.Error()
-			if !IsPermanent(err) {
-				reason = "gave up after " + w.lifetime.String() + ": " + reason
-			}
-			if ferr := w.svc.EscalationFailed(ctx, eff.TicketID, eff.Attempt, reason); ferr != nil {
-				return ferr
-			}
-			return Permanent(fmt.Errorf("given up: %v", err))
-		}
-		return err
+		return &mailFailure{err}
 	}
 	return w.svc.escalationAccepted(ctx, &view.Ticket, eff.TicketID, eff.Attempt, rec.MessageID)
 }
@@ -441,10 +434,7 @@ func (w *Worker) forward(ctx context.Context, eff Effect) error {
 		return nil
 	case EscalationInProgress:
 		if view.Escalation.RootMessageID == "" {
-			if w.expired(eff) {
-				return Permanent(fmt.Errorf("given up: %v", errNotYetEscalated))
-			}
-			return errNotYetEscalated
+			return &mailFailure{errNotYetEscalated}
 		}
 	}
 	st, err := w.structureOf(ctx, view.Ticket)
@@ -460,7 +450,7 @@ func (w *Worker) forward(ctx context.Context, eff Effect) error {
 			}
 		}
 		if in.Exchange == nil {
-			return Permanent(fmt.Errorf("given up: exchange %s not found", eff.ExchangeID))
+			return Permanent(fmt.Errorf("exchange %s not found", eff.ExchangeID))
 		}
 		if in.Attachments, err = w.attachmentBytes(ctx, in.Exchange.Attachments); err != nil {
 			return err
@@ -477,13 +467,7 @@ func (w *Worker) forward(ctx context.Context, eff Effect) error {
 		return w.mailer.ComposeFollowUp(in)
 	})
 	if err != nil {
-		if IsPermanent(err) || w.expired(eff) {
-			if ferr := w.svc.recordForwardFailure(ctx, eff, err.Error()); ferr != nil {
-				return ferr
-			}
-			return Permanent(fmt.Errorf("given up: %v", err))
-		}
-		return err
+		return &mailFailure{err}
 	}
 	return nil
 }

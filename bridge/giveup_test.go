@@ -3,7 +3,6 @@ package bridge_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -60,8 +59,8 @@ func TestWorkerGivesUp(t *testing.T) {
 			wantStatus: bridge.EscalationFailed, wantReason: "gave up after 1h0m0s: 421 try later"},
 		{name: "escalation not composed", composeErr: composeErr,
 			eff:     bridge.Effect{Kind: bridge.EffectEscalate},
-			wantErr: "given up: given up: compose: template: boom", wantGiveUp: true,
-			wantStatus: bridge.EscalationFailed, wantReason: "given up: compose: template: boom"},
+			wantErr: "given up: compose: template: boom", wantGiveUp: true,
+			wantStatus: bridge.EscalationFailed, wantReason: "compose: template: boom"},
 		{name: "follow-up refused for good", escalated: true, sendErr: permanent,
 			eff:     bridge.Effect{Kind: bridge.EffectForwardNote, Note: "relance"},
 			wantErr: "given up: 550 no such user", wantGiveUp: true,
@@ -75,8 +74,8 @@ func TestWorkerGivesUp(t *testing.T) {
 			wantStatus: bridge.EscalationSuccessful, wantReason: "421 try later"},
 		{name: "follow-up not composed", escalated: true, composeErr: composeErr,
 			eff:     bridge.Effect{Kind: bridge.EffectForwardNote, Note: "relance"},
-			wantErr: "given up: given up: compose: template: boom", wantGiveUp: true,
-			wantStatus: bridge.EscalationSuccessful, wantReason: "given up: compose: template: boom"},
+			wantErr: "given up: compose: template: boom", wantGiveUp: true,
+			wantStatus: bridge.EscalationSuccessful, wantReason: "compose: template: boom"},
 		{name: "comment gone", escalated: true,
 			eff:     bridge.Effect{Kind: bridge.EffectForwardComment, ExchangeID: "nope"},
 			wantErr: "given up: exchange nope not found", wantGiveUp: true, wantStatus: bridge.EscalationSuccessful},
@@ -89,7 +88,7 @@ func TestWorkerGivesUp(t *testing.T) {
 		{name: "callback refused, however old", callback: errors.New("callback answered 400"), expired: true,
 			eff:     bridge.Effect{Kind: bridge.EffectCallback, Callback: bridge.CallbackEscalated},
 			wantErr: "callback answered 400", wantStatus: bridge.EscalationInProgress},
-		{name: "callback that cannot be made", callback: fmtGiveUp("callback data: bad"),
+		{name: "callback that cannot be made", callback: bridge.Permanent(errors.New("callback data: bad")),
 			eff:     bridge.Effect{Kind: bridge.EffectCallback, Callback: bridge.CallbackEscalated},
 			wantErr: "given up: callback data: bad", wantGiveUp: true, wantStatus: bridge.EscalationInProgress},
 		{name: "desk reply gone", eff: bridge.Effect{Kind: bridge.EffectCallback, Callback: bridge.CallbackDeskReplied,
@@ -158,7 +157,3 @@ func TestWorkerGivesUp(t *testing.T) {
 		})
 	}
 }
-
-// fmtGiveUp is an error that must not be retried, as the callback client
-// makes it.
-func fmtGiveUp(msg string) error { return bridge.Permanent(fmt.Errorf("given up: %s", msg)) }

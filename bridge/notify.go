@@ -329,7 +329,7 @@ func (w *Worker) deskReplyPayload(ctx context.Context, eff Effect) (any, error) 
 		}
 	}
 	if ex == nil {
-		return nil, Permanent(fmt.Errorf("given up: exchange %s not found", eff.ExchangeID))
+		return nil, Permanent(fmt.Errorf("exchange %s not found", eff.ExchangeID))
 	}
 	atts := make([]inlineAttachment, 0, len(ex.Attachments))
 	for _, a := range ex.Attachments {

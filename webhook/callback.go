@@ -66,7 +66,7 @@ func (c *CallbackClient) SendCallback(ctx context.Context, id, typ string, at ti
 	default:
 		b, err := json.Marshal(d)
 		if err != nil {
-			return bridge.Permanent(fmt.Errorf("given up: callback data: %v", err))
+			return bridge.Permanent(fmt.Errorf("callback data: %v", err))
 		}
 		raw = b
 	}
@@ -79,11 +79,11 @@ func (c *CallbackClient) SendCallback(ctx context.Context, id, typ string, at ti
 		Data      json.RawMessage `json:"data"`
 	}{typ, at.UTC().Format(time.RFC3339), raw})
 	if err != nil {
-		return bridge.Permanent(fmt.Errorf("given up: callback body: %v", err))
+		return bridge.Permanent(fmt.Errorf("callback body: %v", err))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
 	if err != nil {
-		return bridge.Permanent(fmt.Errorf("given up: callback request: %v", err))
+		return bridge.Permanent(fmt.Errorf("callback request: %v", err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "supportbridge")
