@@ -42,7 +42,14 @@ func NewCallbackClient(url string, key []byte, timeout time.Duration) *CallbackC
 	}}
 }
 
-// CallbackError is a callback the ENT did not take.
+// CallbackError is a callback the ENT did not take: no answer came, or an
+// answer other than a 2xx. It is a temporary failure whatever the status
+// (bridge's taxonomy: it is never marked bridge.Permanent): a 4xx other
+// than 408 and 429 too, though the ENT may well answer it again. The job
+// queue retries it on ent.callback_retry_schedule and dead-letters it after
+// the last try, where an operator can replay it (README, "Callbacks to the
+// ENT"). Only a callback that cannot be made at all (its data, its body or
+// its request) is a permanent failure.
 type CallbackError struct {
 	Status int // 0 when no answer came
 	Err    error
