@@ -85,26 +85,6 @@ type EscalationPreparer interface {
 		attachments []Attachment) (MailRecord, Structure, []AttachmentData, error)
 }
 
-// PermanentError marks a failure that retrying cannot fix (an SMTP 5xx).
-type PermanentError struct{ Err error }
-
-func (e *PermanentError) Error() string { return e.Err.Error() }
-func (e *PermanentError) Unwrap() error { return e.Err }
-
-// Permanent wraps err as a permanent failure.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &PermanentError{Err: err}
-}
-
-// IsPermanent reports whether err is a permanent failure.
-func IsPermanent(err error) bool {
-	var p *PermanentError
-	return errors.As(err, &p)
-}
-
 // EscalationAccepted records that the desk's server accepted the escalation
 // mail of the given attempt.
 func (s *Service) EscalationAccepted(ctx context.Context, ticketID string, attempt int, messageID string) error {
@@ -264,14 +244,19 @@ func NewWorker(svc *Service, store Store, o WorkerOptions) *Worker {
 		log: svc.log}
 }
 
-// ErrGiveUp wraps the error of an effect that must not be retried: the
-// queue moves it to its dead letters.
-var ErrGiveUp = errors.New("given up")
-
 // Handle carries out one effect. It is idempotent: the ledger makes sure a
-// mail the server accepted is never sent again. A nil error means done; an
-// error wrapping ErrGiveUp must not be retried; any other error is retried.
+// mail the server accepted is never sent again. A nil error means done; a
+// permanent error (IsPermanent) means the effect is given up (giveUp) and
+// must not be retried; any other error is retried.
 func (w *Worker) Handle(ctx context.Context, eff Effect) error {
+	err := w.carryOut(ctx, eff)
+	if err != nil && w.givingUp(eff, err) {
+		return w.giveUp(ctx, eff, err)
+	}
+	return err
+}
+
+func (w *Worker) carryOut(ctx context.Context, eff Effect) error {
 	switch eff.Kind {
 	case EffectEscalate:
 		return w.escalate(ctx, eff)
@@ -282,7 +267,7 @@ func (w *Worker) Handle(ctx context.Context, eff Effect) error {
 	case EffectCallback:
 		return w.callback(ctx, eff)
 	}
-	return fmt.Errorf("%w: unknown effect kind %q", ErrGiveUp, eff.Kind)
+	return Permanent(fmt.Errorf("unknown effect kind %q", eff.Kind))
 }
 
 func (w *Worker) structureOf(ctx context.Context, t Ticket) (Structure, error) {
@@ -333,7 +318,7 @@ func (w *Worker) sendPrepared(ctx context.Context, eff Effect, rec MailRecord, c
 	}
 	msg, err := compose(rec.MessageID)
 	if err != nil {
-		return rec, fmt.Errorf("%w: compose: %v", ErrGiveUp, err)
+		return rec, Permanent(fmt.Errorf("compose: %v", err))
 	}
 	if err := w.mailer.Send(ctx, msg); err != nil {
 		return rec, err
@@ -351,11 +336,6 @@ func (w *Worker) sendPrepared(ctx context.Context, eff Effect, rec MailRecord, c
 	w.log.LogAttrs(ctx, slog.LevelInfo, "mail accepted by the desk's server", slog.String("ticket", eff.TicketID),
 		slog.String("effect", eff.ID), slog.String("message_id", rec.MessageID))
 	return rec, nil
-}
-
-// expired reports whether a temporary failure has lasted past the lifetime.
-func (w *Worker) expired(eff Effect) bool {
-	return !eff.At.IsZero() && w.svc.now().Sub(eff.At) > w.lifetime
 }
 
 func (w *Worker) escalate(ctx context.Context, eff Effect) error {
@@ -389,17 +369,7 @@ func (w *Worker) escalate(ctx context.Context, eff Effect) error {
 		})
 	}
 	if err != nil {
-		if errors.Is(err, ErrGiveUp) || IsPermanent(err) || w.expired(eff) {
-			reason := err.Error()
-			if !IsPermanent(err) && !errors.Is(err, ErrGiveUp) {
-				reason = "gave up after " + w.lifetime.String() + ": " + reason
-			}
-			if ferr := w.svc.EscalationFailed(ctx, eff.TicketID, eff.Attempt, reason); ferr != nil {
-				return ferr
-			}
-			return fmt.Errorf("%w: %v", ErrGiveUp, err)
-		}
-		return err
+		return &mailFailure{err}
 	}
 	return w.svc.escalationAccepted(ctx, &view.Ticket, eff.TicketID, eff.Attempt, rec.MessageID)
 }
@@ -449,10 +419,7 @@ func (w *Worker) forward(ctx context.Context, eff Effect) error {
 		return nil
 	case EscalationInProgress:
 		if view.Escalation.RootMessageID == "" {
-			if w.expired(eff) {
-				return fmt.Errorf("%w: %v", ErrGiveUp, errNotYetEscalated)
-			}
-			return errNotYetEscalated
+			return &mailFailure{errNotYetEscalated}
 		}
 	}
 	st, err := w.structureOf(ctx, view.Ticket)
@@ -468,7 +435,7 @@ func (w *Worker) forward(ctx context.Context, eff Effect) error {
 			}
 		}
 		if in.Exchange == nil {
-			return fmt.Errorf("%w: exchange %s not found", ErrGiveUp, eff.ExchangeID)
+			return Permanent(fmt.Errorf("exchange %s not found", eff.ExchangeID))
 		}
 		if in.Attachments, err = w.attachmentBytes(ctx, in.Exchange.Attachments); err != nil {
 			return err
@@ -485,13 +452,7 @@ func (w *Worker) forward(ctx context.Context, eff Effect) error {
 		return w.mailer.ComposeFollowUp(in)
 	})
 	if err != nil {
-		if errors.Is(err, ErrGiveUp) || IsPermanent(err) || w.expired(eff) {
-			if ferr := w.svc.recordForwardFailure(ctx, eff, err.Error()); ferr != nil {
-				return ferr
-			}
-			return fmt.Errorf("%w: %v", ErrGiveUp, err)
-		}
-		return err
+		return &mailFailure{err}
 	}
 	return nil
 }

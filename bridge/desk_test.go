@@ -19,6 +19,8 @@ type scriptedMailer struct {
 	sent   []bridge.OutgoingMail
 	onSend func()
 	err    error
+	// composeErr fails the composing of every mail.
+	composeErr error
 }
 
 func (m *scriptedMailer) NewMessageID(ticketID, kind string) string {
@@ -26,6 +28,9 @@ func (m *scriptedMailer) NewMessageID(ticketID, kind string) string {
 }
 
 func (m *scriptedMailer) ComposeEscalation(in bridge.EscalationMail) (bridge.OutgoingMail, error) {
+	if m.composeErr != nil {
+		return bridge.OutgoingMail{}, m.composeErr
+	}
 	raw := "Subject: " + in.Ticket.Subject + "\r\nSchool: " + in.Structure.Name + "\r\n"
 	for _, a := range in.Attachments {
 		raw += "Attachment: " + a.Filename + " " + string(a.Content) + "\r\n"
@@ -35,6 +40,9 @@ func (m *scriptedMailer) ComposeEscalation(in bridge.EscalationMail) (bridge.Out
 }
 
 func (m *scriptedMailer) ComposeFollowUp(in bridge.FollowUpMail) (bridge.OutgoingMail, error) {
+	if m.composeErr != nil {
+		return bridge.OutgoingMail{}, m.composeErr
+	}
 	return bridge.OutgoingMail{MessageID: in.MessageID, From: "a@ent.example", To: []string{"d@desk.example"},
 		Raw: []byte("follow-up")}, nil
 }

@@ -326,7 +326,7 @@ func (w *Worker) deskReplyPayload(ctx context.Context, eff Effect) (any, error) 
 		}
 	}
 	if ex == nil {
-		return nil, fmt.Errorf("%w: exchange %s not found", ErrGiveUp, eff.ExchangeID)
+		return nil, Permanent(fmt.Errorf("exchange %s not found", eff.ExchangeID))
 	}
 	atts := make([]inlineAttachment, 0, len(ex.Attachments))
 	for _, a := range ex.Attachments {

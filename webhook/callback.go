@@ -42,7 +42,14 @@ func NewCallbackClient(url string, key []byte, timeout time.Duration) *CallbackC
 	}}
 }
 
-// CallbackError is a callback the ENT did not take.
+// CallbackError is a callback the ENT did not take: no answer came, or an
+// answer other than a 2xx. It is a temporary failure whatever the status
+// (bridge's taxonomy: it is never marked bridge.Permanent): a 4xx other
+// than 408 and 429 too, though the ENT may well answer it again. The job
+// queue retries it on ent.callback_retry_schedule and dead-letters it after
+// the last try, where an operator can replay it (README, "Callbacks to the
+// ENT"). Only a callback that cannot be made at all (its data, its body or
+// its request) is a permanent failure.
 type CallbackError struct {
 	Status int // 0 when no answer came
 	Err    error
@@ -66,7 +73,7 @@ func (c *CallbackClient) SendCallback(ctx context.Context, id, typ string, at ti
 	default:
 		b, err := json.Marshal(d)
 		if err != nil {
-			return fmt.Errorf("%w: callback data: %v", bridge.ErrGiveUp, err)
+			return bridge.Permanent(fmt.Errorf("callback data: %v", err))
 		}
 		raw = b
 	}
@@ -79,11 +86,11 @@ func (c *CallbackClient) SendCallback(ctx context.Context, id, typ string, at ti
 		Data      json.RawMessage `json:"data"`
 	}{typ, at.UTC().Format(time.RFC3339), raw})
 	if err != nil {
-		return fmt.Errorf("%w: callback body: %v", bridge.ErrGiveUp, err)
+		return bridge.Permanent(fmt.Errorf("callback body: %v", err))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%w: callback request: %v", bridge.ErrGiveUp, err)
+		return bridge.Permanent(fmt.Errorf("callback request: %v", err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "supportbridge")

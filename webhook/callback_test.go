@@ -1,11 +1,13 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"supportbridge/bridge"
 )
 
 // verifyIndependently checks a Standard Webhooks signature the way the spec
@@ -109,5 +113,60 @@ func TestCallbackNoRedirectNoHang(t *testing.T) {
 	}
 	if time.Since(start) > time.Second {
 		t.Errorf("timeout not applied: %v", time.Since(start))
+	}
+}
+
+// TestCallbackFailureClasses pins how the callback client classifies its
+// failures for the worker (bridge's taxonomy): whatever the ENT answers
+// but a 2xx, or when it does not answer, the callback is retried (a
+// temporary *CallbackError); one that cannot be made is given up.
+func TestCallbackFailureClasses(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	var status int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	for _, tt := range []struct {
+		name      string
+		url       string
+		status    int
+		data      any
+		permanent bool
+		wantText  string
+	}{
+		{name: "400", status: 400, wantText: "callback answered 400"},
+		{name: "401", status: 401, wantText: "callback answered 401"},
+		{name: "404", status: 404, wantText: "callback answered 404"},
+		{name: "408", status: 408, wantText: "callback answered 408"},
+		{name: "410", status: 410, wantText: "callback answered 410"},
+		{name: "422", status: 422, wantText: "callback answered 422"},
+		{name: "429", status: 429, wantText: "callback answered 429"},
+		{name: "500", status: 500, wantText: "callback answered 500"},
+		{name: "503", status: 503, wantText: "callback answered 503"},
+		{name: "a redirect", status: 302, wantText: "callback answered 302"},
+		{name: "no answer", url: gone.URL, wantText: "callback: Post: "},
+		{name: "data that cannot be encoded", data: make(chan int), permanent: true,
+			wantText: "callback data: json: unsupported type: chan int"},
+		{name: "a URL that makes no request", url: "http://bad host/", permanent: true,
+			wantText: "callback request: "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status = tt.status
+			c := NewCallbackClient(cmp.Or(tt.url, srv.URL), key, 2*time.Second)
+			err := c.SendCallback(context.Background(), "cb-1", "ticket.escalated", time.Now(), cmp.Or[any](tt.data, map[string]any{}))
+			if err == nil || !strings.HasPrefix(err.Error(), tt.wantText) {
+				t.Fatalf("err %v, want %q…", err, tt.wantText)
+			}
+			if bridge.IsPermanent(err) != tt.permanent {
+				t.Errorf("%v: permanent %v, want %v", err, bridge.IsPermanent(err), tt.permanent)
+			}
+			var ce *CallbackError
+			if got := errors.As(err, &ce); got == tt.permanent {
+				t.Errorf("%v: a *CallbackError %v, want %v", err, got, !tt.permanent)
+			}
+		})
 	}
 }

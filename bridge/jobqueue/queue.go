@@ -196,7 +196,7 @@ func (q *Queue) Run(ctx context.Context, handle Handler) error {
 		if q.opts.OnDone != nil {
 			q.opts.OnDone(e.Kind, err)
 		}
-		if errors.Is(err, bridge.ErrGiveUp) {
+		if bridge.IsPermanent(err) {
 			return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 		}
 		return err

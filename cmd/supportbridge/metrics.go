@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -90,7 +89,7 @@ func (m *metrics) observeWebhook(typ, outcome string, d time.Duration) {
 func (m *metrics) jobDone(kind bridge.EffectKind, err error) {
 	result := "done"
 	switch {
-	case errors.Is(err, bridge.ErrGiveUp):
+	case bridge.IsPermanent(err):
 		result = "given_up"
 	case err != nil:
 		result = "retry"

@@ -9,8 +9,8 @@ import (
 )
 
 // DeskMailer is the bridge's desk mailer: it composes with a Composer and
-// sends with a Sender, and tells permanent failures (5xx) apart so that
-// the worker fails the escalation at once instead of retrying.
+// sends with a Sender, and marks permanent failures (5xx) so that the
+// worker fails the escalation at once instead of retrying.
 type DeskMailer struct {
 	Composer *Composer
 	Sender   *smtpclient.Sender
@@ -43,7 +43,16 @@ func (d *DeskMailer) ComposeFollowUp(in bridge.FollowUpMail) (bridge.OutgoingMai
 
 // Send sends a composed mail.
 func (d *DeskMailer) Send(ctx context.Context, m bridge.OutgoingMail) error {
-	err := d.Sender.Send(ctx, mail.Outgoing{MessageID: m.MessageID, From: m.From, To: m.To, Raw: m.Raw})
+	return send(ctx, d.Sender, m)
+}
+
+// send sends m with s and classifies its failure in bridge's terms, at
+// this edge of the SMTP client: what the client calls permanent (a 5xx
+// reply, a recipient or a mail it cannot send) is marked bridge.Permanent;
+// anything else (a 4xx, the network, a timeout, a context that ended)
+// stays temporary.
+func send(ctx context.Context, s *smtpclient.Sender, m bridge.OutgoingMail) error {
+	err := s.Send(ctx, mail.Outgoing{MessageID: m.MessageID, From: m.From, To: m.To, Raw: m.Raw})
 	if err != nil && !smtpclient.IsTemporary(err) {
 		return bridge.Permanent(err)
 	}

@@ -470,9 +470,5 @@ func (d *DigestMailer) ComposeDigest(dg bridge.ReferentDigest) (bridge.OutgoingM
 
 // Send sends a composed digest.
 func (d *DigestMailer) Send(ctx context.Context, m bridge.OutgoingMail) error {
-	err := d.Sender.Send(ctx, mail.Outgoing{MessageID: m.MessageID, From: m.From, To: m.To, Raw: m.Raw})
-	if err != nil && !smtpclient.IsTemporary(err) {
-		return bridge.Permanent(err)
-	}
-	return err
+	return send(ctx, d.Sender, m)
 }

@@ -1123,21 +1123,19 @@ func (r *Reader) guard(ctx context.Context, uid uint32, step string, f func() er
 	if err == nil {
 		return nil, nil
 	}
-	if ctx.Err() != nil || transient(err) {
+	if ctx.Err() != nil || !permanent(err) {
 		return nil, fmt.Errorf("imap: handle uid %d: %w", uid, err)
 	}
 	return &Verdict{Disposition: DispositionQuarantine, Reason: "handler: " + err.Error()}, nil
 }
 
-func transient(err error) bool {
-	if bridge.IsPermanent(err) {
-		return false
-	}
-	var be *bridge.Error
-	if errors.As(err, &be) {
-		return be.Code == bridge.CodeUnavailable
-	}
-	return true
+// permanent reports whether the handler's error sends the message to
+// quarantine rather than leaving it for a later pass: a failure marked
+// permanent (bridge.Permanent), or the domain's refusal (a *bridge.Error
+// with a code other than bridge.CodeUnavailable), which the message would
+// meet again. Any other error is temporary, as bridge's taxonomy has it.
+func permanent(err error) bool {
+	return bridge.IsPermanent(err) || bridge.ErrorCode(err) != bridge.CodeUnavailable
 }
 
 // wait returns when a pass is due: new mail announced, the poll interval

@@ -111,8 +111,14 @@ func (p *Processor) outcome(o string) {
 	}
 }
 
-// errTransient marks failures that must leave the mail for a later pass.
-var errTransient = errors.New("transient")
+// temporary is a failure that leaves the mail for a later pass: in
+// bridge's taxonomy every failure not marked permanent is temporary, and
+// the IMAP reader tries those again. Its text starts with "transient: ",
+// as the reader's logs have always said; err's chain is not kept, so that
+// whatever err holds, the mail is tried again rather than quarantined.
+func temporary(what string, err error) error {
+	return fmt.Errorf("transient: %s: %v", what, err)
+}
 
 // inboundAction is what Apply does with a routed mail.
 type inboundAction int
@@ -292,7 +298,7 @@ func (p *Processor) reply(ctx context.Context, ir *inboundRoute) (imapreader.Ver
 	res, err := p.apply.ApplyDeskReply(ctx, reply)
 	if err != nil {
 		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
-			return imapreader.Verdict{}, fmt.Errorf("%w: apply reply: %v", errTransient, err)
+			return imapreader.Verdict{}, temporary("apply reply", err)
 		}
 		q.Reason = "not applied: " + err.Error()
 		return p.quarantine(ctx, log, q)
@@ -318,7 +324,7 @@ func (p *Processor) deskNotice(ctx context.Context, ir *inboundRoute) (imapreade
 		DeskTag: cls.DeskTag})
 	if err != nil {
 		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
-			return imapreader.Verdict{}, fmt.Errorf("%w: record desk status: %v", errTransient, err)
+			return imapreader.Verdict{}, temporary("record desk status", err)
 		}
 		q.Reason = "desk notice not applied: " + err.Error()
 		return p.quarantine(ctx, log, q)
@@ -334,7 +340,7 @@ func (p *Processor) deskNotice(ctx context.Context, ir *inboundRoute) (imapreade
 		reply.Status, reply.SkipRepeated = "", true
 		if _, err := p.apply.ApplyDeskReply(ctx, reply); err != nil {
 			if bridge.ErrorCode(err) == bridge.CodeUnavailable {
-				return imapreader.Verdict{}, fmt.Errorf("%w: apply the notice's text: %v", errTransient, err)
+				return imapreader.Verdict{}, temporary("apply the notice's text", err)
 			}
 			// The status is recorded; the text must not be lost: an
 			// operator can still assign the mail to the ticket.
@@ -442,7 +448,7 @@ func (p *Processor) thread(ctx context.Context, in *Inbound, cls Classification)
 			return t, "ledger", nil
 		}
 		if !errors.Is(err, bridge.ErrNotFound) {
-			return "", "", fmt.Errorf("%w: ledger: %v", errTransient, err)
+			return "", "", temporary("ledger", err)
 		}
 	}
 	base := strings.ToLower(p.opt.ReplyTo)
@@ -470,7 +476,7 @@ func (p *Processor) thread(ctx context.Context, in *Inbound, cls Classification)
 			return t, "desk-reference", nil
 		}
 		if !errors.Is(err, bridge.ErrNotFound) {
-			return "", "", fmt.Errorf("%w: desk reference: %v", errTransient, err)
+			return "", "", temporary("desk reference", err)
 		}
 	}
 	return "", "", nil
@@ -532,7 +538,7 @@ func (p *Processor) autoReply(ctx context.Context, ir *inboundRoute) (imapreader
 	}
 	if err := p.apply.LearnDeskReference(ctx, ticketID, cls.DeskReference, cls.DeskTag); err != nil {
 		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
-			return imapreader.Verdict{}, fmt.Errorf("%w: learn desk reference: %v", errTransient, err)
+			return imapreader.Verdict{}, temporary("learn desk reference", err)
 		}
 		log.Warn("desk reference not recorded", slog.String("ticket", ticketID), slog.String("error", err.Error()))
 		return imapreader.Verdict{Disposition: imapreader.DispositionProcessed, Reason: "auto-reply"}, nil
@@ -556,7 +562,7 @@ func (p *Processor) routeBounce(ctx context.Context, ir *inboundRoute) (*inbound
 		} else if t, err := p.store.TicketByMessageID(ctx, cls.OriginalMessageID); err == nil {
 			ticketID = t
 		} else if !errors.Is(err, bridge.ErrNotFound) {
-			return nil, fmt.Errorf("%w: ledger: %v", errTransient, err)
+			return nil, temporary("ledger", err)
 		}
 	}
 	if ticketID == "" {
@@ -576,7 +582,7 @@ func (p *Processor) bounce(ctx context.Context, ir *inboundRoute) (imapreader.Ve
 	q := ir.q
 	if err := p.apply.EscalationBounced(ctx, ir.ticketID, ir.bounceReason); err != nil {
 		if bridge.ErrorCode(err) == bridge.CodeUnavailable {
-			return imapreader.Verdict{}, fmt.Errorf("%w: bounce: %v", errTransient, err)
+			return imapreader.Verdict{}, temporary("bounce", err)
 		}
 		q.Reason = "bounce not applied: " + err.Error()
 		return p.quarantine(ctx, ir.log, q)
@@ -587,7 +593,7 @@ func (p *Processor) bounce(ctx context.Context, ir *inboundRoute) (imapreader.Ve
 
 func (p *Processor) quarantine(ctx context.Context, log *slog.Logger, q bridge.QuarantinedMail) (imapreader.Verdict, error) {
 	if err := p.store.Quarantine(ctx, q); err != nil {
-		return imapreader.Verdict{}, fmt.Errorf("%w: quarantine: %v", errTransient, err)
+		return imapreader.Verdict{}, temporary("quarantine", err)
 	}
 	p.outcome("quarantined")
 	log.Warn("mail quarantined", slog.String("reason", q.Reason))
