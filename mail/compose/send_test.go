@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"supportbridge/bridge"
+	"supportbridge/mail/mailtest"
 	"supportbridge/mail/smtpclient"
 )
 
@@ -30,20 +31,20 @@ func TestSendFailureClasses(t *testing.T) {
 		To: []string{"desk@desk.example"}, Raw: []byte("Subject: x\r\n\r\nx\r\n")}
 	for _, tt := range []struct {
 		name      string
-		be        *testBackend // nil: the server refuses connections
+		server    []mailtest.SMTPOption // nil: the server refuses connections
 		ctx       context.Context
 		to        string
 		permanent bool
 	}{
-		{name: "451 on DATA", be: &testBackend{failData: &smtp.SMTPError{Code: 451, Message: "try later"}}},
-		{name: "421 on RCPT", be: &testBackend{failRcpt: &smtp.SMTPError{Code: 421, Message: "busy"}}},
-		{name: "550 on RCPT", be: &testBackend{failRcpt: &smtp.SMTPError{Code: 550, Message: "no such user"}},
+		{name: "451 on DATA", server: []mailtest.SMTPOption{mailtest.FailData(&smtp.SMTPError{Code: 451, Message: "try later"})}},
+		{name: "421 on RCPT", server: []mailtest.SMTPOption{mailtest.FailRcpt(&smtp.SMTPError{Code: 421, Message: "busy"})}},
+		{name: "550 on RCPT", server: []mailtest.SMTPOption{mailtest.FailRcpt(&smtp.SMTPError{Code: 550, Message: "no such user"})},
 			permanent: true},
-		{name: "552 on DATA", be: &testBackend{failData: &smtp.SMTPError{Code: 552, Message: "too big"}},
+		{name: "552 on DATA", server: []mailtest.SMTPOption{mailtest.FailData(&smtp.SMTPError{Code: 552, Message: "too big"})},
 			permanent: true},
 		{name: "no server"},
-		{name: "a context that ended", be: &testBackend{}, ctx: ended},
-		{name: "a recipient the client refuses", be: &testBackend{}, to: "desk@desk.example\r\nBcc: x@y",
+		{name: "a context that ended", server: []mailtest.SMTPOption{}, ctx: ended},
+		{name: "a recipient the client refuses", server: []mailtest.SMTPOption{}, to: "desk@desk.example\r\nBcc: x@y",
 			permanent: true},
 	} {
 		for _, mailer := range []struct {
@@ -59,8 +60,8 @@ func TestSendFailureClasses(t *testing.T) {
 		} {
 			t.Run(mailer.name+"/"+tt.name, func(t *testing.T) {
 				addr := refused
-				if tt.be != nil {
-					addr = startServer(t, tt.be, serverOpts{})
+				if tt.server != nil {
+					addr = mailtest.StartSMTP(t, tt.server...).Addr
 				}
 				s := &smtpclient.Sender{Addr: addr, TLS: "none", Timeout: 5 * time.Second}
 				defer s.Close()
