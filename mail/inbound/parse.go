@@ -632,9 +632,9 @@ func (p *parser) decode(mh message.Header, r io.Reader, mediaType string, limit 
 	if strings.HasPrefix(mediaType, "text/") {
 		mh = latin1AsWindows1252(mh)
 	}
-	data, ok := p.decodeBytes(mh, rawBody, mediaType, limit)
-	if !ok {
-		data = p.decodeLenient(mh, rawBody, mediaType, limit)
+	data, err := p.decodeBytes(mh, rawBody, mediaType, limit)
+	if err != nil {
+		data = p.decodeLenient(mh, rawBody, mediaType, limit, err)
 	}
 	if strings.HasPrefix(mediaType, "text/") && !utf8.Valid(data) {
 		data = p.fixText(data, mediaType, limit)
@@ -666,12 +666,15 @@ func (p *parser) fixText(data []byte, mediaType string, limit int64) []byte {
 	return []byte(strings.ToValidUTF8(string(data), "\uFFFD"))
 }
 
-// decodeBytes decodes with go-message; ok is false when the transfer
+// decodeBytes decodes with go-message; the error says why the transfer
 // encoding could not be decoded to the end.
-func (p *parser) decodeBytes(mh message.Header, rawBody []byte, mediaType string, limit int64) ([]byte, bool) {
+func (p *parser) decodeBytes(mh message.Header, rawBody []byte, mediaType string, limit int64) ([]byte, error) {
 	e, err := message.New(mh, bytes.NewReader(rawBody))
 	if e == nil {
-		return nil, false
+		if err == nil {
+			err = errors.New("unreadable part")
+		}
+		return nil, err
 	}
 	if err != nil {
 		switch {
@@ -686,14 +689,14 @@ func (p *parser) decodeBytes(mh message.Header, rawBody []byte, mediaType string
 	}
 	data, err := io.ReadAll(io.LimitReader(e.Body, limit+1))
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
-	return data, true
+	return data, nil
 }
 
 // decodeLenient is the fallback for damaged base64 or quoted-printable: it
 // decodes what can be decoded rather than losing the part.
-func (p *parser) decodeLenient(mh message.Header, rawBody []byte, mediaType string, limit int64) []byte {
+func (p *parser) decodeLenient(mh message.Header, rawBody []byte, mediaType string, limit int64, cause error) []byte {
 	enc := strings.ToLower(strings.TrimSpace(mh.Get("Content-Transfer-Encoding")))
 	var data []byte
 	switch enc {
@@ -702,7 +705,14 @@ func (p *parser) decodeLenient(mh message.Header, rawBody []byte, mediaType stri
 		p.problem(ProblemDamaged, "%s part: damaged base64, decoded what was readable", mediaType)
 	case "quoted-printable":
 		data = lenientQP(rawBody)
-		p.problem(ProblemDamaged, "%s part: damaged quoted-printable, decoded leniently", mediaType)
+		if errors.Is(cause, bufio.ErrBufferFull) {
+			// A line longer than the standard reader's buffer (HTML
+			// written on one line, against RFC 2045's 76): nothing is
+			// lost, lenientQP decodes it whole.
+			p.problem(ProblemOddity, "%s part: quoted-printable lines over 4 KB, decoded leniently", mediaType)
+		} else {
+			p.problem(ProblemDamaged, "%s part: damaged quoted-printable, decoded leniently", mediaType)
+		}
 	default:
 		data = rawBody
 		p.problem(ProblemOddity, "%s part: undecodable, kept raw", mediaType)

@@ -400,6 +400,14 @@ func TestParseProblemKinds(t *testing.T) {
 		"--zz\r\nContent-Type: text/plain\r\n\r\nGardé.\r\n--zz\r\n Bad header start\r\n\r\nperdu\r\n--zz--\r\n", ParseLimits{})
 	qp := testParse(t, "From: a@desk.example\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"+
 		"s=C3=BBr\x01 =\r\nfin =E9t=C3=A9", ParseLimits{})
+	// HTML written on one line (against RFC 2045's 76 characters): decoded
+	// whole, so an oddity, not damage that would quarantine the reply.
+	longLine := strings.Repeat("<p>R=C3=A9ponse du support, ligne tr=C3=A8s longue.</p>", 120)
+	longQP := testParse(t, "From: a@desk.example\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"+
+		longLine+"\r\n", ParseLimits{})
+	if n := strings.Count(longQP.Text, "Réponse du support, ligne très longue."); n != 120 {
+		t.Errorf("long quoted-printable line: %d of 120 paragraphs in %q", n, clip(longQP.Text, 200))
+	}
 	odd := testParse(t, "From: a@desk.example\r\nContent-Type: text/plain; charset=x-damaged-truncated-broken\r\n\r\nLisible.\r\n", ParseLimits{})
 	dropped := testParse(t, "From: a@desk.example\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n"+
 		"--zz\r\nContent-Type: text/plain\r\n\r\nVoir pièce.\r\n"+
@@ -415,6 +423,7 @@ func TestParseProblemKinds(t *testing.T) {
 		{"damaged base64", truncated, "damaged base64", ProblemDamaged},
 		{"broken boundary", broken, "broken after part 1", ProblemDamaged},
 		{"damaged quoted-printable", qp, "damaged quoted-printable", ProblemDamaged},
+		{"quoted-printable on one long line", longQP, "quoted-printable lines over 4 KB", ProblemOddity},
 		{"unknown charset", odd, "unknown charset", ProblemOddity},
 		{"attachment dropped", dropped, `attachment "damaged-broken.pdf" dropped`, ProblemOddity},
 	} {
