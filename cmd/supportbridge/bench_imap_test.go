@@ -152,6 +152,7 @@ func BenchmarkIMAPImport(b *testing.B) {
 	bare := bareFetch(b, dc, b.N)
 
 	cmdsBefore := redisCommands(context.Background(), b, d)
+	statsBefore := commandStats(context.Background(), b, d)
 	redisCPUBefore := redisCPU(context.Background(), b, d)
 	ownCPUBefore := processCPU(b)
 	b.ResetTimer()
@@ -184,6 +185,7 @@ func BenchmarkIMAPImport(b *testing.B) {
 	cmds := redisCommands(context.Background(), b, d) - cmdsBefore
 	rCPU := redisCPU(context.Background(), b, d) - redisCPUBefore
 	b.ReportMetric(float64(cmds)/float64(b.N), "redis-cmds/reply")
+	logCommandBudget(b, "reply", statsBefore, commandStats(context.Background(), b, d), b.N)
 	b.ReportMetric(float64(ownCPU.Microseconds())/float64(b.N), "daemon-cpu-µs/reply")
 	b.ReportMetric(float64(rCPU.Microseconds())/float64(b.N), "redis-cpu-µs/reply")
 	total := 0

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,6 +110,7 @@ func benchIngest(b *testing.B, srv *redistest.Server, configure func(*config.Con
 		}
 	}
 	lat := make([]time.Duration, b.N)
+	statsBefore := commandStats(context.Background(), b, d)
 	b.ResetTimer()
 	elapsed, failed := fanOut(b.N, clients, func(i int) error {
 		d, err := post(fmt.Sprintf("w-%d-%d", run, i), bodies[i])
@@ -118,6 +121,7 @@ func benchIngest(b *testing.B, srv *redistest.Server, configure func(*config.Con
 	if failed > 0 {
 		b.Fatalf("%d webhooks failed", failed)
 	}
+	logCommandBudget(b, "webhook", statsBefore, commandStats(context.Background(), b, d), b.N)
 	slices.Sort(lat)
 	rps := float64(b.N) / elapsed.Seconds()
 	pct := func(p float64) float64 { return float64(lat[int(float64(len(lat)-1)*p)].Microseconds()) / 1000 }
@@ -203,4 +207,55 @@ func benchConfig(redisAddr, prefix string) config.Config {
 	cfg.Structures = []config.Structure{{ID: "s1", Name: "Lycée Victor Hugo", UAI: "0750001A", EscalationEnabled: true,
 		Referents: []config.Referent{{ID: "u-ref1", DisplayName: "Mme Martin", Email: "martin@school.example", Digest: "never"}}}}
 	return cfg
+}
+
+// commandStats returns how many times the Redis server has run each
+// command (INFO commandstats): the commands a script runs count under their
+// own names, as they do in total_commands_processed.
+func commandStats(ctx context.Context, b *testing.B, d *daemon) map[string]int64 {
+	info, err := d.rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		calls, _, _ := strings.Cut(rest, ",")
+		n, err := strconv.ParseInt(calls, 10, 64)
+		if err != nil {
+			b.Fatalf("commandstats %q: %v", line, err)
+		}
+		out[strings.TrimPrefix(name, "cmdstat_")] = n
+	}
+	return out
+}
+
+// logCommandBudget logs the Redis commands run between two commandStats,
+// per unit of work (a mail, a reply, a webhook), most first: where a
+// benchmark's Redis commands go.
+func logCommandBudget(b *testing.B, unit string, before, after map[string]int64, n int) {
+	type row struct {
+		name  string
+		calls int64
+	}
+	var rows []row
+	var total int64
+	for name, calls := range after {
+		if d := calls - before[name]; d > 0 {
+			rows = append(rows, row{name, d})
+			total += d
+		}
+	}
+	slices.SortFunc(rows, func(a, c row) int { return cmp.Compare(c.calls, a.calls) })
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "Redis commands per %s: %.2f =", unit, float64(total)/float64(n))
+	for _, r := range rows {
+		if per := float64(r.calls) / float64(n); per >= 0.05 {
+			fmt.Fprintf(&sb, " %s %.2f", r.name, per)
+		}
+	}
+	b.Log(sb.String())
 }
