@@ -3,18 +3,13 @@ package imapreader_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"regexp"
 	"slices"
@@ -35,6 +30,7 @@ import (
 	"supportbridge/bridge/redisstore"
 	"supportbridge/bridge/redisstore/redistest"
 	"supportbridge/mail/imapreader"
+	"supportbridge/mail/mailtest"
 )
 
 // The Redis store serves the reader as is.
@@ -1064,38 +1060,8 @@ func TestIMAPReaderUnfetchableMessage(t *testing.T) {
 	}
 }
 
-// imapTestCert makes a self-signed certificate for 127.0.0.1.
-func imapTestCert(t *testing.T) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "imap test"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
-}
-
 func TestIMAPReaderTLS(t *testing.T) {
-	srvTLS, pool := imapTestCert(t)
+	srvTLS, pool := mailtest.SelfSignedCert(t)
 	for _, tt := range []struct {
 		name     string
 		mode     string
