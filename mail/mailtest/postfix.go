@@ -71,8 +71,10 @@ const postfixStopGrace = 10 * time.Second
 // SUPPORTBRIDGE_REQUIRE_SERVERS=1.
 func StartPostfixRelay(t testing.TB, relayTo string, opts ...PostfixOption) *PostfixRelay {
 	t.Helper()
-	master := postfixMaster(t)
-	owner, group := postfixAccounts(t)
+	sys, err := findPostfix()
+	if err != nil {
+		unavailable(t, "%v", err)
+	}
 	host, port, err := net.SplitHostPort(relayTo)
 	if err != nil {
 		t.Fatalf("relay to %q: %v", relayTo, err)
@@ -83,14 +85,14 @@ func StartPostfixRelay(t testing.TB, relayTo string, opts ...PostfixOption) *Pos
 		Hostname:  "relay-" + randomHex(t, 4) + ".mailtest.invalid",
 		Dir:       dir,
 		ConfigDir: filepath.Join(dir, "etc"),
-		master:    master,
+		master:    sys.master,
 		logPath:   filepath.Join(dir, "postfix.log"),
 	}
 	for _, o := range opts {
 		o(r)
 	}
-	postfixDirs(t, dir, owner, group)
-	main := postfixMainCF(dir, r.Hostname, owner.name, group, "["+host+"]:"+port) + strings.Join(r.params, "\n") + "\n"
+	postfixDirs(t, dir, sys.owner, sys.group)
+	main := postfixMainCF(dir, r.Hostname, sys.owner.name, sys.group, "["+host+"]:"+port) + strings.Join(r.params, "\n") + "\n"
 	if err := writeConfigFile(filepath.Join(r.ConfigDir, "main.cf"), main); err != nil {
 		t.Fatalf("postfix main.cf: %v", err)
 	}
@@ -180,35 +182,47 @@ func portTaken(port int) bool {
 	return false
 }
 
-// postfixMaster returns the path of Postfix's master daemon, from the
-// postconf on PATH, or skips (fails when required) without it or without
-// root.
-func postfixMaster(t testing.TB) string {
-	t.Helper()
-	postconf := redistest.NeedBinary(t, "postconf")
-	out, err := exec.Command(postconf, "-d", "-h", "daemon_directory").Output()
-	if err != nil {
-		t.Fatalf("postconf -d -h daemon_directory: %v", err)
-	}
-	master := redistest.NeedBinary(t, filepath.Join(strings.TrimSpace(string(out)), "master"))
-	if os.Geteuid() != 0 {
-		unavailable(t, "Postfix's master runs only as root")
-	}
-	return master
+// postfixSystem is what a private instance needs from the machine.
+type postfixSystem struct {
+	master string  // Postfix's master daemon
+	owner  account // mail_owner: the postfix user
+	group  string  // setgid_group: postdrop
 }
 
-// postfixAccounts returns the packaged mail_owner and setgid_group: the
-// postfix user and the postdrop group.
-func postfixAccounts(t testing.TB) (account, string) {
-	t.Helper()
+// findPostfix finds the master daemon (from the postconf on PATH), the
+// postfix user and the postdrop group, and checks that we run as root.
+func findPostfix() (postfixSystem, error) {
+	postconf, err := exec.LookPath("postconf")
+	if err != nil {
+		return postfixSystem{}, fmt.Errorf("postconf not found on PATH: %w", err)
+	}
+	out, err := exec.Command(postconf, "-d", "-h", "daemon_directory").Output()
+	if err != nil {
+		return postfixSystem{}, fmt.Errorf("postconf -d -h daemon_directory: %w", err)
+	}
+	master, err := exec.LookPath(filepath.Join(strings.TrimSpace(string(out)), "master"))
+	if err != nil {
+		return postfixSystem{}, fmt.Errorf("the Postfix master: %w", err)
+	}
+	if os.Geteuid() != 0 {
+		return postfixSystem{}, errors.New("the Postfix master runs only as root")
+	}
 	owner, err := lookupAccount("postfix")
 	if err != nil {
-		unavailable(t, "no postfix user (the Postfix package creates it): %v", err)
+		return postfixSystem{}, fmt.Errorf("no postfix user (the Postfix package creates it): %w", err)
 	}
 	if _, err := user.LookupGroup("postdrop"); err != nil {
-		unavailable(t, "no postdrop group (the Postfix package creates it): %v", err)
+		return postfixSystem{}, fmt.Errorf("no postdrop group (the Postfix package creates it): %w", err)
 	}
-	return owner, "postdrop"
+	return postfixSystem{master: master, owner: owner, group: "postdrop"}, nil
+}
+
+// PostfixRelayAvailable tells whether StartPostfixRelay can start an
+// instance here (nil), or why not: for a benchmark that measures other
+// things too and does without this one when it must.
+func PostfixRelayAvailable() error {
+	_, err := findPostfix()
+	return err
 }
 
 // unavailable skips the test for a server it cannot run, or fails it under

@@ -45,6 +45,9 @@ func sameMail(relayed, sent []byte) bool {
 func TestPostfixRelay(t *testing.T) {
 	sink := StartSMTPSink(t, WithDump(), WithCount())
 	r := StartPostfixRelay(t, sink.Addr)
+	if err := PostfixRelayAvailable(); err != nil {
+		t.Fatalf("PostfixRelayAvailable after a start: %v", err)
+	}
 	if !strings.HasPrefix(r.Addr, "127.0.0.1:") || r.RelayTo != sink.Addr {
 		t.Fatalf("Addr = %q, RelayTo = %q", r.Addr, r.RelayTo)
 	}
