@@ -24,6 +24,12 @@ import (
 // mails/s. With reuse (-d), each session carries its messages one after
 // the other over one connection, as our sender's connection cache does.
 func smtpSourceRate(b *testing.B, addr string, n, sessions, size int, reuse bool) float64 {
+	return float64(n) / runSMTPSource(b, addr, n, sessions, size, reuse).Seconds()
+}
+
+// runSMTPSource runs smtp-source as smtpSourceRate does and returns how long
+// it took: until the server at addr had answered every message.
+func runSMTPSource(b *testing.B, addr string, n, sessions, size int, reuse bool) time.Duration {
 	bin := redistest.NeedBinary(b, "smtp-source")
 	args := []string{"-s", strconv.Itoa(sessions), "-m", strconv.Itoa(n), "-l", strconv.Itoa(size),
 		"-f", "assistance@ent.example", "-t", "support@desk.example"}
@@ -35,7 +41,52 @@ func smtpSourceRate(b *testing.B, addr string, n, sessions, size int, reuse bool
 	if err != nil {
 		b.Fatalf("smtp-source: %v\n%s", err, out)
 	}
-	return float64(n) / time.Since(start).Seconds()
+	return time.Since(start)
+}
+
+// relayRate measures the relay baseline: smtp-source sends n messages of
+// size bytes of payload to relay over sessions sessions, connections
+// reused, and relay passes them on through its queue on disk to sink, which
+// counts them. It returns mails/s from smtp-source's start until sink has
+// received the n-th message, with the machine's CPU per mail over that
+// time (smtp-source, every Postfix process, the sink) and how long
+// smtp-source took (until the relay had accepted, queued on disk, every
+// message).
+func relayRate(b *testing.B, relay *mailtest.PostfixRelay, sink *mailtest.SMTPSink, n, sessions, size int) (rate float64, cpu, accepted time.Duration) {
+	// Warm-up: one message per session first, so that the relay's workers
+	// (smtpd, cleanup, smtp) are already started, as in a relay that has
+	// been running, and its connections to the sink are open.
+	before := sink.Received(b)
+	runSMTPSource(b, relay.Addr, sessions, sessions, size, true)
+	waitReceived(b, sink, before+sessions, time.Minute)
+
+	before = sink.Received(b)
+	busyBefore := machineBusy(b)
+	start := time.Now()
+	accepted = runSMTPSource(b, relay.Addr, n, sessions, size, true)
+	waitReceived(b, sink, before+n, 10*time.Minute+time.Duration(n)*10*time.Millisecond)
+	elapsed := time.Since(start)
+	cpu = (machineBusy(b) - busyBefore) / time.Duration(n)
+	// Each message once: nothing more arrives, nothing stays queued.
+	time.Sleep(100 * time.Millisecond)
+	if got := sink.Received(b) - before; got != n {
+		b.Fatalf("the sink received %d messages through the relay, want %d", got, n)
+	}
+	if q := relay.Queued(b); q != 0 {
+		b.Fatalf("%d messages still in the relay's queue", q)
+	}
+	return float64(n) / elapsed.Seconds(), cpu, accepted
+}
+
+// waitReceived polls sink's message count until it reaches want.
+func waitReceived(b *testing.B, sink *mailtest.SMTPSink, want int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for sink.Received(b) < want {
+		if time.Now().After(deadline) {
+			b.Fatalf("after %s the sink has received %d messages, want %d", timeout, sink.Received(b), want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // BenchmarkEscalationSend measures escalations per second from the request
@@ -44,10 +95,16 @@ func smtpSourceRate(b *testing.B, addr string, n, sessions, size int, reuse bool
 // queue's concurrency, then Postfix's smtp-source against the same sink
 // with as many sessions and the same mail size. Reports mails/s,
 // smtp-source mails/s and their ratio, then the floor under that ratio:
-// our SMTP client alone sending the same mail as many times.
+// our SMTP client alone sending the same mail as many times. Then the
+// second baseline, what an operator would otherwise put between a program
+// and the desk: a private Postfix relaying smtp-source's mails of the same
+// size to the same sink through its queue on disk (relay-mails/s, until the
+// sink has them all), and our ratio to it.
 func BenchmarkEscalationSend(b *testing.B) {
 	const sessions = 16
-	sink := mailtest.StartSMTPSink(b)
+	// The sink counts what it receives, for the relay baseline; it does so
+	// for every measurement here, ours included.
+	sink := mailtest.StartSMTPSink(b, mailtest.WithCount())
 	srv := redistest.Start(b)
 	cfg := benchConfig(srv.Addr, "bench:")
 	cfg.Desk.Address = "support@desk.example"
@@ -129,13 +186,19 @@ func BenchmarkEscalationSend(b *testing.B) {
 	// smtp-sink): this process's, and redis-server's, per mail.
 	b.ReportMetric(float64((processCPU(b)-ownCPUBefore).Microseconds())/float64(b.N), "daemon-cpu-µs/mail")
 	b.ReportMetric(float64((redisCPU(ctx, b, d)-redisCPUBefore).Microseconds())/float64(b.N), "redis-cpu-µs/mail")
+	// Each escalation reached the sink once (its counter may trail the
+	// answers our client got by a moment).
+	waitReceived(b, sink, b.N, 10*time.Second)
+	if n := sink.Received(b); n != b.N {
+		b.Fatalf("the sink received %d mails, want %d", n, b.N)
+	}
+	// Like for like: as many mails, as many parallel sessions as our job
+	// slots, connections reused as our sender reuses them, and as many
+	// bytes per mail as our escalation mail (smtp-source adds its own few
+	// headers on top of that payload).
+	out := escalationMail(ctx, b, d, fmt.Sprintf("m%d-0", run))
+	size := len(out.Raw)
 	if b.N >= 200 {
-		// Like for like: as many mails, as many parallel sessions as our
-		// job slots, connections reused as our sender reuses them, and
-		// as many bytes per mail as our escalation mail (smtp-source adds
-		// its own few headers on top of that payload).
-		out := escalationMail(ctx, b, d, fmt.Sprintf("m%d-0", run))
-		size := len(out.Raw)
 		base := smtpSourceRate(b, sink.Addr, b.N, sessions, size, true)
 		b.Logf("N=%d sessions=%d mail=%d bytes: ours %.0f mails/s, smtp-source -d %.0f mails/s, ratio %.3f",
 			b.N, sessions, size, rate, base, rate/base)
@@ -153,6 +216,24 @@ func BenchmarkEscalationSend(b *testing.B) {
 		b.ReportMetric(float64(busy.Microseconds())/float64(b.N), "client-alone-machine-cpu-µs/mail")
 		b.ReportMetric(floor, "client-alone-mails/s")
 		b.ReportMetric(floor/base, "floor-ratio")
+	}
+	// The relay baseline, also in a smoke run (not in the first round of
+	// one mail that go test runs before the real one).
+	if b.N > 1 {
+		if err := mailtest.PostfixRelayAvailable(); err != nil && !redistest.Required() {
+			b.Logf("no Postfix relay baseline: %v", err)
+			return
+		}
+		// As many deliveries to the desk at once as our sessions.
+		relay := mailtest.StartPostfixRelay(b, sink.Addr,
+			mailtest.WithPostfixParam("default_destination_concurrency_limit", strconv.Itoa(sessions)))
+		relayed, cpu, accepted := relayRate(b, relay, sink, b.N, sessions, size)
+		relay.Stop()
+		b.Logf("Postfix relay (smtp-source -d -s %d -l %d → postfix → smtp-sink): %.0f mails/s to the sink (all queued after %s), ours %.3f of it; the machine's CPU %.0f µs per mail",
+			sessions, size, relayed, accepted.Round(time.Millisecond), rate/relayed, float64(cpu.Microseconds()))
+		b.ReportMetric(relayed, "relay-mails/s")
+		b.ReportMetric(rate/relayed, "relay-ratio")
+		b.ReportMetric(float64(cpu.Microseconds()), "relay-machine-cpu-µs/mail")
 	}
 }
 

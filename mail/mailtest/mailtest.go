@@ -1,13 +1,15 @@
 // Package mailtest starts real mail servers for tests: a private Dovecot
-// (IMAP with IDLE, delivery through its LMTP) and Postfix's smtp-sink (an
-// SMTP server that accepts, rejects or captures mail on demand).
+// (IMAP with IDLE, delivery through its LMTP), Postfix's smtp-sink (an
+// SMTP server that accepts, rejects, counts or captures mail on demand) and
+// a private Postfix relaying to another server through its queue on disk.
 //
 // Like redistest, a missing binary skips the test unless
 // SUPPORTBRIDGE_REQUIRE_SERVERS=1 (CI) makes it fail; servers listen on
 // 127.0.0.1 and a free port and are stopped by PID when the test ends.
 //
-// Both servers drop privileges when the test runs as root (dovecot refuses
-// to open a mailbox as uid 0; smtp-sink insists on -u), so their files live
+// The servers drop privileges when the test runs as root (dovecot refuses
+// to open a mailbox as uid 0; smtp-sink insists on -u; Postfix's master
+// runs only as root and its workers as the postfix user), so their files live
 // in a directory of their own under os.TempDir() that unprivileged users can
 // reach, rather than in t.TempDir(), which is private to root. That
 // directory is short, too: Dovecot puts unix sockets in it, and a socket

@@ -19,7 +19,7 @@ import (
 
 // SMTPSink is Postfix's smtp-sink: an SMTP server on 127.0.0.1 that answers
 // every command (or rejects the ones it was told to) and, with WithDump,
-// keeps each message it accepted.
+// keeps each message it accepted, or, with WithCount, counts them.
 type SMTPSink struct {
 	// Addr is "127.0.0.1:<port>".
 	Addr string
@@ -31,6 +31,7 @@ type SMTPSink struct {
 	port    int
 	args    []string // options before the address
 	dump    bool
+	count   bool
 	sep     string // line that starts every capture in the dump file
 	cred    *redistest.Credential
 	ready   func(addr string) error
@@ -42,7 +43,7 @@ type SMTPSink struct {
 type SinkOption func(*sinkConfig)
 
 type sinkConfig struct {
-	dump                             bool
+	dump, count                      bool
 	hard, soft, disconnect, shutdown []string
 }
 
@@ -50,6 +51,13 @@ type sinkConfig struct {
 // (its -D option), for Messages and Deliveries to read back.
 func WithDump() SinkOption {
 	return func(c *sinkConfig) { c.dump = true }
+}
+
+// WithCount has smtp-sink count the messages it receives (its -c option),
+// for Received to read. smtp-sink then writes one short line to its log per
+// message, as each message's final "." arrives.
+func WithCount() SinkOption {
+	return func(c *sinkConfig) { c.count = true }
 }
 
 // WithHardError makes smtp-sink answer the named commands with a permanent
@@ -93,6 +101,7 @@ func StartSMTPSink(t testing.TB, opts ...SinkOption) *SMTPSink {
 		Dir:     filepath.Join(base, "messages"),
 		bin:     bin,
 		dump:    cfg.dump,
+		count:   cfg.count,
 		logPath: filepath.Join(base, "smtp-sink.log"),
 	}
 	// smtp-sink refuses to run as root without its -u option; as root, we
@@ -109,6 +118,9 @@ func StartSMTPSink(t testing.TB, opts ...SinkOption) *SMTPSink {
 		// captures; no message contains it by chance.
 		s.sep = "mailtest-capture-" + randomHex(t, 12)
 		s.args = append(s.args, "-D", s.dumpPath(), "-S", s.sep+"\n")
+	}
+	if cfg.count {
+		s.args = append(s.args, "-c")
 	}
 	for _, o := range []struct {
 		flag string
@@ -184,6 +196,71 @@ func (s *SMTPSink) Restart(t testing.TB) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("restart smtp-sink on %s: %v", s.Addr, err)
+}
+
+// Received returns how many messages smtp-sink has received since it was
+// (re)started: the data of each ended with its final ".", whatever the
+// answer. It needs WithCount, and is cheap enough to poll: it reads the
+// end of the log only.
+func (s *SMTPSink) Received(t testing.TB) int {
+	t.Helper()
+	if !s.count {
+		t.Fatal("SMTPSink.Received needs StartSMTPSink(t, WithCount())")
+	}
+	n, err := receivedCount(s.logPath)
+	if err != nil {
+		t.Fatalf("smtp-sink count: %v", err)
+	}
+	return n
+}
+
+// receivedCount reads the last counter smtp-sink -c wrote to the log at
+// path. smtp-sink writes "sess=S quit=Q mesg=M\r" each time a message or a
+// session ends, so the last "mesg=" is the current count.
+func receivedCount(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	// A counter line is about 30 bytes; the tail also leaves room for a
+	// warning written after it.
+	const tail = 4 << 10
+	off := max(info.Size()-tail, 0)
+	buf := make([]byte, info.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	return lastCounter(buf), nil
+}
+
+// lastCounter returns the number of the last complete "mesg=<n>\r" in
+// buf, or 0. A restart appends to the log and counts from 0 again: the
+// last counter is the current run's.
+func lastCounter(buf []byte) int {
+	for {
+		i := bytes.LastIndex(buf, []byte("mesg="))
+		if i < 0 {
+			return 0
+		}
+		digits := buf[i+len("mesg="):]
+		end := 0
+		for end < len(digits) && digits[end] >= '0' && digits[end] <= '9' {
+			end++
+		}
+		// Complete only with its terminator: our read may have caught
+		// smtp-sink in the middle of writing it.
+		if end > 0 && end < len(digits) && (digits[end] == '\r' || digits[end] == '\n') {
+			if n, err := strconv.Atoi(string(digits[:end])); err == nil {
+				return n
+			}
+		}
+		buf = buf[:i]
+	}
 }
 
 // SinkMessage is one mail transaction that smtp-sink captured.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -225,5 +226,78 @@ func TestParseSinkDumps(t *testing.T) {
 	}
 	if _, err := parseSinkDumps(data, "OTHER"); err == nil {
 		t.Fatal("a dump with another separator parsed")
+	}
+}
+
+// waitReceived polls s.Received until it reaches want (smtp-sink writes its
+// counter around its answer to the final ".", so it may trail the client
+// by a moment), and fails after a few seconds.
+func waitReceived(t *testing.T, s *SMTPSink, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := s.Received(t)
+		if got == want {
+			return
+		}
+		if got > want || time.Now().After(deadline) {
+			t.Fatalf("Received = %d, want %d", got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSMTPSinkCount(t *testing.T) {
+	s := StartSMTPSink(t, WithCount())
+	if n := s.Received(t); n != 0 {
+		t.Fatalf("Received before any mail = %d", n)
+	}
+	for i := range 3 {
+		if err := send(t, s.Addr, "a@ent.example", []string{"b@desk.example", "c@desk.example"}, sampleMail(strconv.Itoa(i))); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	waitReceived(t, s, 3) // messages, not recipients nor sessions
+	// A restart counts from 0 again.
+	s.Restart(t)
+	if err := send(t, s.Addr, "a@ent.example", []string{"b@desk.example"}, sampleMail("after")); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	waitReceived(t, s, 1)
+}
+
+func TestSMTPSinkReceivedNeedsCount(t *testing.T) {
+	s := StartSMTPSink(t)
+	ft := &fatalTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Received(ft)
+	}()
+	<-done
+	if !ft.failed {
+		t.Fatal("Received without WithCount did not fail")
+	}
+}
+
+func TestLastCounter(t *testing.T) {
+	tests := []struct {
+		log  string
+		want int
+	}{
+		{"", 0},
+		{"sess=0 quit=0 mesg=1\r", 1},
+		{"sess=0 quit=0 mesg=1\rsess=0 quit=0 mesg=12\r", 12},
+		// A counter caught half written: the one before is complete.
+		{"sess=0 quit=0 mesg=9\rsess=0 quit=0 mesg=1", 9},
+		{"sess=0 quit=0 mesg=9\rsess=0 quit=0 mesg=", 9},
+		// After a restart, the log goes on with the new run's counters.
+		{"sess=4 quit=4 mesg=400\rsmtp-sink: warning: something\nsess=0 quit=0 mesg=2\r", 2},
+		{"sess=4 quit=4 mesg=400\rsmtp-sink: warning: something\n", 400},
+	}
+	for _, tt := range tests {
+		if got := lastCounter([]byte(tt.log)); got != tt.want {
+			t.Errorf("lastCounter(%q) = %d, want %d", tt.log, got, tt.want)
+		}
 	}
 }

@@ -15,3 +15,8 @@ var termSignal = os.Kill
 func sysProcAttr(*Credential) *syscall.SysProcAttr { return nil }
 
 func killGroup(p *os.Process) { _ = p.Kill() }
+
+// Without process groups, the leader was all there was.
+func groupRunning(int) bool { return false }
+
+func killGroupID(int) {}

@@ -26,3 +26,10 @@ func sysProcAttr(cred *Credential) *syscall.SysProcAttr {
 func killGroup(p *os.Process) {
 	_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 }
+
+// killGroupID sends SIGKILL to the process group pgid, once its leader
+// was reaped: only while groupRunning sees members, which keep the id
+// theirs.
+func killGroupID(pgid int) {
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}

@@ -175,6 +175,40 @@ func (p *Process) Terminate(grace time.Duration) {
 	}
 }
 
+// StopGroup stops a server that forks workers and stops them itself on
+// SIGTERM, as Postfix's master does: it sends SIGTERM to the leader, then
+// waits until the leader and every other process of its group have exited
+// (zombies waiting to be reaped by init do not count). What still runs
+// after grace is killed with SIGKILL. It does nothing once the group is
+// gone.
+func (p *Process) StopGroup(grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	p.Terminate(grace)
+	killed := false
+	for p.GroupRunning() {
+		if !killed && time.Now().After(deadline) {
+			// The group still has members, so its id is still theirs.
+			killGroupID(p.Pid())
+			killed = true
+			deadline = time.Now().Add(grace)
+		} else if killed && time.Now().After(deadline) {
+			return // stuck in the kernel; nothing more to do from here
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// GroupRunning reports whether a process of the server's process group
+// (the leader or a worker it forked) still runs.
+func (p *Process) GroupRunning() bool {
+	select {
+	case <-p.done:
+		return groupRunning(p.Pid())
+	default:
+		return true
+	}
+}
+
 // WaitReady polls ready every 25ms until it returns nil. It gives up as soon
 // as the process exits, or after 30s; the error then carries the last probe
 // error. A probe runs beside the wait, so that a probe stuck on someone
