@@ -100,12 +100,21 @@ func waitReceived(b *testing.B, sink *mailtest.SMTPSink, want int, timeout time.
 // and the desk: a private Postfix relaying smtp-source's mails of the same
 // size to the same sink through its queue on disk (relay-mails/s, until the
 // sink has them all), and our ratio to it.
-func BenchmarkEscalationSend(b *testing.B) {
+func BenchmarkEscalationSend(b *testing.B) { benchEscalationSend(b) }
+
+// BenchmarkEscalationSendDurable is BenchmarkEscalationSend with Redis
+// writing its append-only file and syncing it after every write, as the
+// Postfix relay syncs each mail to disk before it answers 250: the
+// comparison with the relay with our guarantees kept (an acknowledged
+// webhook, a ledger entry, an acceptance survive a power cut).
+func BenchmarkEscalationSendDurable(b *testing.B) { benchEscalationSend(b, redistest.WithAOF()) }
+
+func benchEscalationSend(b *testing.B, redisOpts ...redistest.Option) {
 	const sessions = 16
 	// The sink counts what it receives, for the relay baseline; it does so
 	// for every measurement here, ours included.
 	sink := mailtest.StartSMTPSink(b, mailtest.WithCount())
-	srv := redistest.Start(b)
+	srv := redistest.Start(b, redisOpts...)
 	cfg := benchConfig(srv.Addr, "bench:")
 	cfg.Desk.Address = "support@desk.example"
 	cfg.Desk.From = "Assistance ENT <assistance@ent.example>"
