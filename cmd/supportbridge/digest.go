@@ -220,6 +220,7 @@ func cmdDigest(ctx context.Context, args []string, getenv func(string) string, s
 		return exitError{1}
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	routeRedisLogs(log)
 	rdb, err := newRedis(cfg.Redis)
 	if err != nil {
 		return err
