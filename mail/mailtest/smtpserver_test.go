@@ -1,6 +1,7 @@
 package mailtest
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"errors"
@@ -133,6 +134,11 @@ func TestSMTPServerStopResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idle.Close()
+	// Its greeting read: the server has accepted it (else Stop could
+	// close the listener with the connection still in the backlog).
+	if _, err := bufio.NewReader(idle).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
 	s.Stop()
 	if err := send(t, s.Addr, "a@ent.example", []string{"b@desk.example"}, sampleMail("x")); err == nil {
 		t.Fatal("sent to a stopped server")
