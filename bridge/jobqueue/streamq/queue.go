@@ -312,16 +312,23 @@ func (r *runner) run(ctx context.Context) error {
 	stopJobs()
 	close(r.stopAcks) // after this, a late job is not acknowledged: it is reclaimed
 	<-ackDone
-	// A consumer without pending jobs leaves the group.
-	r.mu.Lock()
-	left := len(r.running)
-	r.mu.Unlock()
-	if left == 0 {
-		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		_ = r.q.rdb.XGroupDelConsumer(bg, r.q.keys.stream, group, r.consumer).Err()
-	}
+	r.leave(context.WithoutCancel(ctx))
 	return nil
+}
+
+// leave takes the stopped consumer out of the group if nothing is pending
+// under its name: XGROUP DELCONSUMER drops a consumer's pending entries,
+// which would then never run. Nothing adds to its pending list any more,
+// so checking first is enough; a consumer left behind only costs a line
+// in XINFO CONSUMERS.
+func (r *runner) leave(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	p, err := r.q.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: r.q.keys.stream, Group: group,
+		Start: "-", End: "+", Count: 1, Consumer: r.consumer}).Result()
+	if err == nil && len(p) == 0 {
+		_ = r.q.rdb.XGroupDelConsumer(ctx, r.q.keys.stream, group, r.consumer).Err()
+	}
 }
 
 // start runs the jobs taken, each in a slot already held.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -496,5 +497,46 @@ func TestLongJobKeepsItsLease(t *testing.T) {
 		if runs != 1 {
 			t.Errorf("ran %d times", runs)
 		}
+	})
+}
+
+// TestShutdownLeavesUnfinishedJob: a job still running when a consumer's
+// shutdown grace is over is not acknowledged, stays pending under its name,
+// and is reclaimed and run by another consumer.
+func TestShutdownLeavesUnfinishedJob(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
+		opts := streamq.Options{Queue: "jq-grace", Lease: 300 * time.Millisecond, Block: 100 * time.Millisecond,
+			ShutdownTimeout: 100 * time.Millisecond}
+		a := streamq.New(rdb, opts)
+		running := make(chan struct{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- a.Run(ctx, func(ctx context.Context, _ bridge.Effect) error {
+				close(running)
+				<-ctx.Done()
+				return ctx.Err()
+			})
+		}()
+		if err := a.Dispatch(context.Background(), []bridge.Effect{{ID: "g1", Kind: bridge.EffectNotify}}); err != nil {
+			t.Fatal(err)
+		}
+		<-running
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := a.Depths(); d.Active != 1 || d.Retry != 0 || d.Dead != 0 {
+			t.Fatalf("after the shutdown: %+v, want the job still pending", d)
+		}
+		var runs atomic.Int32
+		run(t, streamq.New(rdb, opts), func(context.Context, bridge.Effect) error {
+			runs.Add(1)
+			return nil
+		})
+		waitFor(t, "reclaimed and acknowledged", func() bool {
+			d, err := a.Depths()
+			return err == nil && runs.Load() == 1 && d == (jobqueue.Depths{})
+		})
 	})
 }
