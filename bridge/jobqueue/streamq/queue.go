@@ -8,8 +8,9 @@
 //     soon as it is enqueued, several at once when they are waiting.
 //   - A job is acknowledged (XACK + XDEL, batched) only after its handler
 //     returned; a job whose consumer died stays in the group's pending
-//     list and is reclaimed with XAUTOCLAIM once idle for Lease. A
-//     running job's lease is renewed (XCLAIM JUSTID by its own consumer).
+//     list and is reclaimed with XAUTOCLAIM once idle for Lease, its try
+//     counted as failed (ErrLeaseExpired) as asynq counts it. A running
+//     job's lease is renewed (XCLAIM by its own consumer).
 //   - A failed job moves, in one script, from the stream to a sorted set of
 //     retries due at a time (doubling delay, or its kind's Schedule), or
 //     to the dead letters (a hash by job id) when given up; a forwarder
@@ -283,15 +284,13 @@ func (r *runner) run(ctx context.Context) error {
 				break more
 			}
 		}
-		var ds []delivery
-		var err error
 		if time.Now().After(nextReclaim) {
 			nextReclaim = time.Now().Add(r.q.opts.Lease / 2)
-			ds, err = r.reclaim(ctx, n)
+			if err := r.reclaim(ctx); err != nil && ctx.Err() == nil {
+				r.q.opts.Logger.Warn("job queue: reclaim", slog.String("error", err.Error()))
+			}
 		}
-		if err == nil && len(ds) == 0 {
-			ds, err = r.read(ctx, n)
-		}
+		ds, err := r.read(ctx, n)
 		if err != nil && ctx.Err() == nil {
 			r.q.opts.Logger.Warn("job queue: read", slog.String("error", err.Error()))
 			sleep(ctx, r.q.opts.PollInterval)
@@ -566,20 +565,52 @@ func (r *runner) forwarder(ctx context.Context) {
 	}
 }
 
-// reclaim takes over up to n jobs left pending by a dead consumer for
-// longer than the lease.
-func (r *runner) reclaim(ctx context.Context, n int) ([]delivery, error) {
-	msgs, _, err := r.q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.q.keys.stream, Group: group,
-		Consumer: r.consumer, MinIdle: r.q.opts.Lease, Start: "0-0", Count: int64(n)}).Result()
-	if err != nil {
-		return nil, err
+// ErrLeaseExpired is the failure of a try whose consumer stopped (died)
+// while it ran: it counts as a failed try, as asynq counts it, so that a job
+// that kills its consumer each time ends in the dead letters.
+var ErrLeaseExpired = errors.New("job queue: lease expired (its consumer stopped)")
+
+// reclaim takes over the jobs left pending by a dead consumer for longer
+// than the lease, and fails their try with ErrLeaseExpired: each is
+// retried after its delay, or is dead.
+func (r *runner) reclaim(ctx context.Context) error {
+	start := "0-0"
+	for {
+		msgs, next, err := r.q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: r.q.keys.stream, Group: group,
+			Consumer: r.consumer, MinIdle: r.q.opts.Lease, Start: start, Count: 100}).Result()
+		if err != nil {
+			return err
+		}
+		for _, d := range r.deliveries(msgs) {
+			var e bridge.Effect
+			err := ErrLeaseExpired
+			if uerr := json.Unmarshal(d.rec.Payload, &e); uerr != nil {
+				err = bridge.Permanent(fmt.Errorf("bad payload: %v", uerr))
+			}
+			r.fail(ctx, d, e, err)
+		}
+		if next == "0-0" || next == "" {
+			return nil
+		}
+		start = next
 	}
-	ds := r.deliveries(msgs)
-	for _, d := range ds {
-		r.q.opts.Logger.Warn("job queue: reclaimed a job whose consumer stopped", slog.String("job", d.rec.ID))
-	}
-	return ds, nil
 }
+
+// renewScript renews the lease of the entries still pending under this
+// consumer (not those another consumer reclaimed meanwhile). KEYS: stream;
+// ARGV: group, consumer, entry ids.
+var renewScript = redis.NewScript(`
+local mine = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then mine[#mine + 1] = ARGV[i] end
+end
+local n = #mine
+if n > 0 then
+  mine[n + 1] = 'JUSTID'
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(mine))
+end
+return n`)
 
 // renewer renews the lease of the jobs this consumer has been running for
 // more than a third of it.
@@ -595,8 +626,13 @@ func (r *runner) renewer(ctx context.Context) {
 		}
 		r.mu.Unlock()
 		if len(ids) > 0 {
-			_ = r.q.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: r.q.keys.stream, Group: group,
-				Consumer: r.consumer, MinIdle: 0, Messages: ids}).Err()
+			args := []any{group, r.consumer}
+			for _, id := range ids {
+				args = append(args, id)
+			}
+			if err := renewScript.Run(ctx, r.q.rdb, []string{r.q.keys.stream}, args...).Err(); err != nil && ctx.Err() == nil {
+				r.q.opts.Logger.Warn("job queue: renew leases", slog.String("error", err.Error()))
+			}
 		}
 	}
 }

@@ -399,39 +399,49 @@ func TestHelperDyingConsumer(t *testing.T) {
 		t.Skip("only run by TestDeadConsumerJobReclaimed")
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	q := streamq.New(rdb, streamq.Options{Queue: "jq-kill", Lease: 300 * time.Millisecond})
+	q := streamq.New(rdb, streamq.Options{Queue: "jq-kill", Lease: 300 * time.Millisecond, Block: 100 * time.Millisecond,
+		Schedules: map[bridge.EffectKind][]time.Duration{bridge.EffectNotify: {50 * time.Millisecond}}})
 	_ = q.Run(context.Background(), func(_ context.Context, e bridge.Effect) error {
 		fmt.Printf("running %s\n", e.ID)
 		select {}
 	})
 }
 
+// killHolding runs TestHelperDyingConsumer in a second process until it
+// runs job id, and kills it (SIGKILL).
+func killHolding(t *testing.T, addr, id string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperDyingConsumer$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "STREAMQ_DYING_CONSUMER="+addr)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "running "+id {
+		_ = cmd.Process.Kill()
+		t.Fatalf("the dying consumer said %q, %v", line, err)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
 // TestDeadConsumerJobReclaimed: a consumer killed while it holds a job (a
 // replica that dies mid-job) leaves it pending; another consumer reclaims
-// it once the lease is over, runs it once, and acknowledges it.
+// it once the lease is over, counts the try as failed (a retry after the
+// first delay), runs it once, and acknowledges it.
 func TestDeadConsumerJobReclaimed(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient, addr string) {
 		ctx := context.Background()
-		q := streamq.New(rdb, streamq.Options{Queue: "jq-kill", Lease: 300 * time.Millisecond, Block: 100 * time.Millisecond})
+		q := streamq.New(rdb, streamq.Options{Queue: "jq-kill", Lease: 300 * time.Millisecond, Block: 100 * time.Millisecond,
+			RetryInitial: 100 * time.Millisecond})
 		if err := q.Dispatch(ctx, []bridge.Effect{{ID: "k1", Kind: bridge.EffectNotify, TicketID: "7"}}); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperDyingConsumer$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "STREAMQ_DYING_CONSUMER="+addr)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil || strings.TrimSpace(line) != "running k1" {
-			_ = cmd.Process.Kill()
-			t.Fatalf("the dying consumer said %q, %v", line, err)
-		}
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		killHolding(t, addr, "k1")
 		killed := time.Now()
 
 		var mu sync.Mutex
@@ -456,8 +466,8 @@ func TestDeadConsumerJobReclaimed(t *testing.T) {
 		if len(runs) != 1 {
 			t.Errorf("ran %d times", len(runs))
 		}
-		if d := runs[0].Sub(killed); d < 250*time.Millisecond {
-			t.Errorf("reclaimed %v after the kill, before the lease was over", d)
+		if d := runs[0].Sub(killed); d < 350*time.Millisecond {
+			t.Errorf("run %v after the kill, before the lease and the retry delay were over", d)
 		}
 		waitFor(t, "acknowledged", func() bool {
 			d, err := q.Depths()
@@ -506,7 +516,7 @@ func TestLongJobKeepsItsLease(t *testing.T) {
 func TestShutdownLeavesUnfinishedJob(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
 		opts := streamq.Options{Queue: "jq-grace", Lease: 300 * time.Millisecond, Block: 100 * time.Millisecond,
-			ShutdownTimeout: 100 * time.Millisecond}
+			ShutdownTimeout: 100 * time.Millisecond, RetryInitial: 50 * time.Millisecond}
 		a := streamq.New(rdb, opts)
 		running := make(chan struct{})
 		ctx, cancel := context.WithCancel(context.Background())
@@ -538,5 +548,46 @@ func TestShutdownLeavesUnfinishedJob(t *testing.T) {
 			d, err := a.Depths()
 			return err == nil && runs.Load() == 1 && d == (jobqueue.Depths{})
 		})
+	})
+}
+
+// TestJobKillingItsConsumersEndsDead: a job whose consumers die each time
+// they run it has its tries counted (one retry in its schedule here) and
+// ends in the dead letters instead of being reclaimed for ever.
+func TestJobKillingItsConsumersEndsDead(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, addr string) {
+		var mu sync.Mutex
+		var dead []jobqueue.Job
+		opts := streamq.Options{Queue: "jq-kill", Lease: 300 * time.Millisecond, Block: 100 * time.Millisecond,
+			Schedules: map[bridge.EffectKind][]time.Duration{bridge.EffectNotify: {50 * time.Millisecond}},
+			OnDead: func(j jobqueue.Job, _ error) {
+				mu.Lock()
+				dead = append(dead, j)
+				mu.Unlock()
+			}}
+		q := streamq.New(rdb, opts)
+		if err := q.Dispatch(context.Background(), []bridge.Effect{{ID: "k2", Kind: bridge.EffectNotify, TicketID: "8"}}); err != nil {
+			t.Fatal(err)
+		}
+		killHolding(t, addr, "k2") // the first try
+		killHolding(t, addr, "k2") // the retry, after the second process reclaimed the first
+		var runs atomic.Int32
+		run(t, q, func(context.Context, bridge.Effect) error {
+			runs.Add(1)
+			return nil
+		})
+		waitFor(t, "dead letter", func() bool {
+			d, _ := q.Dead()
+			return len(d) == 1
+		})
+		d, _ := q.Dead()
+		if d[0].ID != "k2" || d[0].Retried != 1 || !strings.Contains(d[0].LastError, "lease expired") {
+			t.Errorf("dead letter %+v", d[0])
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(dead) != 1 || runs.Load() != 0 {
+			t.Errorf("reported dead %+v, ran %d times", dead, runs.Load())
+		}
 	})
 }
