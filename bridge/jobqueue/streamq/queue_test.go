@@ -591,3 +591,64 @@ func TestJobKillingItsConsumersEndsDead(t *testing.T) {
 		}
 	})
 }
+
+// TestCluster: on a Redis Cluster, each queue's keys share one slot (the
+// scripts touch several of them), for two queues in different slots: jobs
+// run once each, a failure waits in the retries, a permanent one lands in
+// the dead letters and is replayed.
+func TestCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	rdb := c.Client(t)
+	a, _ := rdb.ClusterKeySlot(context.Background(), "{cl-a}").Result()
+	b, _ := rdb.ClusterKeySlot(context.Background(), "{cl-b}").Result()
+	if a == b {
+		t.Fatalf("both queues in slot %d", a)
+	}
+	for _, name := range []string{"cl-a", "cl-b"} {
+		var mu sync.Mutex
+		runs := map[string]int{}
+		fails := map[string]int{}
+		q := streamq.New(rdb, streamq.Options{Queue: name, Block: 100 * time.Millisecond,
+			RetryInitial: 100 * time.Millisecond, PollInterval: 20 * time.Millisecond})
+		run(t, q, func(_ context.Context, e bridge.Effect) error {
+			mu.Lock()
+			defer mu.Unlock()
+			runs[e.ID]++
+			switch {
+			case e.ID == "bad" && runs[e.ID] == 1:
+				return bridge.Permanent(errors.New("no"))
+			case e.ID == "flaky" && fails[e.ID] < 2:
+				fails[e.ID]++
+				return errTemp
+			}
+			return nil
+		})
+		var effs []bridge.Effect
+		for _, id := range []string{"e1", "e2", "e3", "flaky", "bad"} {
+			effs = append(effs, bridge.Effect{ID: id, Kind: bridge.EffectNotify, TicketID: "1"})
+		}
+		if err := q.Dispatch(context.Background(), append(effs, effs...)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		waitFor(t, name+": dead letter", func() bool {
+			d, err := q.Dead()
+			return err == nil && len(d) == 1 && d[0].ID == "bad"
+		})
+		if err := q.Replay("bad"); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		waitFor(t, name+": all done", func() bool {
+			d, err := q.Depths()
+			mu.Lock()
+			defer mu.Unlock()
+			return err == nil && d == (jobqueue.Depths{}) && runs["bad"] == 2 && runs["flaky"] == 3
+		})
+		mu.Lock()
+		for _, id := range []string{"e1", "e2", "e3"} {
+			if runs[id] != 1 {
+				t.Errorf("%s: %s ran %d times", name, id, runs[id])
+			}
+		}
+		mu.Unlock()
+	}
+}
