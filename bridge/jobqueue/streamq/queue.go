@@ -64,10 +64,15 @@ type Options struct {
 	Block time.Duration
 	// JobTimeout bounds one run of a handler.
 	JobTimeout time.Duration
-	Logger     *slog.Logger
-	Schedules  map[bridge.EffectKind][]time.Duration
-	OnDead     func(job jobqueue.Job, err error)
-	OnDone     func(kind bridge.EffectKind, err error)
+	// DeadMax and DeadFor bound the dead letters: the oldest beyond
+	// DeadMax, and those older than DeadFor, are dropped when a job dies
+	// (asynq's archive: 10,000 and 90 days, the defaults).
+	DeadMax   int
+	DeadFor   time.Duration
+	Logger    *slog.Logger
+	Schedules map[bridge.EffectKind][]time.Duration
+	OnDead    func(job jobqueue.Job, err error)
+	OnDone    func(kind bridge.EffectKind, err error)
 }
 
 func (o *Options) defaults() {
@@ -104,6 +109,12 @@ func (o *Options) defaults() {
 	if o.JobTimeout <= 0 {
 		o.JobTimeout = 10 * time.Minute
 	}
+	if o.DeadMax <= 0 {
+		o.DeadMax = 10000
+	}
+	if o.DeadFor <= 0 {
+		o.DeadFor = 90 * 24 * time.Hour
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -127,12 +138,13 @@ var _ bridge.Dispatcher = (*Queue)(nil)
 const group = "workers"
 
 type keys struct {
-	stream, retry, dead, idPrefix string
+	// deadAt orders the dead letters by failure time (ms), for trimming.
+	stream, retry, dead, deadAt, idPrefix string
 }
 
 func keysOf(queue string) keys {
 	p := "sbq:{" + queue + "}:"
-	return keys{stream: p + "s", retry: p + "retry", dead: p + "dead", idPrefix: p + "id:"}
+	return keys{stream: p + "s", retry: p + "retry", dead: p + "dead", deadAt: p + "dead-at", idPrefix: p + "id:"}
 }
 
 // New returns a queue over rdb (which it does not close).
@@ -413,13 +425,24 @@ func (r *runner) work(ctx context.Context, d delivery) {
 
 // failScript takes a failed job off the stream and puts it in the retries
 // (ARGV[3] its due time in ms) or, when ARGV[3] is "dead", the dead
-// letters. KEYS: stream, retries, dead, id key; ARGV: entry id, group,
-// due, record, job id, retention ms.
+// letters, which it trims. KEYS: stream, retries, dead, id key, dead-at;
+// ARGV: entry id, group, due, record, job id, retention ms, now ms, oldest
+// dead letter kept (ms), most dead letters kept.
 var failScript = redis.NewScript(`
 if redis.call('XACK', KEYS[1], ARGV[2], ARGV[1]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[1])
 if ARGV[3] == 'dead' then
   redis.call('HSET', KEYS[3], ARGV[5], ARGV[4])
+  redis.call('ZADD', KEYS[5], ARGV[7], ARGV[5])
+  local drop = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[8], 'LIMIT', 0, 100)
+  local extra = redis.call('ZCARD', KEYS[5]) - #drop - tonumber(ARGV[9])
+  if extra > 0 then
+    drop = redis.call('ZRANGE', KEYS[5], 0, #drop + extra - 1)
+  end
+  for _, id in ipairs(drop) do
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('ZREM', KEYS[5], id)
+  end
 else
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 end
@@ -456,8 +479,9 @@ func (r *runner) fail(ctx context.Context, d delivery, e bridge.Effect, err erro
 		slog.Int("retried", n), slog.Bool("dead", dead), slog.String("error", err.Error()))
 	raw, _ := json.Marshal(rec)
 	moved, serr := failScript.Run(context.WithoutCancel(ctx), r.q.rdb,
-		[]string{r.q.keys.stream, r.q.keys.retry, r.q.keys.dead, r.q.keys.idPrefix + rec.ID},
-		d.entry, group, due, raw, rec.ID, o.Retention.Milliseconds()).Int()
+		[]string{r.q.keys.stream, r.q.keys.retry, r.q.keys.dead, r.q.keys.idPrefix + rec.ID, r.q.keys.deadAt},
+		d.entry, group, due, raw, rec.ID, o.Retention.Milliseconds(), now.UnixMilli(),
+		now.Add(-o.DeadFor).UnixMilli(), o.DeadMax).Int()
 	if serr != nil {
 		o.Logger.Warn("job queue: schedule retry", slog.String("job", rec.ID), slog.String("error", serr.Error()))
 		return // still pending: reclaimed after the lease
@@ -698,12 +722,13 @@ func (q *Queue) Retrying() ([]jobqueue.Job, error) {
 	return out, nil
 }
 
-// replayScript moves a dead job back onto the stream. KEYS: dead, stream;
-// ARGV: job id.
+// replayScript moves a dead job back onto the stream. KEYS: dead, stream,
+// dead-at; ARGV: job id.
 var replayScript = redis.NewScript(`
 local j = redis.call('HGET', KEYS[1], ARGV[1])
 if not j then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('XADD', KEYS[2], '*', 'j', j)
 return 1`)
 
@@ -711,7 +736,7 @@ return 1`)
 // such dead job. Like asynq's, a replayed job keeps its retry count: if it
 // fails again it is dead again.
 func (q *Queue) Replay(id string) error {
-	n, err := replayScript.Run(context.Background(), q.rdb, []string{q.keys.dead, q.keys.stream}, id).Int()
+	n, err := replayScript.Run(context.Background(), q.rdb, []string{q.keys.dead, q.keys.stream, q.keys.deadAt}, id).Int()
 	if err != nil {
 		return err
 	}

@@ -652,3 +652,51 @@ func TestCluster(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// TestDeadLettersTrimmed: when a job dies, the dead letters beyond DeadMax
+// (the oldest) and those older than DeadFor are dropped.
+func TestDeadLettersTrimmed(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
+		ctx := context.Background()
+		fail := func(context.Context, bridge.Effect) error { return bridge.Permanent(errors.New("no")) }
+		deadIDs := func(q *streamq.Queue) []string {
+			d, err := q.Dead()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, j := range d {
+				ids = append(ids, j.ID)
+			}
+			return ids
+		}
+		kill := func(q *streamq.Queue, id string, want int) {
+			if err := q.Dispatch(ctx, []bridge.Effect{{ID: id, Kind: bridge.EffectNotify}}); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, id+" dead", func() bool {
+				ids := deadIDs(q)
+				return len(ids) == want && ids[len(ids)-1] == id
+			})
+		}
+		most := streamq.New(rdb, streamq.Options{Queue: "jq-trim", DeadMax: 2, Block: 100 * time.Millisecond})
+		run(t, most, fail)
+		kill(most, "m1", 1)
+		kill(most, "m2", 2)
+		kill(most, "m3", 2)
+		if ids := deadIDs(most); fmt.Sprint(ids) != "[m2 m3]" {
+			t.Errorf("dead letters %v, want [m2 m3]", ids)
+		}
+		if err := most.Replay("m1"); !errors.Is(err, streamq.ErrNotFound) {
+			t.Errorf("replay of a dropped dead letter: %v", err)
+		}
+		aged := streamq.New(rdb, streamq.Options{Queue: "jq-age", DeadFor: 300 * time.Millisecond, Block: 100 * time.Millisecond})
+		run(t, aged, fail)
+		kill(aged, "a1", 1)
+		time.Sleep(400 * time.Millisecond)
+		kill(aged, "a2", 1)
+		if d, _ := aged.Depths(); d.Dead != 1 {
+			t.Errorf("depths %+v", d)
+		}
+	})
+}
