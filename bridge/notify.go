@@ -76,30 +76,6 @@ const (
 	CallbackDeskStatusChanged   = "ticket.desk_status_changed"
 )
 
-// titles holds the notifications' titles, one set a language.
-var titles = map[Lang]map[NotificationType]string{
-	French: {
-		NotifyTicketCreated:    "Nouvelle demande : %s",
-		NotifyTicketUpdated:    "Demande mise à jour : %s",
-		NotifyDeskReplied:      "Réponse du support : %s",
-		NotifyTicketResolved:   "Demande résolue par le support : %s",
-		NotifyTicketClosed:     "Demande fermée par le support : %s",
-		NotifyEscalationFailed: "Échec de la transmission au support : %s",
-		NotifyDeskSolved:       "Le support a résolu la demande de son côté : %s",
-		NotifyDeskClosed:       "Le support a clos la demande de son côté : %s",
-	},
-	English: {
-		NotifyTicketCreated:    "New request: %s",
-		NotifyTicketUpdated:    "Request updated: %s",
-		NotifyDeskReplied:      "Reply from the support desk: %s",
-		NotifyTicketResolved:   "Request resolved by the support desk: %s",
-		NotifyTicketClosed:     "Request closed by the support desk: %s",
-		NotifyEscalationFailed: "Could not send the request to the support desk: %s",
-		NotifyDeskSolved:       "The support desk solved the request on its side: %s",
-		NotifyDeskClosed:       "The support desk closed the request on its side: %s",
-	},
-}
-
 // Title is a notification's title in locale's language (LangOf), with
 // the subject cut to a readable length.
 func Title(locale string, typ NotificationType, subject string) string {

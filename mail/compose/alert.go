@@ -117,34 +117,6 @@ type deadJobWords struct {
 	File                             string // the config file's placeholder
 }
 
-// deadJobCatalogs holds the dead-job alert's words, one set a language.
-var deadJobCatalogs = map[bridge.Lang]deadJobWords{
-	bridge.French: {
-		Subject:  "supportbridge : une tâche %s a été abandonnée, action requise",
-		Intro:    "Une tâche %s a été abandonnée après son dernier essai et rangée dans les lettres mortes.",
-		Job:      "Tâche : ",
-		Ticket:   "Demande : ",
-		Reason:   "Raison : ",
-		Replica:  "Instance : ",
-		At:       "Heure : ",
-		Quiet:    "Aucun autre mail ne sera envoyé pour les tâches %s abandonnées dans les %s qui suivent. Pour les voir :",
-		ListHint: "et, la cause réparée, pour les remettre dans la file :",
-		File:     "FICHIER",
-	},
-	bridge.English: {
-		Subject:  "supportbridge: a %s job was given up, action needed",
-		Intro:    "A %s job was given up after its last try and moved to the dead letters.",
-		Job:      "Job: ",
-		Ticket:   "Ticket: ",
-		Reason:   "Reason: ",
-		Replica:  "Replica: ",
-		At:       "At: ",
-		Quiet:    "No other mail will be sent for %s jobs given up within %s. List them with:",
-		ListHint: "and once the cause is mended, put them back in the queue with:",
-		File:     "FILE",
-	},
-}
-
 // DeadJobAlert is the operators' alert for a job given up, in locale's
 // language (bridge.LangOf): what was given up and why, and how to see and
 // replay the dead letters.

@@ -317,77 +317,7 @@ func (l digestLabels) plural(n int, one, many string) string {
 // day formats the date of t without the time: "mardi 4 mars 2025".
 func (l digestLabels) day(t time.Time, loc *time.Location) string {
 	t = t.In(loc)
-	return fmt.Sprintf("%s %d %s %d", l.comp.days[t.Weekday()], t.Day(), l.comp.months[t.Month()-1], t.Year())
-}
-
-// digestCatalogs holds the digests' words, one set a language.
-var digestCatalogs = map[bridge.Lang]digestLabels{
-	bridge.French: {
-		comp:          catalogs[bridge.French],
-		SubjectDaily:  "Assistance ENT : résumé du %s",
-		SubjectWeekly: "Assistance ENT : résumé de la semaine du %s",
-		IntroDaily:    "Voici le résumé quotidien des demandes d'assistance des établissements que vous suivez, du %s au %s.",
-		IntroWeekly:   "Voici le résumé hebdomadaire des demandes d'assistance des établissements que vous suivez, du %s au %s.",
-		Hello:         "Bonjour %s,",
-		HelloNoName:   "Bonjour,",
-		Summary:       "En bref : ",
-		NewOne:        "%d nouvelle demande",
-		NewMany:       "%d nouvelles demandes",
-		WaitingOne:    "%d demande en attente d'action",
-		WaitingMany:   "%d demandes en attente d'action",
-		RepliesOne:    "%d réponse du support",
-		RepliesMany:   "%d réponses du support",
-		FailedOne:     "%d transmission au support en échec",
-		FailedMany:    "%d transmissions au support en échec",
-		NewTitle:      "Nouvelles demandes",
-		WaitingTitle:  "Demandes en attente d'action",
-		RepliesTitle:  "Réponses du support",
-		FailedTitle:   "Transmissions au support en échec",
-		Number:        "n° %s",
-		NoSubject:     "(sans objet)",
-		CreatedOn:     "créée le %s",
-		WaitingSince:  "en attente depuis le %s",
-		ReplyOn:       "réponse reçue le %s",
-		RepliesLast:   "%d réponses, la dernière le %s",
-		FailedOn:      "échec le %s",
-		MoreOne:       "… et %d autre demande",
-		MoreMany:      "… et %d autres demandes",
-		Footer1:       "Ce message est envoyé automatiquement par l'assistance ENT ; merci de ne pas y répondre.",
-		Footer2:       "Vous le recevez en tant que référent. La fréquence de ces résumés (quotidienne, hebdomadaire ou jamais) se règle dans l'ENT.",
-	},
-	bridge.English: {
-		comp:          catalogs[bridge.English],
-		SubjectDaily:  "ENT support: summary for %s",
-		SubjectWeekly: "ENT support: summary of the week of %s",
-		IntroDaily:    "Here is the daily summary of the support requests of the schools you follow, from %s to %s.",
-		IntroWeekly:   "Here is the weekly summary of the support requests of the schools you follow, from %s to %s.",
-		Hello:         "Hello %s,",
-		HelloNoName:   "Hello,",
-		Summary:       "In short: ",
-		NewOne:        "%d new request",
-		NewMany:       "%d new requests",
-		WaitingOne:    "%d request waiting for action",
-		WaitingMany:   "%d requests waiting for action",
-		RepliesOne:    "%d reply from the support desk",
-		RepliesMany:   "%d replies from the support desk",
-		FailedOne:     "%d failed escalation to the support desk",
-		FailedMany:    "%d failed escalations to the support desk",
-		NewTitle:      "New requests",
-		WaitingTitle:  "Requests waiting for action",
-		RepliesTitle:  "Replies from the support desk",
-		FailedTitle:   "Failed escalations to the support desk",
-		Number:        "#%s",
-		NoSubject:     "(no subject)",
-		CreatedOn:     "created on %s",
-		WaitingSince:  "waiting since %s",
-		ReplyOn:       "reply received on %s",
-		RepliesLast:   "%d replies, the last one on %s",
-		FailedOn:      "failed on %s",
-		MoreOne:       "… and %d more request",
-		MoreMany:      "… and %d more requests",
-		Footer1:       "This message is sent automatically by the ENT support service; please do not reply to it.",
-		Footer2:       "You receive it as a referent. How often these summaries come (daily, weekly or never) is set in the ENT.",
-	},
+	return fmt.Sprintf("%s %d %s %d", l.comp.Days[t.Weekday()], t.Day(), l.comp.Months[t.Month()-1], t.Year())
 }
 
 // digestCatalog returns the digest's words in locale's language.

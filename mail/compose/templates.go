@@ -42,109 +42,13 @@ type labels struct {
 	// FileFallback-N.
 	FileFallback string
 
-	months     [12]string
-	days       [7]string
-	at         string // between date and time
-	units      [4]string
-	decimalSep string
-	statuses   map[bridge.Status]string
-	profiles   map[string]string
-}
-
-// catalogs holds the words of the mails to the desk, one set a language.
-var catalogs = map[bridge.Lang]labels{
-	bridge.French: {
-		Lang:          "fr",
-		Colon:         " : ",
-		ReplyAbove:    "Merci de répondre au-dessus de ce message et de conserver %s dans l'objet.",
-		EscTitle:      "Demande d'assistance %s transmise par l'ENT",
-		FuTitle:       "Nouveau commentaire sur la demande %s",
-		FuNoteTitle:   "Mise à jour de la demande %s",
-		Subject:       "Objet",
-		School:        "Établissement",
-		UAI:           "UAI",
-		App:           "Application",
-		Requester:     "Demandeur",
-		EscalatedBy:   "Transmise par",
-		Ticket:        "Numéro de la demande",
-		Created:       "Créée le",
-		Status:        "Statut",
-		Description:   "Description",
-		NoDescription: "(pas de description)",
-		Attached:      "Pièces jointes",
-		LeftOut:       "Non jointes (trop volumineuses)",
-		History:       "Historique des échanges",
-		NoHistory:     "Aucun échange pour l'instant.",
-		Author:        "De",
-		Date:          "Date",
-		Files:         "Pièces jointes",
-		OriginENT:     "ENT",
-		OriginDesk:    "Support",
-		FileFallback:  "piece-jointe",
-		months: [12]string{"janvier", "février", "mars", "avril", "mai", "juin",
-			"juillet", "août", "septembre", "octobre", "novembre", "décembre"},
-		days:       [7]string{"dimanche", "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi"},
-		at:         "à",
-		units:      [4]string{"octets", "Ko", "Mo", "Go"},
-		decimalSep: ",",
-		statuses: map[bridge.Status]string{
-			bridge.StatusNew:      "Nouvelle",
-			bridge.StatusOpened:   "Ouverte",
-			bridge.StatusWaiting:  "En attente de l'usager",
-			bridge.StatusResolved: "Résolue",
-			bridge.StatusClosed:   "Fermée",
-		},
-		profiles: map[string]string{
-			"teacher": "Enseignant", "student": "Élève", "relative": "Parent",
-			"personnel": "Personnel", "guest": "Invité",
-		},
-	},
-	bridge.English: {
-		Lang:          "en",
-		Colon:         ": ",
-		ReplyAbove:    "Please reply above this message and keep %s in the subject.",
-		EscTitle:      "Support request %s escalated from the ENT",
-		FuTitle:       "New comment on support request %s",
-		FuNoteTitle:   "Update on support request %s",
-		Subject:       "Subject",
-		School:        "School",
-		UAI:           "UAI",
-		App:           "Application",
-		Requester:     "Requester",
-		EscalatedBy:   "Escalated by",
-		Ticket:        "Request number",
-		Created:       "Created on",
-		Status:        "Status",
-		Description:   "Description",
-		NoDescription: "(no description)",
-		Attached:      "Attachments",
-		LeftOut:       "Left out (too large)",
-		History:       "History of exchanges",
-		NoHistory:     "No exchange yet.",
-		Author:        "From",
-		Date:          "Date",
-		Files:         "Attachments",
-		OriginENT:     "ENT",
-		OriginDesk:    "Desk",
-		FileFallback:  "attachment",
-		months: [12]string{"January", "February", "March", "April", "May", "June",
-			"July", "August", "September", "October", "November", "December"},
-		days:       [7]string{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"},
-		at:         "at",
-		units:      [4]string{"bytes", "KB", "MB", "GB"},
-		decimalSep: ".",
-		statuses: map[bridge.Status]string{
-			bridge.StatusNew:      "New",
-			bridge.StatusOpened:   "Open",
-			bridge.StatusWaiting:  "Waiting for the user",
-			bridge.StatusResolved: "Resolved",
-			bridge.StatusClosed:   "Closed",
-		},
-		profiles: map[string]string{
-			"teacher": "Teacher", "student": "Student", "relative": "Parent",
-			"personnel": "Staff", "guest": "Guest",
-		},
-	},
+	Months     [12]string
+	Days       [7]string
+	At         string // between date and time
+	Units      [4]string
+	DecimalSep string
+	Statuses   map[bridge.Status]string
+	Profiles   map[string]string
 }
 
 // catalog returns the words of locale's language (bridge.LangOf).
@@ -157,32 +61,32 @@ func (l labels) date(t time.Time, loc *time.Location) string {
 	}
 	t = t.In(loc)
 	return fmt.Sprintf("%s %d %s %d %s %02d:%02d",
-		l.days[t.Weekday()], t.Day(), l.months[t.Month()-1], t.Year(), l.at, t.Hour(), t.Minute())
+		l.Days[t.Weekday()], t.Day(), l.Months[t.Month()-1], t.Year(), l.At, t.Hour(), t.Minute())
 }
 
 // size formats n bytes: "850 octets", "12,3 Ko", "2,5 Mo".
 func (l labels) size(n int64) string {
 	if n < 1024 {
-		return fmt.Sprintf("%d %s", n, l.units[0])
+		return fmt.Sprintf("%d %s", n, l.Units[0])
 	}
 	v := float64(n) / 1024
 	u := 1
-	for v >= 1024 && u < len(l.units)-1 {
+	for v >= 1024 && u < len(l.Units)-1 {
 		v /= 1024
 		u++
 	}
-	return strings.Replace(fmt.Sprintf("%.1f", v), ".", l.decimalSep, 1) + " " + l.units[u]
+	return strings.Replace(fmt.Sprintf("%.1f", v), ".", l.DecimalSep, 1) + " " + l.Units[u]
 }
 
 func (l labels) status(s bridge.Status) string {
-	if v, ok := l.statuses[s]; ok {
+	if v, ok := l.Statuses[s]; ok {
 		return v
 	}
 	return oneLine(string(s))
 }
 
 func (l labels) profile(p string) string {
-	if v, ok := l.profiles[strings.ToLower(strings.TrimSpace(p))]; ok {
+	if v, ok := l.Profiles[strings.ToLower(strings.TrimSpace(p))]; ok {
 		return v
 	}
 	return oneLine(p)
