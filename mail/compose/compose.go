@@ -463,11 +463,11 @@ func parse(textSrc, htmlSrc string) (*templates, error) {
 		"join": strings.Join,
 		"rule": func(s string) string { return strings.Repeat("-", utf8.RuneCountInString(s)) },
 	}
-	tt, err := texttemplate.New("text").Funcs(funcs).Parse(textSrc)
+	tt, err := texttemplate.New("text").Funcs(funcs).Parse(textSrc + textParts)
 	if err != nil {
 		return nil, fmt.Errorf("parse text template: %w", err)
 	}
-	ht, err := htmltemplate.New("html").Funcs(funcs).Parse(htmlSrc)
+	ht, err := htmltemplate.New("html").Funcs(funcs).Parse(htmlSrc + htmlParts)
 	if err != nil {
 		return nil, fmt.Errorf("parse html template: %w", err)
 	}

@@ -112,22 +112,7 @@ const escalationText = `{{printf .L.ReplyAbove .Tag}}
 {{.L.Description}}
 {{rule .L.Description}}
 {{if .Description}}{{.Description}}{{else}}{{.L.NoDescription}}{{end}}
-{{- if .Attached}}
-
-{{.L.Attached}}
-{{rule .L.Attached}}
-{{- range .Attached}}
-- {{.Name}} ({{.Size}})
-{{- end}}
-{{- end}}
-{{- if .LeftOut}}
-
-{{.L.LeftOut}}
-{{rule .L.LeftOut}}
-{{- range .LeftOut}}
-- {{.Name}} ({{.Size}})
-{{- end}}
-{{- end}}
+{{- template "files" .}}
 
 {{.L.History}}
 {{rule .L.History}}
@@ -141,7 +126,7 @@ const escalationText = `{{printf .L.ReplyAbove .Tag}}
 {{- else}}
 {{.L.NoHistory}}
 {{- end}}
-{{define "person"}}{{.Name}}{{if .Email}} <{{.Email}}>{{end}}{{if .Profile}} ({{.Profile}}){{end}}{{end}}`
+`
 
 const escalationHTML = `<!DOCTYPE html>
 <html lang="{{.L.Lang}}">
@@ -161,14 +146,7 @@ const escalationHTML = `<!DOCTYPE html>
 </table>
 <h3 style="font-size:16px">{{.L.Description}}</h3>
 <div style="white-space:pre-wrap">{{if .Description}}{{.Description}}{{else}}{{.L.NoDescription}}{{end}}</div>
-{{- if .Attached}}
-<h3 style="font-size:16px">{{.L.Attached}}</h3>
-<ul>{{range .Attached}}<li>{{.Name}} ({{.Size}})</li>{{end}}</ul>
-{{- end}}
-{{- if .LeftOut}}
-<h3 style="font-size:16px">{{.L.LeftOut}}</h3>
-<ul>{{range .LeftOut}}<li>{{.Name}} ({{.Size}})</li>{{end}}</ul>
-{{- end}}
+{{- template "files" .}}
 <h3 style="font-size:16px">{{.L.History}}</h3>
 {{- range .Exchanges}}
 <div style="border-left:3px solid #ccc;margin:8px 0;padding-left:8px">
@@ -183,7 +161,7 @@ const escalationHTML = `<!DOCTYPE html>
 {{- end}}
 </body>
 </html>
-{{define "person"}}{{.Name}}{{if .Email}} &lt;{{.Email}}&gt;{{end}}{{if .Profile}} ({{.Profile}}){{end}}{{end}}`
+`
 
 const followUpText = `{{printf .L.ReplyAbove .Tag}}
 
@@ -201,22 +179,7 @@ const followUpText = `{{printf .L.ReplyAbove .Tag}}
 
 {{.Note}}
 {{- end}}
-{{- if .Attached}}
-
-{{.L.Attached}}
-{{rule .L.Attached}}
-{{- range .Attached}}
-- {{.Name}} ({{.Size}})
-{{- end}}
-{{- end}}
-{{- if .LeftOut}}
-
-{{.L.LeftOut}}
-{{rule .L.LeftOut}}
-{{- range .LeftOut}}
-- {{.Name}} ({{.Size}})
-{{- end}}
-{{- end}}
+{{- template "files" .}}
 `
 
 const followUpHTML = `<!DOCTYPE html>
@@ -239,14 +202,36 @@ const followUpHTML = `<!DOCTYPE html>
 {{- else}}
 <div style="white-space:pre-wrap;margin-top:12px">{{.Note}}</div>
 {{- end}}
-{{- if .Attached}}
+{{- template "files" .}}
+</body>
+</html>
+`
+
+// textParts and htmlParts are the pieces the mails share, defined once and
+// parsed with each mail's template: a person, the attached and left-out
+// files.
+const textParts = `{{define "person"}}{{.Name}}{{if .Email}} <{{.Email}}>{{end}}{{if .Profile}} ({{.Profile}}){{end}}{{end}}{{define "files"}}{{- if .Attached}}
+
+{{.L.Attached}}
+{{rule .L.Attached}}
+{{- range .Attached}}
+- {{.Name}} ({{.Size}})
+{{- end}}
+{{- end}}
+{{- if .LeftOut}}
+
+{{.L.LeftOut}}
+{{rule .L.LeftOut}}
+{{- range .LeftOut}}
+- {{.Name}} ({{.Size}})
+{{- end}}
+{{- end}}{{end}}`
+
+const htmlParts = `{{define "person"}}{{.Name}}{{if .Email}} &lt;{{.Email}}&gt;{{end}}{{if .Profile}} ({{.Profile}}){{end}}{{end}}{{define "files"}}{{- if .Attached}}
 <h3 style="font-size:16px">{{.L.Attached}}</h3>
 <ul>{{range .Attached}}<li>{{.Name}} ({{.Size}})</li>{{end}}</ul>
 {{- end}}
 {{- if .LeftOut}}
 <h3 style="font-size:16px">{{.L.LeftOut}}</h3>
 <ul>{{range .LeftOut}}<li>{{.Name}} ({{.Size}})</li>{{end}}</ul>
-{{- end}}
-</body>
-</html>
-`
+{{- end}}{{end}}`
