@@ -135,9 +135,6 @@ type DigestSubscriber struct {
 	StructureIDs []string // sorted
 }
 
-// digestPreference is a listing's preference (Digest.OrDefault).
-func digestPreference(r Referent) Digest { return r.Digest.OrDefault() }
-
 // DigestSubscribers returns, by referent id, the referents whose listing
 // asks for period and the structures each serves through those listings.
 //
@@ -157,7 +154,7 @@ func DigestSubscribers(structures []Structure, period Digest) []DigestSubscriber
 	served := map[string]map[string]bool{}
 	for _, st := range sts {
 		for _, r := range st.Referents {
-			if r.ID == "" || digestPreference(r) != period || subs[r.ID] != nil {
+			if r.ID == "" || r.Digest.OrDefault() != period || subs[r.ID] != nil {
 				continue
 			}
 			subs[r.ID] = &DigestSubscriber{Referent: r}
@@ -177,7 +174,7 @@ func DigestSubscribers(structures []Structure, period Digest) []DigestSubscriber
 				break
 			}
 			for _, r := range anc.Referents {
-				if r.ID != "" && digestPreference(r) == period {
+				if r.ID != "" && r.Digest.OrDefault() == period {
 					served[r.ID][st.ID] = true
 				}
 			}
