@@ -1,10 +1,15 @@
 package jobqueue_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +20,11 @@ import (
 	"supportbridge/bridge/redisstore"
 	"supportbridge/bridge/redisstore/redistest"
 )
+
+// The queue's guarantees, on miniredis and on redis-server: one delivery
+// after temporary failures, dead letters, replay, once per effect id,
+// pick-up without a poll, a dead consumer's job reclaimed, a long job's
+// lease renewed, a shutdown leaving a job to be reclaimed, a Cluster.
 
 // fakeMailer stands for the SMTP side: it fails as told, and records what
 // the server accepted.
@@ -67,25 +77,29 @@ type harness struct {
 	store  *redisstore.Store
 	queue  *jobqueue.Queue
 	mailer *fakeMailer
-	cancel context.CancelFunc
-	done   chan error
+}
+
+// run works q with handle until the test ends.
+func run(t *testing.T, q *jobqueue.Queue, handle jobqueue.Handler) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx, handle) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 func newHarness(t *testing.T, rdb redis.UniversalClient, mailer *fakeMailer, lifetime time.Duration) *harness {
 	store := redisstore.New(rdb, redisstore.Options{Prefix: "jq:"})
 	q := jobqueue.New(rdb, jobqueue.Options{Queue: "jq-test", RetryInitial: 50 * time.Millisecond,
-		RetryMax: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond})
+		RetryMax: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond, Block: 100 * time.Millisecond})
 	svc := bridge.NewService(store, bridge.WithDispatcher(q))
 	w := bridge.NewWorker(svc, store, bridge.WorkerOptions{Ledger: store, Mailer: mailer, Lifetime: lifetime})
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{svc: svc, store: store, queue: q, mailer: mailer, cancel: cancel, done: make(chan error, 1)}
-	go func() { h.done <- q.Run(ctx, w.Handle) }()
-	t.Cleanup(func() {
-		cancel()
-		<-h.done
-		q.Close()
-	})
-	return h
+	run(t, q, w.Handle)
+	return &harness{svc: svc, store: store, queue: q, mailer: mailer}
 }
 
 func seed(t *testing.T, svc *bridge.Service, ticketID string) {
@@ -126,27 +140,29 @@ func escalationOf(t *testing.T, svc *bridge.Service, id string) bridge.Escalatio
 	return v.Escalation
 }
 
-func backends(t *testing.T, f func(t *testing.T, rdb redis.UniversalClient)) {
+// backends runs f on miniredis and on a real redis-server; addr is the
+// server's, for a second process.
+func backends(t *testing.T, f func(t *testing.T, rdb redis.UniversalClient, addr string)) {
 	t.Run("miniredis", func(t *testing.T) {
 		m := redistest.Miniredis(t)
-		f(t, redistest.Client(t, m.Addr()))
+		f(t, redistest.Client(t, m.Addr()), m.Addr())
 	})
 	t.Run("redis-server", func(t *testing.T) {
-		f(t, redistest.Client(t, redistest.Start(t).Addr))
+		addr := redistest.Start(t).Addr
+		f(t, redistest.Client(t, addr), addr)
 	})
 }
 
 var errTemp = errors.New("451 4.3.0 try again later")
 
 func TestTemporaryFailuresEndInOneDelivery(t *testing.T) {
-	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
 		m := &fakeMailer{failures: []error{errTemp, errTemp, errTemp}}
 		h := newHarness(t, rdb, m, time.Hour)
 		seed(t, h.svc, "42")
 		waitFor(t, "escalation successful", func() bool {
 			return escalationOf(t, h.svc, "42").Status == bridge.EscalationSuccessful
 		})
-		// Comments made after the escalation follow, threaded.
 		if _, err := h.svc.Apply(context.Background(), bridge.Event{ID: "cm1", Type: bridge.EventTicketCommented,
 			TicketID: "42", Comment: &bridge.Comment{ID: "c1", Author: bridge.Person{ID: "u1"}, Body: "précision"}}); err != nil {
 			t.Fatal(err)
@@ -168,11 +184,15 @@ func TestTemporaryFailuresEndInOneDelivery(t *testing.T) {
 		if len(thread) != 2 {
 			t.Errorf("thread %v", thread)
 		}
+		d, err := h.queue.Depths()
+		if err != nil || d != (jobqueue.Depths{}) {
+			t.Errorf("depths %+v, %v: want all zero", d, err)
+		}
 	})
 }
 
 func TestPermanentFailureFailsEscalation(t *testing.T) {
-	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
 		m := &fakeMailer{failures: []error{bridge.Permanent(errors.New("550 5.1.1 no such user"))}}
 		h := newHarness(t, rdb, m, time.Hour)
 		seed(t, h.svc, "43")
@@ -187,7 +207,6 @@ func TestPermanentFailureFailsEscalation(t *testing.T) {
 			dead, _ := h.queue.Dead()
 			return len(dead) == 1 && dead[0].TicketID == "43"
 		})
-		// A retry after failure is allowed and sends a new mail.
 		if _, err := h.svc.Apply(context.Background(), bridge.Event{ID: "e2", Type: bridge.EventEscalationRequested,
 			TicketID: "43", Actor: bridge.Person{ID: "u-ref"}}); err != nil {
 			t.Fatal(err)
@@ -220,7 +239,7 @@ func TestLifetimeExceeded(t *testing.T) {
 // TestAcceptedNotResent: a job that runs again after its mail was accepted
 // (a crash before the job was acknowledged) does not send it again.
 func TestAcceptedNotResent(t *testing.T) {
-	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
 		m := &fakeMailer{}
 		store := redisstore.New(rdb, redisstore.Options{Prefix: "jq:"})
 		svc := bridge.NewService(store)
@@ -247,48 +266,40 @@ func TestAcceptedNotResent(t *testing.T) {
 	})
 }
 
-func TestRetryDelay(t *testing.T) {
-	want := []time.Duration{5, 10, 20, 40, 66, 66}
-	for n, w := range want {
-		if got := jobqueue.RetryDelay(n, 5*time.Minute, 66*time.Minute); got != w*time.Minute {
-			t.Errorf("retry %d: %v, want %v", n, got, w*time.Minute)
-		}
-	}
-}
-
 // TestScheduleEndsInDeadLetters: a callback that keeps failing is tried once
-// and then at each delay of its schedule, lands in the dead letters (and is
-// reported), and a replay runs it again.
+// and then at each delay of its schedule, waits in the retries meanwhile,
+// lands in the dead letters (and is reported), and a replay runs it again;
+// handing it over again does not.
 func TestScheduleEndsInDeadLetters(t *testing.T) {
-	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
 		var mu sync.Mutex
 		var tries []time.Time
 		var dead []jobqueue.Job
 		failing := true
 		q := jobqueue.New(rdb, jobqueue.Options{Queue: "jq-sched", PollInterval: 20 * time.Millisecond,
-			Schedules: map[bridge.EffectKind][]time.Duration{bridge.EffectCallback: {time.Second, 2 * time.Second}},
+			Schedules: map[bridge.EffectKind][]time.Duration{bridge.EffectCallback: {300 * time.Millisecond, 600 * time.Millisecond}},
 			OnDead: func(j jobqueue.Job, _ error) {
 				mu.Lock()
 				dead = append(dead, j)
 				mu.Unlock()
 			}})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- q.Run(ctx, func(_ context.Context, e bridge.Effect) error {
-				mu.Lock()
-				defer mu.Unlock()
-				tries = append(tries, time.Now())
-				if failing {
-					return errors.New("ENT answered 503")
-				}
-				return nil
-			})
-		}()
-		defer func() { cancel(); <-done; q.Close() }()
-		if err := q.Dispatch(context.Background(), []bridge.Effect{{ID: "cb-1", Kind: bridge.EffectCallback, TicketID: "42"}}); err != nil {
+		run(t, q, func(_ context.Context, e bridge.Effect) error {
+			mu.Lock()
+			defer mu.Unlock()
+			tries = append(tries, time.Now())
+			if failing {
+				return errors.New("ENT answered 503")
+			}
+			return nil
+		})
+		cb := []bridge.Effect{{ID: "cb-1", Kind: bridge.EffectCallback, TicketID: "42"}}
+		if err := q.Dispatch(context.Background(), cb); err != nil {
 			t.Fatal(err)
 		}
+		waitFor(t, "a retry listed", func() bool {
+			r, _ := q.Retrying()
+			return len(r) == 1 && r[0].ID == "cb-1" && r[0].LastError == "ENT answered 503" && !r[0].NextRunAt.IsZero()
+		})
 		waitFor(t, "dead letter", func() bool {
 			d, _ := q.Dead()
 			return len(d) == 1
@@ -297,20 +308,27 @@ func TestScheduleEndsInDeadLetters(t *testing.T) {
 		if len(tries) != 3 {
 			t.Fatalf("%d tries, want 1 + 2 retries", len(tries))
 		}
-		// asynq keeps due times in whole seconds: a delay d waits between
-		// d-1s and d+1s.
-		if gap := tries[1].Sub(tries[0]); gap < 10*time.Millisecond || gap > 2500*time.Millisecond {
-			t.Errorf("first retry after %v, want about 1s", gap)
+		// Due times are kept in whole milliseconds: a retry waits its
+		// delay (less a millisecond of rounding), plus the forwarder's
+		// wake-up.
+		if gap := tries[1].Sub(tries[0]); gap < 299*time.Millisecond || gap > 600*time.Millisecond {
+			t.Errorf("first retry after %v, want about 300ms", gap)
 		}
-		if gap := tries[2].Sub(tries[1]); gap < time.Second || gap > 3500*time.Millisecond {
-			t.Errorf("second retry after %v, want about 2s", gap)
+		if gap := tries[2].Sub(tries[1]); gap < 599*time.Millisecond || gap > 900*time.Millisecond {
+			t.Errorf("second retry after %v, want about 600ms", gap)
 		}
-		if len(dead) != 1 || dead[0].TicketID != "42" || dead[0].Kind != "callback" {
+		if len(dead) != 1 || dead[0].TicketID != "42" || dead[0].Kind != "callback" || dead[0].Retried != 2 {
 			t.Errorf("reported dead %+v", dead)
 		}
 		failing = false
 		mu.Unlock()
 		d, _ := q.Dead()
+		if d[0].LastError != "ENT answered 503" || d[0].FailedAt.IsZero() || d[0].State != "archived" {
+			t.Errorf("dead letter %+v", d[0])
+		}
+		if err := q.Replay("no-such-job"); !errors.Is(err, jobqueue.ErrNotFound) {
+			t.Errorf("replay of an unknown job: %v", err)
+		}
 		if err := q.Replay(d[0].ID); err != nil {
 			t.Fatal(err)
 		}
@@ -323,8 +341,7 @@ func TestScheduleEndsInDeadLetters(t *testing.T) {
 			d, _ := q.Dead()
 			return len(d) == 0
 		})
-		// Handing the same effect over again does not run it again.
-		if err := q.Dispatch(context.Background(), []bridge.Effect{{ID: "cb-1", Kind: bridge.EffectCallback, TicketID: "42"}}); err != nil {
+		if err := q.Dispatch(context.Background(), cb); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(300 * time.Millisecond)
@@ -332,6 +349,384 @@ func TestScheduleEndsInDeadLetters(t *testing.T) {
 		defer mu.Unlock()
 		if len(tries) != 4 {
 			t.Errorf("%d tries after a second dispatch", len(tries))
+		}
+	})
+}
+
+// TestDispatchOncePerEffect: effects handed over several times, in one call
+// or several, run once each.
+func TestDispatchOncePerEffect(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
+		q := jobqueue.New(rdb, jobqueue.Options{Queue: "jq-once", Block: 100 * time.Millisecond})
+		var mu sync.Mutex
+		runs := map[string]int{}
+		var effs []bridge.Effect
+		for i := range 20 {
+			effs = append(effs, bridge.Effect{ID: fmt.Sprint("e", i), Kind: bridge.EffectNotify, TicketID: "1"})
+		}
+		ctx := context.Background()
+		if err := q.Dispatch(ctx, append(effs, effs[:5]...)); err != nil {
+			t.Fatal(err)
+		}
+		run(t, q, func(_ context.Context, e bridge.Effect) error {
+			mu.Lock()
+			defer mu.Unlock()
+			runs[e.ID]++
+			return nil
+		})
+		if err := q.Dispatch(ctx, effs); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "all run", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(runs) == 20
+		})
+		time.Sleep(200 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		for id, n := range runs {
+			if n != 1 {
+				t.Errorf("%s ran %d times", id, n)
+			}
+		}
+	})
+}
+
+// TestPickedUpWhenEnqueued: with a poll interval far longer than the test,
+// an idle worker takes a job as soon as it is enqueued.
+func TestPickedUpWhenEnqueued(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
+		q := jobqueue.New(rdb, jobqueue.Options{Queue: "jq-pickup", PollInterval: time.Hour, Block: 5 * time.Second})
+		started := make(chan time.Time, 10)
+		run(t, q, func(context.Context, bridge.Effect) error {
+			started <- time.Now()
+			return nil
+		})
+		time.Sleep(200 * time.Millisecond) // the worker is blocked on the stream
+		for i := range 5 {
+			at := time.Now()
+			if err := q.Dispatch(context.Background(), []bridge.Effect{{ID: fmt.Sprint("p", i), Kind: bridge.EffectNotify}}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case s := <-started:
+				if d := s.Sub(at); d > 100*time.Millisecond {
+					t.Errorf("picked up after %v", d)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("not picked up")
+			}
+		}
+	})
+}
+
+// TestHelperDyingConsumer is not a test: TestDeadConsumerJobReclaimed runs
+// it in a second process, which takes a job and hangs until it is killed.
+func TestHelperDyingConsumer(t *testing.T) {
+	addr := os.Getenv("STREAMQ_DYING_CONSUMER")
+	if addr == "" {
+		t.Skip("only run by TestDeadConsumerJobReclaimed")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	q := jobqueue.New(rdb, jobqueue.Options{Queue: "jq-kill", Lease: 300 * time.Millisecond, Block: 100 * time.Millisecond,
+		Schedules: map[bridge.EffectKind][]time.Duration{bridge.EffectNotify: {50 * time.Millisecond}}})
+	_ = q.Run(context.Background(), func(_ context.Context, e bridge.Effect) error {
+		fmt.Printf("running %s\n", e.ID)
+		select {}
+	})
+}
+
+// killHolding runs TestHelperDyingConsumer in a second process until it
+// runs job id, and kills it (SIGKILL).
+func killHolding(t *testing.T, addr, id string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperDyingConsumer$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "STREAMQ_DYING_CONSUMER="+addr)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "running "+id {
+		_ = cmd.Process.Kill()
+		t.Fatalf("the dying consumer said %q, %v", line, err)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
+// TestDeadConsumerJobReclaimed: a consumer killed while it holds a job (a
+// replica that dies mid-job) leaves it pending; another consumer reclaims
+// it once the lease is over, counts the try as failed (a retry after the
+// first delay), runs it once, and acknowledges it.
+func TestDeadConsumerJobReclaimed(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, addr string) {
+		ctx := context.Background()
+		q := jobqueue.New(rdb, jobqueue.Options{Queue: "jq-kill", Lease: 300 * time.Millisecond, Block: 100 * time.Millisecond,
+			RetryInitial: 100 * time.Millisecond})
+		if err := q.Dispatch(ctx, []bridge.Effect{{ID: "k1", Kind: bridge.EffectNotify, TicketID: "7"}}); err != nil {
+			t.Fatal(err)
+		}
+		killHolding(t, addr, "k1")
+		killed := time.Now()
+
+		var mu sync.Mutex
+		var runs []time.Time
+		run(t, q, func(_ context.Context, e bridge.Effect) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if e.ID != "k1" {
+				t.Errorf("ran %s", e.ID)
+			}
+			runs = append(runs, time.Now())
+			return nil
+		})
+		waitFor(t, "the job reclaimed", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(runs) > 0
+		})
+		time.Sleep(time.Second) // several lease periods
+		mu.Lock()
+		defer mu.Unlock()
+		if len(runs) != 1 {
+			t.Errorf("ran %d times", len(runs))
+		}
+		if d := runs[0].Sub(killed); d < 350*time.Millisecond {
+			t.Errorf("run %v after the kill, before the lease and the retry delay were over", d)
+		}
+		waitFor(t, "acknowledged", func() bool {
+			d, err := q.Depths()
+			return err == nil && d == (jobqueue.Depths{})
+		})
+	})
+}
+
+// TestLongJobKeepsItsLease: a job that runs for several leases is not
+// reclaimed by another consumer while its own is alive.
+func TestLongJobKeepsItsLease(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
+		var mu sync.Mutex
+		runs := 0
+		handle := func(context.Context, bridge.Effect) error {
+			mu.Lock()
+			runs++
+			mu.Unlock()
+			time.Sleep(1200 * time.Millisecond)
+			return nil
+		}
+		opts := jobqueue.Options{Queue: "jq-long", Lease: 300 * time.Millisecond, Block: 100 * time.Millisecond}
+		a, b := jobqueue.New(rdb, opts), jobqueue.New(rdb, opts)
+		run(t, a, handle)
+		run(t, b, handle)
+		if err := a.Dispatch(context.Background(), []bridge.Effect{{ID: "long", Kind: bridge.EffectNotify}}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "done", func() bool {
+			d, err := a.Depths()
+			mu.Lock()
+			defer mu.Unlock()
+			return err == nil && runs > 0 && d == (jobqueue.Depths{})
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if runs != 1 {
+			t.Errorf("ran %d times", runs)
+		}
+	})
+}
+
+// TestShutdownLeavesUnfinishedJob: a job still running when a consumer's
+// shutdown grace is over is not acknowledged, stays pending under its name,
+// and is reclaimed and run by another consumer.
+func TestShutdownLeavesUnfinishedJob(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
+		opts := jobqueue.Options{Queue: "jq-grace", Lease: 300 * time.Millisecond, Block: 100 * time.Millisecond,
+			ShutdownTimeout: 100 * time.Millisecond, RetryInitial: 50 * time.Millisecond}
+		a := jobqueue.New(rdb, opts)
+		running := make(chan struct{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- a.Run(ctx, func(ctx context.Context, _ bridge.Effect) error {
+				close(running)
+				<-ctx.Done()
+				return ctx.Err()
+			})
+		}()
+		if err := a.Dispatch(context.Background(), []bridge.Effect{{ID: "g1", Kind: bridge.EffectNotify}}); err != nil {
+			t.Fatal(err)
+		}
+		<-running
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := a.Depths(); d.Active != 1 || d.Retry != 0 || d.Dead != 0 {
+			t.Fatalf("after the shutdown: %+v, want the job still pending", d)
+		}
+		var runs atomic.Int32
+		run(t, jobqueue.New(rdb, opts), func(context.Context, bridge.Effect) error {
+			runs.Add(1)
+			return nil
+		})
+		waitFor(t, "reclaimed and acknowledged", func() bool {
+			d, err := a.Depths()
+			return err == nil && runs.Load() == 1 && d == (jobqueue.Depths{})
+		})
+	})
+}
+
+// TestJobKillingItsConsumersEndsDead: a job whose consumers die each time
+// they run it has its tries counted (one retry in its schedule here) and
+// ends in the dead letters instead of being reclaimed for ever.
+func TestJobKillingItsConsumersEndsDead(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, addr string) {
+		var mu sync.Mutex
+		var dead []jobqueue.Job
+		opts := jobqueue.Options{Queue: "jq-kill", Lease: 300 * time.Millisecond, Block: 100 * time.Millisecond,
+			Schedules: map[bridge.EffectKind][]time.Duration{bridge.EffectNotify: {50 * time.Millisecond}},
+			OnDead: func(j jobqueue.Job, _ error) {
+				mu.Lock()
+				dead = append(dead, j)
+				mu.Unlock()
+			}}
+		q := jobqueue.New(rdb, opts)
+		if err := q.Dispatch(context.Background(), []bridge.Effect{{ID: "k2", Kind: bridge.EffectNotify, TicketID: "8"}}); err != nil {
+			t.Fatal(err)
+		}
+		killHolding(t, addr, "k2") // the first try
+		killHolding(t, addr, "k2") // the retry, after the second process reclaimed the first
+		var runs atomic.Int32
+		run(t, q, func(context.Context, bridge.Effect) error {
+			runs.Add(1)
+			return nil
+		})
+		waitFor(t, "dead letter", func() bool {
+			d, _ := q.Dead()
+			return len(d) == 1
+		})
+		d, _ := q.Dead()
+		if d[0].ID != "k2" || d[0].Retried != 1 || !strings.Contains(d[0].LastError, "lease expired") {
+			t.Errorf("dead letter %+v", d[0])
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(dead) != 1 || runs.Load() != 0 {
+			t.Errorf("reported dead %+v, ran %d times", dead, runs.Load())
+		}
+	})
+}
+
+// TestCluster: on a Redis Cluster, each queue's keys share one slot (the
+// scripts touch several of them), for two queues in different slots: jobs
+// run once each, a failure waits in the retries, a permanent one lands in
+// the dead letters and is replayed.
+func TestCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	rdb := c.Client(t)
+	a, _ := rdb.ClusterKeySlot(context.Background(), "{cl-a}").Result()
+	b, _ := rdb.ClusterKeySlot(context.Background(), "{cl-b}").Result()
+	if a == b {
+		t.Fatalf("both queues in slot %d", a)
+	}
+	for _, name := range []string{"cl-a", "cl-b"} {
+		var mu sync.Mutex
+		runs := map[string]int{}
+		fails := map[string]int{}
+		q := jobqueue.New(rdb, jobqueue.Options{Queue: name, Block: 100 * time.Millisecond,
+			RetryInitial: 100 * time.Millisecond, PollInterval: 20 * time.Millisecond})
+		run(t, q, func(_ context.Context, e bridge.Effect) error {
+			mu.Lock()
+			defer mu.Unlock()
+			runs[e.ID]++
+			switch {
+			case e.ID == "bad" && runs[e.ID] == 1:
+				return bridge.Permanent(errors.New("no"))
+			case e.ID == "flaky" && fails[e.ID] < 2:
+				fails[e.ID]++
+				return errTemp
+			}
+			return nil
+		})
+		var effs []bridge.Effect
+		for _, id := range []string{"e1", "e2", "e3", "flaky", "bad"} {
+			effs = append(effs, bridge.Effect{ID: id, Kind: bridge.EffectNotify, TicketID: "1"})
+		}
+		if err := q.Dispatch(context.Background(), append(effs, effs...)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		waitFor(t, name+": dead letter", func() bool {
+			d, err := q.Dead()
+			return err == nil && len(d) == 1 && d[0].ID == "bad"
+		})
+		if err := q.Replay("bad"); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		waitFor(t, name+": all done", func() bool {
+			d, err := q.Depths()
+			mu.Lock()
+			defer mu.Unlock()
+			return err == nil && d == (jobqueue.Depths{}) && runs["bad"] == 2 && runs["flaky"] == 3
+		})
+		mu.Lock()
+		for _, id := range []string{"e1", "e2", "e3"} {
+			if runs[id] != 1 {
+				t.Errorf("%s: %s ran %d times", name, id, runs[id])
+			}
+		}
+		mu.Unlock()
+	}
+}
+
+// TestDeadLettersTrimmed: when a job dies, the dead letters beyond DeadMax
+// (the oldest) and those older than DeadFor are dropped.
+func TestDeadLettersTrimmed(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
+		ctx := context.Background()
+		fail := func(context.Context, bridge.Effect) error { return bridge.Permanent(errors.New("no")) }
+		deadIDs := func(q *jobqueue.Queue) []string {
+			d, err := q.Dead()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, j := range d {
+				ids = append(ids, j.ID)
+			}
+			return ids
+		}
+		kill := func(q *jobqueue.Queue, id string, want int) {
+			if err := q.Dispatch(ctx, []bridge.Effect{{ID: id, Kind: bridge.EffectNotify}}); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, id+" dead", func() bool {
+				ids := deadIDs(q)
+				return len(ids) == want && ids[len(ids)-1] == id
+			})
+		}
+		most := jobqueue.New(rdb, jobqueue.Options{Queue: "jq-trim", DeadMax: 2, Block: 100 * time.Millisecond})
+		run(t, most, fail)
+		kill(most, "m1", 1)
+		kill(most, "m2", 2)
+		kill(most, "m3", 2)
+		if ids := deadIDs(most); fmt.Sprint(ids) != "[m2 m3]" {
+			t.Errorf("dead letters %v, want [m2 m3]", ids)
+		}
+		if err := most.Replay("m1"); !errors.Is(err, jobqueue.ErrNotFound) {
+			t.Errorf("replay of a dropped dead letter: %v", err)
+		}
+		aged := jobqueue.New(rdb, jobqueue.Options{Queue: "jq-age", DeadFor: 300 * time.Millisecond, Block: 100 * time.Millisecond})
+		run(t, aged, fail)
+		kill(aged, "a1", 1)
+		time.Sleep(400 * time.Millisecond)
+		kill(aged, "a2", 1)
+		if d, _ := aged.Depths(); d.Dead != 1 {
+			t.Errorf("depths %+v", d)
 		}
 	})
 }

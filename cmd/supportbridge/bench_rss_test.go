@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"supportbridge/bridge/jobqueue"
 	"supportbridge/bridge/redisstore/redistest"
 	"supportbridge/mail/mailtest"
 )
@@ -172,12 +173,10 @@ func BenchmarkRSSManyTickets(b *testing.B) {
 	}
 	// Let the jobs (notifications) drain, then read the resident size.
 	deadline := time.Now().Add(10 * time.Minute)
+	queue := jobqueue.New(rdb, jobqueue.Options{Queue: "sb-jobs"}) // key_prefix "sb:"
 	for {
-		pending, _ := rdb.Eval(b.Context(), `local n = 0
-for _, k in ipairs(redis.call('KEYS', 'asynq:{*}:pending')) do n = n + redis.call('LLEN', k) end
-for _, k in ipairs(redis.call('KEYS', 'asynq:{*}:active')) do n = n + redis.call('LLEN', k) end
-return n`, nil).Int64()
-		if pending == 0 || time.Now().After(deadline) {
+		dp, err := queue.Depths()
+		if err == nil && dp.Pending+dp.Active == 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)

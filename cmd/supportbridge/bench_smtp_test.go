@@ -321,7 +321,7 @@ func drainJobs(ctx context.Context, b *testing.B, d *daemon) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if dp.Pending+dp.Active+dp.Scheduled+dp.Retry == 0 {
+		if dp.Pending+dp.Active+dp.Retry == 0 {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -20,10 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"supportbridge/bridge"
+	"supportbridge/bridge/jobqueue"
 	"supportbridge/bridge/redisstore"
 	"supportbridge/bridge/redisstore/redistest"
 	"supportbridge/mail/mailtest"
@@ -370,8 +370,8 @@ type chaosAction struct {
 
 // timeline draws the faults of the run: each resource fails and comes back
 // on its own random schedule, so that faults overlap. Replicas are killed in
-// the first half only: a job a dead replica held comes back once asynq's
-// lease on it has run out (about a minute), within the quiet period.
+// the first half only: a job a dead replica held comes back once the queue
+// reclaims it (its lease, 30 s, run out), within the quiet period.
 func (r *chaosRun) timeline() []chaosAction {
 	d := r.opts.duration
 	frac := func(lo, hi float64) time.Duration {
@@ -599,8 +599,8 @@ func (r *chaosRun) recordedHooks() []hookRecord {
 	return append([]hookRecord(nil), r.hooks...)
 }
 
-// observe reads what the system holds: Redis through the store and asynq's
-// inspector, the desk's mails, the callbacks the ENT saw.
+// observe reads what the system holds: Redis through the store and the
+// job queue, the desk's mails, the callbacks the ENT saw.
 func (r *chaosRun) observe(rec chaosRecord) (chaosObservation, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -696,51 +696,34 @@ func (r *chaosRun) observe(rec chaosRecord) (chaosObservation, error) {
 		}
 	}
 
-	ins := asynq.NewInspectorFromRedisClient(rdb)
-	queues, err := ins.Queues()
+	q := jobqueue.New(rdb, jobqueue.Options{Queue: chaosQueue})
+	depths, err := q.Depths()
 	if err != nil {
-		return obs, fmt.Errorf("queues: %w", err)
+		return obs, fmt.Errorf("queue depths: %w", err)
 	}
-	if !slices.Contains(queues, chaosQueue) {
-		// No job was ever queued (or Redis lost them all).
-		return obs, nil
-	}
-	info, err := ins.GetQueueInfo(chaosQueue)
+	obs.unfinished = depths.Pending + depths.Active + depths.Retry
+	dead, err := q.Dead()
 	if err != nil {
-		return obs, fmt.Errorf("queue info: %w", err)
-	}
-	obs.unfinished = info.Pending + info.Active + info.Scheduled + info.Retry + info.Aggregating
-	list := func(f func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error)) ([]jobRecord, error) {
-		var out []jobRecord
-		for page := 1; ; page++ {
-			tasks, err := f(chaosQueue, asynq.PageSize(500), asynq.Page(page))
-			if errors.Is(err, asynq.ErrQueueNotFound) {
-				return out, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-			for _, tk := range tasks {
-				var e bridge.Effect
-				_ = json.Unmarshal(tk.Payload, &e)
-				out = append(out, jobRecord{ID: tk.ID, Kind: string(e.Kind), Ticket: e.TicketID, Reason: tk.LastErr})
-			}
-			if len(tasks) < 500 {
-				return out, nil
-			}
-		}
-	}
-	done, err := list(ins.ListCompletedTasks)
-	if err != nil {
-		return obs, fmt.Errorf("completed jobs: %w", err)
-	}
-	for _, j := range done {
-		if j.Kind == string(bridge.EffectCallback) {
-			obs.done = append(obs.done, j)
-		}
-	}
-	if obs.dead, err = list(ins.ListArchivedTasks); err != nil {
 		return obs, fmt.Errorf("dead jobs: %w", err)
+	}
+	isDead := map[string]bool{}
+	for _, j := range dead {
+		isDead[j.ID] = true
+		obs.dead = append(obs.dead, jobRecord{ID: j.ID, Kind: j.Kind, Ticket: j.TicketID, Reason: j.LastError})
+	}
+	// A finished job leaves only its id key (kept for the retention): with
+	// nothing pending, running or retrying, every id that is not dead is
+	// a job that ended well. Callback ids end with ":cb:<type>".
+	const idKeys = "sbq:{" + chaosQueue + "}:id:"
+	iter := rdb.Scan(ctx, 0, idKeys+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		id := strings.TrimPrefix(iter.Val(), idKeys)
+		if !isDead[id] && strings.Contains(id, ":cb:") {
+			obs.done = append(obs.done, jobRecord{ID: id, Kind: string(bridge.EffectCallback)})
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return obs, fmt.Errorf("finished jobs: %w", err)
 	}
 	return obs, nil
 }

@@ -306,7 +306,7 @@ func e2eBackends(t *testing.T, f func(t *testing.T, redisAddr string, down, up f
 	t.Run("miniredis", func(t *testing.T) {
 		m := redistest.Miniredis(t)
 		f(t, m.Addr(), m.Close, func() {
-			if err := m.Restart(); err != nil {
+			if err := redistest.RestartMiniredis(m); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// libraryLogEvery is how often the same line of a library (asynq, go-redis)
+// libraryLogEvery is how often the same line of a library (go-redis)
 // is written while it repeats: once per cause and interval, the next one
 // saying how many were left out. While Redis is down they repeat many times
 // a second, and /readyz already says what is wrong.

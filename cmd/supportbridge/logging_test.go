@@ -17,11 +17,11 @@ func TestRepeatLimiter(t *testing.T) {
 	var buf bytes.Buffer
 	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
 	log := slog.New(newRepeatLimiter(slog.NewJSONHandler(&buf, nil), 30*time.Second, func() time.Time { return now }))
-	asynq := log.With(slog.String("component", "asynq"))
+	lib := log.With(slog.String("component", "go-redis"))
 	for i := 0; i < 113; i++ {
-		asynq.Error("Failed to forward scheduled tasks: dial tcp: connection refused")
+		lib.Error("redis: connection pool: dial tcp: connection refused")
 		if i == 50 {
-			asynq.Error("another cause")
+			lib.Error("another cause")
 		}
 		now = now.Add(100 * time.Millisecond)
 	}
@@ -32,12 +32,12 @@ func TestRepeatLimiter(t *testing.T) {
 	}
 	now = now.Add(30 * time.Second)
 	buf.Reset()
-	asynq.Error("Failed to forward scheduled tasks: dial tcp: connection refused")
+	lib.Error("redis: connection pool: dial tcp: connection refused")
 	var rec map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec["repeated"] != float64(112) || rec["component"] != "asynq" {
+	if rec["repeated"] != float64(112) || rec["component"] != "go-redis" {
 		t.Errorf("line after the interval: %s", buf.String())
 	}
 }

@@ -122,8 +122,8 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		return
 	}
-	for state, n := range map[string]int{"pending": d.Pending, "active": d.Active, "scheduled": d.Scheduled,
-		"retry": d.Retry, "dead": d.Dead, "completed": d.Completed} {
+	for state, n := range map[string]int{"pending": d.Pending, "active": d.Active, "retry": d.Retry,
+		"dead": d.Dead} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"supportbridge/bridge"
@@ -491,7 +490,7 @@ func jobsReplay(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		if err := o.queue().Replay(id); err != nil {
 			msg := err.Error()
-			if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			if errors.Is(err, jobqueue.ErrNotFound) {
 				msg = "no such job"
 			}
 			failed = append(failed, replayFailure{ID: id, Error: o.scrub.Replace(msg)})
@@ -833,12 +832,10 @@ type checkpointStatus struct {
 }
 
 type queueStatus struct {
-	Pending   int `json:"pending"`
-	Active    int `json:"active"`
-	Scheduled int `json:"scheduled"`
-	Retry     int `json:"retry"`
-	Dead      int `json:"dead"`
-	Completed int `json:"completed"`
+	Pending int `json:"pending"`
+	Active  int `json:"active"`
+	Retry   int `json:"retry"`
+	Dead    int `json:"dead"`
 }
 
 type deploymentStatus struct {
@@ -872,8 +869,7 @@ func (o *ops) status(ctx context.Context, now time.Time) (deploymentStatus, erro
 	if err != nil {
 		return st, fmt.Errorf("queue depths: %w", err)
 	}
-	st.Queue = queueStatus{Pending: dp.Pending, Active: dp.Active, Scheduled: dp.Scheduled, Retry: dp.Retry,
-		Dead: dp.Dead, Completed: dp.Completed}
+	st.Queue = queueStatus{Pending: dp.Pending, Active: dp.Active, Retry: dp.Retry, Dead: dp.Dead}
 	mailbox := o.cfg.IMAP.Mailbox
 	st.IMAP = mailboxStatus{Configured: o.cfg.IMAP.Enabled(), Mailbox: mailbox}
 	st.IMAP.LeaseHolder, st.IMAP.LeaseFence, err = o.store().LeaseHolder(ctx, redisstore.CheckpointLease(mailbox))
@@ -899,8 +895,8 @@ func (o *ops) status(ctx context.Context, now time.Time) (deploymentStatus, erro
 func writeStatus(w io.Writer, st deploymentStatus) {
 	tw := newTable(w)
 	q := st.Queue
-	fmt.Fprintln(tw, "jobs\tpending\tactive\tscheduled\tretry\tdead")
-	fmt.Fprintf(tw, "\t%d\t%d\t%d\t%d\t%d\n", q.Pending, q.Active, q.Scheduled, q.Retry, q.Dead)
+	fmt.Fprintln(tw, "jobs\tpending\tactive\tretry\tdead")
+	fmt.Fprintf(tw, "\t%d\t%d\t%d\t%d\n", q.Pending, q.Active, q.Retry, q.Dead)
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	tw = newTable(w)

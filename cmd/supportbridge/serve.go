@@ -165,15 +165,14 @@ func storeOptions(cfg *config.Config) redisstore.Options {
 // daemon and the commands alike (the daemon adds its hooks).
 func queueOptions(cfg *config.Config, log *slog.Logger) jobqueue.Options {
 	return jobqueue.Options{
-		Queue:         strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + "-jobs",
-		RetryInitial:  cfg.SMTP.RetryInitial,
-		RetryMax:      cfg.SMTP.RetryMax,
-		Schedules:     map[bridge.EffectKind][]time.Duration{bridge.EffectCallback: cfg.ENT.CallbackRetrySchedule},
-		Concurrency:   cfg.Jobs.Concurrency,
-		PollInterval:  cfg.Jobs.PollInterval,
-		Retention:     cfg.Jobs.Retention,
-		Logger:        log,
-		LibraryLogger: libraryLogger(log),
+		Queue:        strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + "-jobs",
+		RetryInitial: cfg.SMTP.RetryInitial,
+		RetryMax:     cfg.SMTP.RetryMax,
+		Schedules:    map[bridge.EffectKind][]time.Duration{bridge.EffectCallback: cfg.ENT.CallbackRetrySchedule},
+		Concurrency:  cfg.Jobs.Concurrency,
+		PollInterval: cfg.Jobs.PollInterval,
+		Retention:    cfg.Jobs.Retention,
+		Logger:       log,
 	}
 }
 
@@ -437,8 +436,10 @@ func (d *daemon) close() {
 	d.closers = nil
 }
 
-// runJobs works the job queue until ctx ends.
+// runJobs works the job queue until ctx ends, and moves into it the jobs
+// an older version left in asynq.
 func (d *daemon) runJobs(ctx context.Context) error {
+	go d.migrateAsynq(ctx)
 	return d.queue.Run(ctx, func(ctx context.Context, e bridge.Effect) error {
 		err := d.worker.Handle(ctx, e)
 		if d.afterJob != nil {
@@ -446,6 +447,30 @@ func (d *daemon) runJobs(ctx context.Context) error {
 		}
 		return err
 	})
+}
+
+// asynqCheckEvery is how often a replica looks for jobs left in asynq by
+// an older version still running (one SMEMBERS when there are none).
+const asynqCheckEvery = time.Minute
+
+// migrateAsynq moves the jobs an older version left in asynq into the
+// queue: at start, then every asynqCheckEvery, for the replicas of an
+// older version stopped after this one started.
+func (d *daemon) migrateAsynq(ctx context.Context) {
+	for {
+		n, err := d.queue.MigrateAsynq(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			d.log.Warn("job queue: moving the jobs left in asynq", slog.String("error", err.Error()))
+		case n > 0:
+			d.log.Info("job queue: moved the jobs an older version left in asynq", slog.Int("jobs", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(asynqCheckEvery):
+		}
+	}
 }
 
 // seedStructures stores the structures of the configuration file, retrying

@@ -19,8 +19,8 @@ func (s statusPageSource) Depths(context.Context) (statuspage.QueueDepths, error
 	if err != nil {
 		return statuspage.QueueDepths{}, err
 	}
-	return statuspage.QueueDepths{Pending: dp.Pending, Active: dp.Active, Scheduled: dp.Scheduled,
-		Retry: dp.Retry, Dead: dp.Dead}, nil
+	return statuspage.QueueDepths{Pending: dp.Pending, Active: dp.Active, Retry: dp.Retry,
+		Dead: dp.Dead}, nil
 }
 
 func (s statusPageSource) Dead(context.Context) ([]statuspage.DeadJob, error) {

@@ -38,7 +38,7 @@ type Source interface {
 
 // QueueDepths counts the job queue's jobs by state.
 type QueueDepths struct {
-	Pending, Active, Scheduled, Retry, Dead int
+	Pending, Active, Retry, Dead int
 }
 
 // DeadJob is a job that was given up.

@@ -90,7 +90,7 @@ func sampleStatus() *fakeStatus {
 		Escalation: bridge.Escalation{Status: bridge.EscalationNotDone}}
 	return &fakeStatus{
 		noReferent: []string{"T9", "a/b?c"},
-		depths:     QueueDepths{Pending: 3, Active: 1, Scheduled: 7, Retry: 2, Dead: 1},
+		depths:     QueueDepths{Pending: 3, Active: 1, Retry: 2, Dead: 1},
 		dead: []DeadJob{{ID: "job-escalate-T2", Kind: "escalate", TicketID: "T2", LastError: "smtp: 550 " + hostile,
 			FailedAt: statusNow.Add(-30 * time.Minute)}},
 		quarantined: []bridge.QuarantinedMail{{Key: "k1", From: "stranger@evil.example", Subject: "Re: " + hostile,
@@ -363,7 +363,7 @@ func TestStatusPageRendersData(t *testing.T) {
 	}
 	doc := parseHTML(t, body)
 
-	if got := rows(t, doc, "queue"); fmt.Sprint(got) != "[[pending active scheduled retry dead] [3 1 7 2 1]]" {
+	if got := rows(t, doc, "queue"); fmt.Sprint(got) != "[[pending active retry dead] [3 1 2 1]]" {
 		t.Errorf("queue %v", got)
 	}
 	imap := map[string]string{}
@@ -506,7 +506,7 @@ func TestStatusPageFailures(t *testing.T) {
 	if rec.Code != 200 || !strings.Contains(body, "No mailbox is read") || !strings.Contains(body, "No tickets.") {
 		t.Errorf("empty: %d %s", rec.Code, body)
 	}
-	if got := rows(t, parseHTML(t, body), "queue"); fmt.Sprint(got[1]) != "[0 0 0 0 0]" {
+	if got := rows(t, parseHTML(t, body), "queue"); fmt.Sprint(got[1]) != "[0 0 0 0]" {
 		t.Errorf("empty queue %v", got)
 	}
 }

@@ -89,8 +89,8 @@ a{color:#175cd3}
 
 <h2>Job queue</h2>
 {{if .DepthsErr}}<p class="bad">The queue cannot be read right now.</p>{{else}}
-<table id="queue"><tr><th>pending</th><th>active</th><th>scheduled</th><th>retry</th><th>dead</th></tr>
-<tr><td class="n">{{.Depths.Pending}}</td><td class="n">{{.Depths.Active}}</td><td class="n">{{.Depths.Scheduled}}</td>
+<table id="queue"><tr><th>pending</th><th>active</th><th>retry</th><th>dead</th></tr>
+<tr><td class="n">{{.Depths.Pending}}</td><td class="n">{{.Depths.Active}}</td>
 <td class="n">{{.Depths.Retry}}</td><td class="n{{if .Depths.Dead}} bad{{end}}">{{.Depths.Dead}}</td></tr></table>{{end}}
 
 <h2>Mailbox (IMAP)</h2>

@@ -11,6 +11,7 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -204,6 +205,18 @@ func ping(addr string) error {
 func Miniredis(t testing.TB) *miniredis.Miniredis {
 	t.Helper()
 	return miniredis.RunT(t)
+}
+
+// RestartMiniredis starts a closed miniredis again on its port, its data
+// kept. miniredis's own Restart leaves the server's context cancelled by
+// Close, and a blocking command (XREADGROUP BLOCK, BLPOP…) then returns
+// without an answer, its client waiting until its read timeout: the
+// context is renewed first, as a restarted Redis would serve them.
+func RestartMiniredis(m *miniredis.Miniredis) error {
+	m.Lock()
+	m.Ctx, m.CtxCancel = context.WithCancel(context.Background())
+	m.Unlock()
+	return m.Restart()
 }
 
 // Client returns a go-redis universal client for one address (a standalone
