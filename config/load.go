@@ -585,14 +585,18 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
+// kindNames names, in the messages, the kinds of node that are not a
+// single value.
+var kindNames = map[yaml.Kind]string{
+	yaml.MappingNode:  "a mapping",
+	yaml.SequenceNode: "a list",
+	yaml.AliasNode:    "an alias",
+}
+
+// kindName says what n is: a mapping, a list, an alias or a single value.
 func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
+	if name, ok := kindNames[n.Kind]; ok {
+		return name
 	}
 	return "a single value"
 }

@@ -391,28 +391,14 @@ func validateStructures(sts []Structure, p *problems) {
 	index := map[string]int{}
 	for i, s := range sts {
 		key := fmt.Sprintf("structures[%d]", i)
-		switch {
-		case strings.TrimSpace(s.ID) == "":
-			p.at(key+".id", "required")
-		case index[s.ID] > 0:
-			p.at(key+".id", "%q is already the id of structures[%d]", s.ID, index[s.ID]-1)
-		default:
-			index[s.ID] = i + 1 // 0 means absent
-		}
+		uniqueID(p, index, key, "structures", s.ID, i)
 		if s.ParentID != "" && s.ParentID == s.ID {
 			p.at(key+".parent_id", "a structure cannot be its own parent")
 		}
 		refs := map[string]int{}
 		for j, r := range s.Referents {
 			rkey := fmt.Sprintf("%s.referents[%d]", key, j)
-			switch {
-			case strings.TrimSpace(r.ID) == "":
-				p.at(rkey+".id", "required")
-			case refs[r.ID] > 0:
-				p.at(rkey+".id", "%q is already the id of referents[%d]", r.ID, refs[r.ID]-1)
-			default:
-				refs[r.ID] = j + 1
-			}
+			uniqueID(p, refs, rkey, "referents", r.ID, j)
 			if r.Email == "" {
 				p.at(rkey+".email", "required")
 			} else if a, err := mail.ParseAddress(r.Email); err != nil || a.Address != r.Email {
@@ -459,6 +445,21 @@ func validateStructures(sts []Structure, p *problems) {
 			}
 			cur = next
 		}
+	}
+}
+
+// uniqueID checks the id of item i of a list (structures, referents) whose
+// key is key: it is required, and must not be the id of an earlier item.
+// index maps each id seen so far to its item's position plus one (0 means
+// absent).
+func uniqueID(p *problems, index map[string]int, key, list, id string, i int) {
+	switch {
+	case strings.TrimSpace(id) == "":
+		p.at(key+".id", "required")
+	case index[id] > 0:
+		p.at(key+".id", "%q is already the id of %s[%d]", id, list, index[id]-1)
+	default:
+		index[id] = i + 1
 	}
 }
 

@@ -33,39 +33,35 @@ type metrics struct {
 
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
-	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_webhooks_total",
-		Help: "ENT webhooks received, by event type and outcome (accepted, duplicate, or the error code)."},
-		[]string{"type", "outcome"})
+	m.webhooks = counterVec("supportbridge_webhooks_total", "ENT webhooks received, by event type and outcome (accepted, duplicate, or the error code).", "type", "outcome")
 	m.ingest = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "supportbridge_webhook_duration_seconds",
 		Help: "Time to verify, decode and durably apply a webhook.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
-	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_jobs_total",
-		Help: "Jobs run, by kind and result (done, retry, given_up)."}, []string{"kind", "result"})
-	m.mailsAccepted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_mails_sent_total",
-		Help: "Mails the desk's server accepted, by kind (esc, fu)."}, []string{"kind"})
-	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_dead_letters_total",
-		Help: "Jobs given up and moved to the dead letters, by kind."}, []string{"kind"})
-	m.inbound = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_imap_messages_total",
-		Help: "Inbound mails handled, by outcome (applied, duplicate, loop, auto_reply, desk_notice, bounce, quarantined)."},
-		[]string{"outcome"})
-	m.digestRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_digest_runs_total",
-		Help: "Digest runs, by period and result."}, []string{"period", "result"})
-	m.callbackResult = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_callbacks_total",
-		Help: "Callback attempts to the ENT, by result (delivered, failed)."}, []string{"result"})
-	m.operatorAlerts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_operator_alerts_total",
-		Help: "Alert mails to the operators about jobs given up, by result (sent, suppressed within the window, failed, dropped)."},
-		[]string{"result"})
-	m.feedRemoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "supportbridge_feed_pruned_total",
-		Help: "Feed entries removed by the retention prune."})
-	m.feedPrunes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "supportbridge_feed_prune_runs_total",
-		Help: "Retention prune runs of the feeds on this replica, by result (done, error)."}, []string{"result"})
-	m.notReplicated = prometheus.NewCounter(prometheus.CounterOpts{Name: "supportbridge_redis_not_replicated_total",
-		Help: "Round trips of writes that fewer replicas than redis.wait_replicas acknowledged in time (their callers failed and retry)."})
-	m.noReferent = prometheus.NewCounter(prometheus.CounterOpts{Name: "supportbridge_tickets_without_referent_total",
-		Help: "Demands created in a structure with no referent anywhere up its chain: no referent is notified of them."})
+	m.jobs = counterVec("supportbridge_jobs_total", "Jobs run, by kind and result (done, retry, given_up).", "kind", "result")
+	m.mailsAccepted = counterVec("supportbridge_mails_sent_total", "Mails the desk's server accepted, by kind (esc, fu).", "kind")
+	m.deadLetters = counterVec("supportbridge_dead_letters_total", "Jobs given up and moved to the dead letters, by kind.", "kind")
+	m.inbound = counterVec("supportbridge_imap_messages_total", "Inbound mails handled, by outcome (applied, duplicate, loop, auto_reply, desk_notice, bounce, quarantined).", "outcome")
+	m.digestRuns = counterVec("supportbridge_digest_runs_total", "Digest runs, by period and result.", "period", "result")
+	m.callbackResult = counterVec("supportbridge_callbacks_total", "Callback attempts to the ENT, by result (delivered, failed).", "result")
+	m.operatorAlerts = counterVec("supportbridge_operator_alerts_total", "Alert mails to the operators about jobs given up, by result (sent, suppressed within the window, failed, dropped).", "result")
+	m.feedRemoved = counter("supportbridge_feed_pruned_total", "Feed entries removed by the retention prune.")
+	m.feedPrunes = counterVec("supportbridge_feed_prune_runs_total", "Retention prune runs of the feeds on this replica, by result (done, error).", "result")
+	m.notReplicated = counter("supportbridge_redis_not_replicated_total", "Round trips of writes that fewer replicas than redis.wait_replicas acknowledged in time (their callers failed and retry).")
+	m.noReferent = counter("supportbridge_tickets_without_referent_total", "Demands created in a structure with no referent anywhere up its chain: no referent is notified of them.")
 	m.reg.MustRegister(m.webhooks, m.ingest, m.jobs, m.mailsAccepted, m.deadLetters, m.inbound, m.digestRuns,
 		m.callbackResult, m.operatorAlerts, m.feedRemoved, m.feedPrunes, m.notReplicated, m.noReferent,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// counterVec is a new counter named name, described by help, with one
+// series per value of labels.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+// counter is a new counter named name, described by help, without labels.
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 }
 
 func (m *metrics) feedPruned(removed int, err error) {

@@ -96,18 +96,18 @@ func (l labels) profile(p string) string {
 // holds no variable state. Text templates are rendered as is: every value in
 // them has been cleaned of control characters first (oneLine, cleanBody).
 
-const escalationText = `{{printf .L.ReplyAbove .Tag}}
+const escalationText = `{{printf .L.ReplyAbove .H.Tag}}
 
-{{printf .L.EscTitle .Tag}}
+{{printf .L.EscTitle .H.Tag}}
 
-{{.L.Subject}}{{.L.Colon}}{{.Subject}}
-{{.L.School}}{{.L.Colon}}{{.School}}{{if .UAI}} ({{.L.UAI}} {{.UAI}}){{end}}
+{{.L.Subject}}{{.L.Colon}}{{.H.Subject}}
+{{.L.School}}{{.L.Colon}}{{.H.School}}{{if .H.UAI}} ({{.L.UAI}} {{.H.UAI}}){{end}}
 {{.L.App}}{{.L.Colon}}{{.App}}
 {{.L.Requester}}{{.L.Colon}}{{template "person" .Requester}}
 {{.L.EscalatedBy}}{{.L.Colon}}{{template "person" .EscalatedBy}}
-{{.L.Ticket}}{{.L.Colon}}{{.TicketID}}
+{{.L.Ticket}}{{.L.Colon}}{{.H.TicketID}}
 {{.L.Created}}{{.L.Colon}}{{.Created}}
-{{.L.Status}}{{.L.Colon}}{{.Status}}
+{{.L.Status}}{{.L.Colon}}{{.H.Status}}
 
 {{.L.Description}}
 {{rule .L.Description}}
@@ -130,19 +130,19 @@ const escalationText = `{{printf .L.ReplyAbove .Tag}}
 
 const escalationHTML = `<!DOCTYPE html>
 <html lang="{{.L.Lang}}">
-<head><meta charset="utf-8"><title>{{.Tag}} {{.Subject}}</title></head>
+<head><meta charset="utf-8"><title>{{.H.Tag}} {{.H.Subject}}</title></head>
 <body style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222">
-<p style="color:#666">{{printf .L.ReplyAbove .Tag}}</p>
-<h2 style="font-size:18px">{{printf .L.EscTitle .Tag}}</h2>
+<p style="color:#666">{{printf .L.ReplyAbove .H.Tag}}</p>
+<h2 style="font-size:18px">{{printf .L.EscTitle .H.Tag}}</h2>
 <table cellpadding="4" style="border-collapse:collapse">
-<tr><th align="left">{{.L.Subject}}</th><td>{{.Subject}}</td></tr>
-<tr><th align="left">{{.L.School}}</th><td>{{.School}}{{if .UAI}} ({{.L.UAI}} {{.UAI}}){{end}}</td></tr>
+<tr><th align="left">{{.L.Subject}}</th><td>{{.H.Subject}}</td></tr>
+<tr><th align="left">{{.L.School}}</th><td>{{.H.School}}{{if .H.UAI}} ({{.L.UAI}} {{.H.UAI}}){{end}}</td></tr>
 <tr><th align="left">{{.L.App}}</th><td>{{.App}}</td></tr>
 <tr><th align="left">{{.L.Requester}}</th><td>{{template "person" .Requester}}</td></tr>
 <tr><th align="left">{{.L.EscalatedBy}}</th><td>{{template "person" .EscalatedBy}}</td></tr>
-<tr><th align="left">{{.L.Ticket}}</th><td>{{.TicketID}}</td></tr>
+<tr><th align="left">{{.L.Ticket}}</th><td>{{.H.TicketID}}</td></tr>
 <tr><th align="left">{{.L.Created}}</th><td>{{.Created}}</td></tr>
-<tr><th align="left">{{.L.Status}}</th><td>{{.Status}}</td></tr>
+<tr><th align="left">{{.L.Status}}</th><td>{{.H.Status}}</td></tr>
 </table>
 <h3 style="font-size:16px">{{.L.Description}}</h3>
 <div style="white-space:pre-wrap">{{if .Description}}{{.Description}}{{else}}{{.L.NoDescription}}{{end}}</div>
@@ -163,12 +163,12 @@ const escalationHTML = `<!DOCTYPE html>
 </html>
 `
 
-const followUpText = `{{printf .L.ReplyAbove .Tag}}
+const followUpText = `{{printf .L.ReplyAbove .H.Tag}}
 
-{{if .Comment}}{{printf .L.FuTitle .Tag}}{{else}}{{printf .L.FuNoteTitle .Tag}}{{end}}
-{{.L.Subject}}{{.L.Colon}}{{.Subject}}
-{{.L.School}}{{.L.Colon}}{{.School}}{{if .UAI}} ({{.L.UAI}} {{.UAI}}){{end}}
-{{.L.Status}}{{.L.Colon}}{{.Status}}
+{{if .Comment}}{{printf .L.FuTitle .H.Tag}}{{else}}{{printf .L.FuNoteTitle .H.Tag}}{{end}}
+{{.L.Subject}}{{.L.Colon}}{{.H.Subject}}
+{{.L.School}}{{.L.Colon}}{{.H.School}}{{if .H.UAI}} ({{.L.UAI}} {{.H.UAI}}){{end}}
+{{.L.Status}}{{.L.Colon}}{{.H.Status}}
 {{- with .Comment}}
 
 {{$.L.Author}}{{$.L.Colon}}{{.Author}}{{if .Email}} <{{.Email}}>{{end}} ({{.Origin}})
@@ -184,14 +184,14 @@ const followUpText = `{{printf .L.ReplyAbove .Tag}}
 
 const followUpHTML = `<!DOCTYPE html>
 <html lang="{{.L.Lang}}">
-<head><meta charset="utf-8"><title>{{.Tag}} {{.Subject}}</title></head>
+<head><meta charset="utf-8"><title>{{.H.Tag}} {{.H.Subject}}</title></head>
 <body style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#222">
-<p style="color:#666">{{printf .L.ReplyAbove .Tag}}</p>
-<h2 style="font-size:18px">{{if .Comment}}{{printf .L.FuTitle .Tag}}{{else}}{{printf .L.FuNoteTitle .Tag}}{{end}}</h2>
+<p style="color:#666">{{printf .L.ReplyAbove .H.Tag}}</p>
+<h2 style="font-size:18px">{{if .Comment}}{{printf .L.FuTitle .H.Tag}}{{else}}{{printf .L.FuNoteTitle .H.Tag}}{{end}}</h2>
 <table cellpadding="4" style="border-collapse:collapse">
-<tr><th align="left">{{.L.Subject}}</th><td>{{.Subject}}</td></tr>
-<tr><th align="left">{{.L.School}}</th><td>{{.School}}{{if .UAI}} ({{.L.UAI}} {{.UAI}}){{end}}</td></tr>
-<tr><th align="left">{{.L.Status}}</th><td>{{.Status}}</td></tr>
+<tr><th align="left">{{.L.Subject}}</th><td>{{.H.Subject}}</td></tr>
+<tr><th align="left">{{.L.School}}</th><td>{{.H.School}}{{if .H.UAI}} ({{.L.UAI}} {{.H.UAI}}){{end}}</td></tr>
+<tr><th align="left">{{.L.Status}}</th><td>{{.H.Status}}</td></tr>
 {{- with .Comment}}
 <tr><th align="left">{{$.L.Author}}</th><td>{{.Author}}{{if .Email}} &lt;{{.Email}}&gt;{{end}} ({{.Origin}})</td></tr>
 <tr><th align="left">{{$.L.Date}}</th><td>{{.Date}}</td></tr>

@@ -249,29 +249,25 @@ func postfixDirs(t testing.TB, dir string, owner account, setgidGroup string) {
 		t.Fatalf("group %s: gid %q: %v", setgidGroup, g.Gid, err)
 	}
 	root := -1 // unchanged: ours, root
-	for _, d := range []struct {
+	type postfixDir struct {
 		path     string
 		uid, gid int
 		mode     os.FileMode
-	}{
+	}
+	dirs := []postfixDir{
 		{path: "etc", uid: root, gid: root, mode: 0o755},
 		{path: "data", uid: owner.uid, gid: root, mode: 0o700},
 		{path: "queue", uid: root, gid: root, mode: 0o755},
 		{path: "queue/pid", uid: root, gid: root, mode: 0o755},
 		{path: "queue/maildrop", uid: owner.uid, gid: sgid, mode: 0o730},
 		{path: "queue/public", uid: owner.uid, gid: sgid, mode: 0o710},
-		{path: "queue/private", uid: owner.uid, gid: root, mode: 0o700},
-		{path: "queue/active", uid: owner.uid, gid: root, mode: 0o700},
-		{path: "queue/bounce", uid: owner.uid, gid: root, mode: 0o700},
-		{path: "queue/corrupt", uid: owner.uid, gid: root, mode: 0o700},
-		{path: "queue/defer", uid: owner.uid, gid: root, mode: 0o700},
-		{path: "queue/deferred", uid: owner.uid, gid: root, mode: 0o700},
-		{path: "queue/flush", uid: owner.uid, gid: root, mode: 0o700},
-		{path: "queue/hold", uid: owner.uid, gid: root, mode: 0o700},
-		{path: "queue/incoming", uid: owner.uid, gid: root, mode: 0o700},
-		{path: "queue/saved", uid: owner.uid, gid: root, mode: 0o700},
-		{path: "queue/trace", uid: owner.uid, gid: root, mode: 0o700},
-	} {
+	}
+	// The other queue directories: the mail owner's, mode 0700.
+	for _, q := range []string{"private", "active", "bounce", "corrupt", "defer", "deferred",
+		"flush", "hold", "incoming", "saved", "trace"} {
+		dirs = append(dirs, postfixDir{path: "queue/" + q, uid: owner.uid, gid: root, mode: 0o700})
+	}
+	for _, d := range dirs {
 		path := filepath.Join(dir, d.path)
 		if err := os.Mkdir(path, d.mode); err != nil {
 			t.Fatalf("postfix dir: %v", err)
