@@ -97,44 +97,27 @@ func (o *Options) defaults() {
 	if o.Queue == "" {
 		o.Queue = "supportbridge"
 	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 8
-	}
-	if o.RetryInitial <= 0 {
-		o.RetryInitial = 5 * time.Minute
-	}
-	if o.RetryMax <= 0 {
-		o.RetryMax = 66 * time.Minute
-	}
-	if o.MaxRetry <= 0 {
-		o.MaxRetry = 500
-	}
-	if o.Retention <= 0 {
-		o.Retention = 7 * 24 * time.Hour
-	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = 200 * time.Millisecond
-	}
-	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = 10 * time.Second
-	}
-	if o.Lease <= 0 {
-		o.Lease = 30 * time.Second
-	}
-	if o.Block <= 0 {
-		o.Block = time.Second
-	}
-	if o.JobTimeout <= 0 {
-		o.JobTimeout = 10 * time.Minute
-	}
-	if o.DeadMax <= 0 {
-		o.DeadMax = 10000
-	}
-	if o.DeadFor <= 0 {
-		o.DeadFor = 90 * 24 * time.Hour
-	}
+	positive(&o.Concurrency, 8)
+	positive(&o.RetryInitial, 5*time.Minute)
+	positive(&o.RetryMax, 66*time.Minute)
+	positive(&o.MaxRetry, 500)
+	positive(&o.Retention, 7*24*time.Hour)
+	positive(&o.PollInterval, 200*time.Millisecond)
+	positive(&o.ShutdownTimeout, 10*time.Second)
+	positive(&o.Lease, 30*time.Second)
+	positive(&o.Block, time.Second)
+	positive(&o.JobTimeout, 10*time.Minute)
+	positive(&o.DeadMax, 10000)
+	positive(&o.DeadFor, 90*24*time.Hour)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// positive sets *v to def unless it is above zero.
+func positive[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
@@ -272,6 +255,10 @@ type runner struct {
 	consumer string
 	slots    chan struct{}
 	acks     chan ack
+	// work hands the jobs taken to Concurrency long-lived goroutines:
+	// their stacks, once grown by a handler (templates, MIME), stay grown,
+	// where a goroutine per job grew a new one each time.
+	work chan delivery
 
 	// jobCtx is the jobs' context: cancelled ShutdownTimeout after the
 	// run's; jobs counts the running ones.
@@ -291,6 +278,11 @@ func (r *runner) run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	ackDone := make(chan struct{})
 	go func() { defer close(ackDone); r.acker() }()
+	r.work = make(chan delivery, cap(r.slots))
+	for range cap(r.slots) {
+		go r.worker()
+	}
+	defer close(r.work)
 	for _, loop := range []func(context.Context){r.forwarder, r.renewer} {
 		loops.Add(1)
 		go func() { defer loops.Done(); loop(ctx) }()
@@ -360,18 +352,24 @@ func (r *runner) leave(ctx context.Context) {
 	}
 }
 
-// start runs the jobs taken, each in a slot already held.
+// start hands the jobs taken to the workers, each in a slot already held
+// (so a worker is free for it, or about to be).
 func (r *runner) start(ds []delivery) {
 	for _, d := range ds {
 		r.mu.Lock()
 		r.running[d.entry] = d.started
 		r.mu.Unlock()
 		r.jobs.Add(1)
-		go func() {
-			defer r.jobs.Done()
-			defer func() { <-r.slots }()
-			r.work(r.jobCtx, d)
-		}()
+		r.work <- d
+	}
+}
+
+// worker runs the jobs handed to it until the run ends.
+func (r *runner) worker() {
+	for d := range r.work {
+		r.runJob(r.jobCtx, d)
+		<-r.slots
+		r.jobs.Done()
 	}
 }
 
@@ -410,7 +408,7 @@ func (r *runner) deliveries(msgs []redis.XMessage) []delivery {
 	return out
 }
 
-func (r *runner) work(ctx context.Context, d delivery) {
+func (r *runner) runJob(ctx context.Context, d delivery) {
 	defer func() {
 		r.mu.Lock()
 		delete(r.running, d.entry)

@@ -155,6 +155,7 @@ func BenchmarkIMAPImport(b *testing.B) {
 	statsBefore := commandStats(context.Background(), b, d)
 	redisCPUBefore := redisCPU(context.Background(), b, d)
 	ownCPUBefore := processCPU(b)
+	stopProfile := windowProfile(b, "reply")
 	b.ResetTimer()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -180,6 +181,7 @@ func BenchmarkIMAPImport(b *testing.B) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	stopProfile()
 	// Where the CPU goes, per reply (Dovecot's own is not counted).
 	ownCPU := processCPU(b) - ownCPUBefore
 	cmds := redisCommands(context.Background(), b, d) - cmdsBefore

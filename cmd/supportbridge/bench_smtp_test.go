@@ -169,6 +169,7 @@ func benchEscalationSend(b *testing.B, redisOpts ...redistest.Option) {
 	statsBefore := commandStats(ctx, b, d)
 	redisCPUBefore := redisCPU(ctx, b, d)
 	ownCPUBefore := processCPU(b)
+	stopProfile := windowProfile(b, "escalation")
 	b.ResetTimer()
 	start := time.Now()
 	jobsCtx, stopJobs := context.WithCancel(ctx)
@@ -182,6 +183,7 @@ func benchEscalationSend(b *testing.B, redisOpts ...redistest.Option) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	stopProfile()
 	if sent.Load() < int64(b.N) {
 		b.Fatalf("only %d of %d escalations sent", sent.Load(), b.N)
 	}

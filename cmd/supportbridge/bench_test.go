@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,6 +114,7 @@ func benchIngest(b *testing.B, srv *redistest.Server, configure func(*config.Con
 	}
 	lat := make([]time.Duration, b.N)
 	statsBefore := commandStats(context.Background(), b, d)
+	stopProfile := windowProfile(b, "ingest")
 	b.ResetTimer()
 	elapsed, failed := fanOut(b.N, clients, func(i int) error {
 		d, err := post(fmt.Sprintf("w-%d-%d", run, i), bodies[i])
@@ -118,6 +122,7 @@ func benchIngest(b *testing.B, srv *redistest.Server, configure func(*config.Con
 		return err
 	})
 	b.StopTimer()
+	stopProfile()
 	if failed > 0 {
 		b.Fatalf("%d webhooks failed", failed)
 	}
@@ -258,4 +263,30 @@ func logCommandBudget(b *testing.B, unit string, before, after map[string]int64,
 		}
 	}
 	b.Log(sb.String())
+}
+
+// windowProfile profiles this process's CPU over a benchmark's timed
+// window only, when SUPPORTBRIDGE_BENCH_CPUPROFILE names a directory: the
+// profile goes to <dir>/<name>.prof (go test's own -cpuprofile would also
+// take the setup before the clock and the baselines after it; do not set
+// both). The returned stop ends it; a no-op otherwise.
+func windowProfile(b *testing.B, name string) (stop func()) {
+	dir := os.Getenv("SUPPORTBRIDGE_BENCH_CPUPROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name+".prof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
