@@ -14,6 +14,7 @@ import (
 
 	"supportbridge/bridge"
 	"supportbridge/bridge/jobqueue"
+	"supportbridge/bridge/redisstore/redistest"
 )
 
 // asynqTask enqueues an effect as versions before the stream queue did.
@@ -152,3 +153,29 @@ func (asynqQuiet) Info(...any)  {}
 func (asynqQuiet) Warn(...any)  {}
 func (asynqQuiet) Error(...any) {}
 func (asynqQuiet) Fatal(...any) {}
+
+// TestMigrateAsynqCluster: on a Redis Cluster (asynq's keys in one slot,
+// the queue's in another) the migration moves the jobs all the same, and
+// with nothing left in asynq it costs one SMEMBERS.
+func TestMigrateAsynqCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	rdb := c.Client(t)
+	ctx := context.Background()
+	ac := asynq.NewClientFromRedisClient(rdb)
+	asynqTask(t, ac, "c-pending")
+	asynqTask(t, ac, "c-dead")
+	if err := asynq.NewInspectorFromRedisClient(rdb).ArchiveTask("mig-jobs", "c-dead"); err != nil {
+		t.Fatal(err)
+	}
+	q := jobqueue.New(rdb, jobqueue.Options{Queue: "mig-jobs", Block: 100 * time.Millisecond})
+	if n, err := q.MigrateAsynq(ctx); err != nil || n != 2 {
+		t.Fatalf("migrated %d, %v; want 2", n, err)
+	}
+	if n, err := q.MigrateAsynq(ctx); err != nil || n != 0 {
+		t.Fatalf("second migration: %d, %v", n, err)
+	}
+	d, err := q.Depths()
+	if err != nil || d.Pending != 1 || d.Dead != 1 {
+		t.Fatalf("depths %+v, %v", d, err)
+	}
+}

@@ -132,6 +132,9 @@ type Queue struct {
 	keys keys
 	// wake tells the forwarder a retry was scheduled by this process.
 	wake chan struct{}
+	// dispatches gathers the Dispatch calls that arrive while one is on
+	// its way to Redis: they go together in the next script call.
+	dispatches dispatchBatch
 }
 
 var _ bridge.Dispatcher = (*Queue)(nil)
@@ -164,46 +167,6 @@ type record struct {
 	FailedAt int64           `json:"f,omitempty"` // Unix ms
 	// Due is a retry's due time (Unix ms): it keeps members unique.
 	Due int64 `json:"d,omitempty"`
-}
-
-// dispatchScript enqueues each job whose id key it could set: KEYS[1] the
-// stream, KEYS[2..] the id keys; ARGV[1] the retention in ms, ARGV[2..]
-// the records.
-var dispatchScript = redis.NewScript(`
-local n = 0
-for i = 2, #KEYS do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[1]) then
-    redis.call('XADD', KEYS[1], '*', 'j', ARGV[i])
-    n = n + 1
-  end
-end
-return n`)
-
-// Dispatch enqueues effects, once per effect id, in one round trip.
-func (q *Queue) Dispatch(ctx context.Context, effects []bridge.Effect) error {
-	if len(effects) == 0 {
-		return nil
-	}
-	ks := make([]string, 1, 1+len(effects))
-	ks[0] = q.keys.stream
-	args := make([]any, 1, 1+len(effects))
-	args[0] = q.opts.Retention.Milliseconds()
-	for _, e := range effects {
-		p, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		r, err := json.Marshal(record{ID: e.ID, Payload: p})
-		if err != nil {
-			return err
-		}
-		ks = append(ks, q.keys.idPrefix+e.ID)
-		args = append(args, r)
-	}
-	if err := dispatchScript.Run(ctx, q.rdb, ks, args...).Err(); err != nil {
-		return fmt.Errorf("enqueue %s: %w", effects[0].ID, err)
-	}
-	return nil
 }
 
 // Handler carries out one effect (bridge.Worker.Handle).
