@@ -105,7 +105,13 @@ func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 // Structure returns a structure.
 func (s *Store) Structure(ctx context.Context, id string) (bridge.Structure, error) {
 	var st bridge.Structure
-	raw, err := s.rdb.Get(ctx, s.structureKey(id)).Bytes()
+	// Through the shared pipelines: each webhook reads its structure
+	// chain (roles), and concurrent webhooks share the round trip.
+	var doc *redis.StringCmd
+	if err := s.batch.do(ctx, func(pipe redis.Pipeliner) { doc = pipe.Get(ctx, s.structureKey(id)) }); err != nil {
+		return st, err
+	}
+	raw, err := doc.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return st, bridge.ErrNotFound
 	}
