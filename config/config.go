@@ -193,10 +193,11 @@ type Attachments struct {
 type Jobs struct {
 	// Concurrency is how many jobs one replica runs at once.
 	Concurrency int `yaml:"concurrency"`
-	// PollInterval is how often an idle replica looks for due jobs.
+	// PollInterval is how often a replica looks for retries that are due
+	// (new jobs are taken as soon as they are queued).
 	PollInterval time.Duration `yaml:"poll_interval"`
-	// Retention keeps finished jobs (and their ids, so an effect handed
-	// over twice runs once) for that long.
+	// Retention keeps the id of a job (so that an effect handed over
+	// twice runs once) for that long after its dispatch or last failure.
 	Retention time.Duration `yaml:"retention"`
 }
 
