@@ -339,7 +339,7 @@ func (w *Worker) sendPrepared(ctx context.Context, eff Effect, rec MailRecord, c
 }
 
 func (w *Worker) escalate(ctx context.Context, eff Effect) error {
-	view, err := w.store.TicketView(ctx, eff.TicketID)
+	view, err := w.store.TicketWithExchanges(ctx, eff.TicketID)
 	if err != nil {
 		return fmt.Errorf("load ticket %s: %w", eff.TicketID, err)
 	}
@@ -408,7 +408,7 @@ func (w *Worker) forward(ctx context.Context, eff Effect) error {
 	if w.mailer == nil || w.ledger == nil {
 		return nil
 	}
-	view, err := w.store.TicketView(ctx, eff.TicketID)
+	view, err := w.store.TicketWithExchanges(ctx, eff.TicketID)
 	if err != nil {
 		return fmt.Errorf("load ticket %s: %w", eff.TicketID, err)
 	}

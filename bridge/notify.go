@@ -291,7 +291,7 @@ type inlineAttachment struct {
 }
 
 func (w *Worker) deskReplyPayload(ctx context.Context, eff Effect) (any, error) {
-	view, err := w.store.TicketView(ctx, eff.TicketID)
+	view, err := w.store.TicketWithExchanges(ctx, eff.TicketID)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,9 @@ type Store interface {
 	// to it. A missing ticket is ErrNotFound (seen is still reported).
 	LoadTicket(ctx context.Context, id, eventID string) (t Ticket, seen bool, err error)
 	TicketView(ctx context.Context, id string) (TicketView, error)
+	// TicketWithExchanges is TicketView without the events (Events nil):
+	// what the workers' mails and callbacks show.
+	TicketWithExchanges(ctx context.Context, id string) (TicketView, error)
 	// Commit applies c atomically: dup = true when c.EventID or one of the
 	// exchange ids was already applied (nothing is written then);
 	// ErrVersionConflict when the ticket's version is no longer

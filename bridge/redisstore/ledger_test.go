@@ -2,6 +2,8 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -112,4 +114,34 @@ func testPrepareEscalation(t *testing.T, rdb redis.UniversalClient) {
 		t.Errorf("thread %v, %v", thread, err)
 	}
 	var _ bridge.EscalationPreparer = (*redisstore.Store)(nil)
+}
+
+// TestTicketWithExchanges: the view the workers read is TicketView less
+// the timeline, the same ticket and exchanges.
+func TestTicketWithExchanges(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		svc, st := newService(rdb, nil)
+		at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+		mustApply(t, svc, structureEvent("s1", true), bridge.Applied)
+		mustApply(t, svc, createdEvent("t1", "s1", at), bridge.Applied)
+		full, err := st.TicketView(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lean, err := st.TicketWithExchanges(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(full.Events) == 0 || lean.Events != nil {
+			t.Errorf("events: full %d, lean %v", len(full.Events), lean.Events)
+		}
+		full.Events = nil
+		if !reflect.DeepEqual(full, lean) {
+			t.Errorf("lean view %+v\nwant %+v", lean, full)
+		}
+		if _, err := st.TicketWithExchanges(ctx, "t-none"); !errors.Is(err, bridge.ErrNotFound) {
+			t.Errorf("missing ticket: %v", err)
+		}
+	})
 }

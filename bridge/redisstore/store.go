@@ -205,6 +205,18 @@ func (s *Store) LoadTicket(ctx context.Context, id, eventID string) (bridge.Tick
 
 // TicketView returns a ticket with its exchanges and events.
 func (s *Store) TicketView(ctx context.Context, id string) (bridge.TicketView, error) {
+	return s.ticketView(ctx, id, true)
+}
+
+// TicketWithExchanges returns a ticket with its exchanges, without its
+// timeline: what the mails to the desk and the callbacks show. The
+// timeline grows with every change; not reading it spares a round trip's
+// command and its decoding.
+func (s *Store) TicketWithExchanges(ctx context.Context, id string) (bridge.TicketView, error) {
+	return s.ticketView(ctx, id, false)
+}
+
+func (s *Store) ticketView(ctx context.Context, id string, events bool) (bridge.TicketView, error) {
 	k := s.ticketKeys(id)
 	var v bridge.TicketView
 	var doc *redis.StringCmd
@@ -212,14 +224,17 @@ func (s *Store) TicketView(ctx context.Context, id string) (bridge.TicketView, e
 	if err := s.batch.read(ctx, func(pipe redis.Pipeliner) {
 		doc = pipe.Get(ctx, k.doc)
 		exs = pipe.LRange(ctx, k.ex, 0, -1)
-		evs = pipe.LRange(ctx, k.ev, 0, -1)
+		if events {
+			evs = pipe.LRange(ctx, k.ev, 0, -1)
+		}
 	}); err != nil {
 		return v, err
 	}
-	for _, c := range []redis.Cmder{exs, evs} {
-		if err := c.Err(); err != nil {
-			return v, err
-		}
+	if err := exs.Err(); err != nil {
+		return v, err
+	}
+	if events && evs.Err() != nil {
+		return v, evs.Err()
 	}
 	raw, err := doc.Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -238,6 +253,9 @@ func (s *Store) TicketView(ctx context.Context, id string) (bridge.TicketView, e
 			return v, fmt.Errorf("ticket %s exchange: %w", id, err)
 		}
 		v.Exchanges = append(v.Exchanges, e)
+	}
+	if !events {
+		return v, nil
 	}
 	v.Events = make([]bridge.TimelineEvent, 0, len(evs.Val()))
 	for _, r := range evs.Val() {
