@@ -27,12 +27,14 @@ return n`)
 // maxDispatchBatch bounds the jobs one script call enqueues.
 const maxDispatchBatch = 256
 
-// dispatchBatch gathers concurrent Dispatch calls. The caller that finds
-// no call on its way to Redis sends the waiting ones, its own first, then
-// those that arrived meanwhile, until none waits; the others wait for
-// their answer. So concurrent callers (the mailbox reader applies 32
-// replies at once, webhooks arrive together) share one round trip and
-// one script call, and no goroutine outlives the calls.
+// dispatchBatch gathers concurrent Dispatch calls. When none is on its
+// way to Redis, a call starts a sender that takes every call waiting, up to
+// maxDispatchBatch jobs, into one script call, and again for those that
+// arrived meanwhile, and ends when none waits (as the store's shared
+// pipelines do). So concurrent callers (the mailbox reader applies 32
+// replies at once, webhooks arrive together) share one round trip and one
+// script call, no caller sends the others' jobs, and no goroutine outlives
+// the calls.
 type dispatchBatch struct {
 	mu      sync.Mutex
 	sending bool
@@ -42,7 +44,7 @@ type dispatchBatch struct {
 type dispatchCall struct {
 	ids  []string
 	recs []any
-	done chan error
+	done chan error // buffered: the sender never waits for the caller
 }
 
 // Dispatch enqueues effects, once per effect id, with the effects of the
@@ -50,6 +52,9 @@ type dispatchCall struct {
 func (q *Queue) Dispatch(ctx context.Context, effects []bridge.Effect) error {
 	if len(effects) == 0 {
 		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err // nothing queued
 	}
 	call := &dispatchCall{ids: make([]string, 0, len(effects)), recs: make([]any, 0, len(effects)),
 		done: make(chan error, 1)}
@@ -68,22 +73,20 @@ func (q *Queue) Dispatch(ctx context.Context, effects []bridge.Effect) error {
 	b := &q.dispatches
 	b.mu.Lock()
 	b.waiting = append(b.waiting, call)
-	if b.sending {
-		b.mu.Unlock()
-		select {
-		case err := <-call.done:
-			return err
-		case <-ctx.Done():
-			// It may still be enqueued: the effect is in its ticket's
-			// outbox, handed over again later, once by its id.
-			return ctx.Err()
-		}
+	if !b.sending {
+		b.sending = true
+		// The calls of others must not fail because this caller gives up.
+		go q.sendDispatches(context.WithoutCancel(ctx))
 	}
-	b.sending = true
 	b.mu.Unlock()
-	// The calls of others must not fail because this caller gives up.
-	q.sendDispatches(context.WithoutCancel(ctx))
-	return <-call.done
+	select {
+	case err := <-call.done:
+		return err
+	case <-ctx.Done():
+		// It may still be enqueued: the effect is in its ticket's
+		// outbox, handed over again later, once by its id.
+		return ctx.Err()
+	}
 }
 
 // sendDispatches sends the waiting calls, batch after batch, until none
