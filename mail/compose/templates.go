@@ -2,7 +2,6 @@ package compose
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -68,21 +67,15 @@ func (l labels) date(t time.Time, loc *time.Location) string {
 // size formats n bytes: "850 octets", "12,3 Ko", "2,5 Mo".
 func (l labels) size(n int64) string {
 	if n < 1024 {
-		return strconv.FormatInt(n, 10) + " " + l.Units[0]
+		return fmt.Sprintf("%d %s", n, l.Units[0])
 	}
-	u, div := 1, int64(1024)
-	for n/div >= 1024 && u < len(l.Units)-1 {
-		div *= 1024
+	v := float64(n) / 1024
+	u := 1
+	for v >= 1024 && u < len(l.Units)-1 {
+		v /= 1024
 		u++
 	}
-	// n/div to one decimal, rounded half to even as %.1f rounds the
-	// exact quotient; in integers (fmt's float formatting cost more than
-	// the rest of an attachment's lines).
-	q, r := n*10/div, n*10%div
-	if 2*r > div || 2*r == div && q%2 == 1 {
-		q++
-	}
-	return strconv.FormatInt(q/10, 10) + l.DecimalSep + strconv.FormatInt(q%10, 10) + " " + l.Units[u]
+	return strings.Replace(fmt.Sprintf("%.1f", v), ".", l.DecimalSep, 1) + " " + l.Units[u]
 }
 
 func (l labels) status(s bridge.Status) string {
