@@ -34,9 +34,18 @@ type serverStats struct {
 }
 
 func statsOf(b *testing.B, rdb redis.UniversalClient) serverStats {
-	info, err := rdb.Info(context.Background(), "all").Result()
+	s, err := readStats(rdb)
 	if err != nil {
 		b.Fatal(err)
+	}
+	return s
+}
+
+// readStats reads INFO ALL; miniredis does not answer it.
+func readStats(rdb redis.UniversalClient) (serverStats, error) {
+	info, err := rdb.Info(context.Background(), "all").Result()
+	if err != nil {
+		return serverStats{}, err
 	}
 	s := serverStats{calls: map[string]int64{}}
 	for line := range strings.SplitSeq(info, "\r\n") {
@@ -55,7 +64,7 @@ func statsOf(b *testing.B, rdb redis.UniversalClient) serverStats {
 			s.calls[strings.TrimPrefix(k, "cmdstat_")], _ = strconv.ParseInt(calls, 10, 64)
 		}
 	}
-	return s
+	return s, nil
 }
 
 // report adds the Redis work per job between two INFO ALL (less the first

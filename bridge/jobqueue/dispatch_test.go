@@ -3,8 +3,6 @@ package jobqueue_test
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,23 +13,14 @@ import (
 	"supportbridge/bridge/jobqueue"
 )
 
-// scriptCalls is how many EVALSHA and EVAL Redis has run (INFO
-// commandstats), or -1 where INFO does not tell (miniredis).
+// scriptCalls is how many EVALSHA and EVAL Redis has run, or -1 where
+// INFO does not tell (miniredis).
 func scriptCalls(rdb redis.UniversalClient) int {
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	s, err := readStats(rdb)
 	if err != nil {
 		return -1
 	}
-	n := 0
-	for line := range strings.SplitSeq(info, "\r\n") {
-		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
-			if v, ok := strings.CutPrefix(line, cmd); ok {
-				c, _ := strconv.Atoi(v[:strings.IndexByte(v, ',')])
-				n += c
-			}
-		}
-	}
-	return n
+	return int(s.calls["evalsha"] + s.calls["eval"])
 }
 
 // TestDispatchShared: 64 callers dispatching at once, some of the same
