@@ -29,14 +29,7 @@ func scriptCalls(rdb redis.UniversalClient) int {
 func TestDispatchShared(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
 		q := jobqueue.New(rdb, jobqueue.Options{Queue: "shared", Block: 100 * time.Millisecond})
-		var mu sync.Mutex
-		runs := map[string]int{}
-		run(t, q, func(_ context.Context, e bridge.Effect) error {
-			mu.Lock()
-			defer mu.Unlock()
-			runs[e.ID]++
-			return nil
-		})
+		c := countRuns(t, q)
 		before := scriptCalls(rdb)
 		const callers = 64
 		start := make(chan struct{})
@@ -71,15 +64,7 @@ func TestDispatchShared(t *testing.T) {
 				t.Errorf("%d script calls for %d concurrent callers: none shared", calls, callers)
 			}
 		}
-		waitFor(t, "every effect", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return len(runs) >= 2*callers-1
-		})
-		time.Sleep(200 * time.Millisecond)
-		mu.Lock()
-		defer mu.Unlock()
-		for id, n := range runs {
+		for id, n := range c.settle(t, "every effect", 2*callers-1) {
 			if n != 1 {
 				t.Errorf("%s ran %d times", id, n)
 			}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -88,22 +87,10 @@ func TestMigrateAsynq(t *testing.T) {
 		if err != nil || len(dead) != 1 || dead[0].ID != "dead" || dead[0].TicketID != "T-dead" || dead[0].Kind != "callback" {
 			t.Fatalf("dead letters %+v, %v", dead, err)
 		}
-		var mu sync.Mutex
-		runs := map[string]int{}
-		run(t, q, func(_ context.Context, e bridge.Effect) error {
-			mu.Lock()
-			defer mu.Unlock()
-			runs[e.ID]++
-			return nil
-		})
-		waitFor(t, "the migrated jobs", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return len(runs) == 4
-		})
-		time.Sleep(200 * time.Millisecond)
-		mu.Lock()
-		defer mu.Unlock()
+		runs := countRuns(t, q).settle(t, "the migrated jobs", 4)
+		if len(runs) != 4 {
+			t.Errorf("%d jobs ran, want 4: %v", len(runs), runs)
+		}
 		for _, id := range []string{"retried", "pending", "later", "running"} {
 			if runs[id] != 1 {
 				t.Errorf("%s ran %d times (%v)", id, runs[id], runs)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"strings"
@@ -90,6 +91,39 @@ func run(t *testing.T, q *jobqueue.Queue, handle jobqueue.Handler) {
 			t.Error(err)
 		}
 	})
+}
+
+// runCounter counts the runs of each effect id on a queue it works.
+type runCounter struct {
+	mu   sync.Mutex
+	runs map[string]int
+}
+
+// countRuns works q until the test ends, each job counted and done.
+func countRuns(t *testing.T, q *jobqueue.Queue) *runCounter {
+	c := &runCounter{runs: map[string]int{}}
+	run(t, q, func(_ context.Context, e bridge.Effect) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.runs[e.ID]++
+		return nil
+	})
+	return c
+}
+
+// settle waits until n effect ids have run, gives a second run of any
+// of them the time to land, and returns the counts.
+func (c *runCounter) settle(t *testing.T, what string, n int) map[string]int {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.runs) >= n
+	})
+	time.Sleep(200 * time.Millisecond)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.runs)
 }
 
 func newHarness(t *testing.T, rdb redis.UniversalClient, mailer *fakeMailer, lifetime time.Duration) *harness {
@@ -358,8 +392,6 @@ func TestScheduleEndsInDeadLetters(t *testing.T) {
 func TestDispatchOncePerEffect(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
 		q := jobqueue.New(rdb, jobqueue.Options{Queue: "jq-once", Block: 100 * time.Millisecond})
-		var mu sync.Mutex
-		runs := map[string]int{}
 		var effs []bridge.Effect
 		for i := range 20 {
 			effs = append(effs, bridge.Effect{ID: fmt.Sprint("e", i), Kind: bridge.EffectNotify, TicketID: "1"})
@@ -368,23 +400,14 @@ func TestDispatchOncePerEffect(t *testing.T) {
 		if err := q.Dispatch(ctx, append(effs, effs[:5]...)); err != nil {
 			t.Fatal(err)
 		}
-		run(t, q, func(_ context.Context, e bridge.Effect) error {
-			mu.Lock()
-			defer mu.Unlock()
-			runs[e.ID]++
-			return nil
-		})
+		c := countRuns(t, q)
 		if err := q.Dispatch(ctx, effs); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "all run", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return len(runs) == 20
-		})
-		time.Sleep(200 * time.Millisecond)
-		mu.Lock()
-		defer mu.Unlock()
+		runs := c.settle(t, "all run", 20)
+		if len(runs) != 20 {
+			t.Errorf("%d effects ran, want 20", len(runs))
+		}
 		for id, n := range runs {
 			if n != 1 {
 				t.Errorf("%s ran %d times", id, n)
