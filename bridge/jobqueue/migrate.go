@@ -118,13 +118,15 @@ func (q *Queue) MigrateAsynq(ctx context.Context) (int, error) {
 
 func (q *Queue) migrateTask(ctx context.Context, t *asynq.TaskInfo, dead bool) error {
 	payload := json.RawMessage(t.Payload)
+	lastErr := t.LastErr
 	var e bridge.Effect
 	if !json.Valid(payload) || json.Unmarshal(payload, &e) != nil || e.ID == "" {
 		// Not one of ours: kept as a dead letter, for an operator to see.
 		payload, _ = json.Marshal(string(t.Payload))
 		dead = true
+		lastErr = "moved from asynq: its payload is not an effect of this bridge"
 	}
-	rec := record{ID: t.ID, Retried: t.Retried, Payload: payload, LastErr: t.LastErr}
+	rec := record{ID: t.ID, Retried: t.Retried, Payload: payload, LastErr: lastErr}
 	failedAt := t.LastFailedAt
 	if dead && failedAt.IsZero() {
 		failedAt = time.Now()

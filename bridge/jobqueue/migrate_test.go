@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,4 +166,29 @@ func TestMigrateAsynqCluster(t *testing.T) {
 	if err != nil || d.Pending != 1 || d.Dead != 1 {
 		t.Fatalf("depths %+v, %v", d, err)
 	}
+}
+
+// TestMigrateAsynqForeignTask: a task in that asynq queue whose payload is
+// not one of our effects is not run, nor lost: it becomes a dead letter
+// an operator sees, with its payload kept.
+func TestMigrateAsynqForeignTask(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient, _ string) {
+		c := asynq.NewClientFromRedisClient(rdb)
+		if _, err := c.Enqueue(asynq.NewTask("effect:callback", []byte("not json {")), asynq.TaskID("foreign"),
+			asynq.Queue("mig-jobs")); err != nil {
+			t.Fatal(err)
+		}
+		q := jobqueue.New(rdb, jobqueue.Options{Queue: "mig-jobs"})
+		if n, err := q.MigrateAsynq(context.Background()); err != nil || n != 1 {
+			t.Fatalf("migrated %d, %v; want 1", n, err)
+		}
+		dead, err := q.Dead()
+		if err != nil || len(dead) != 1 || dead[0].ID != "foreign" || dead[0].FailedAt.IsZero() ||
+			!strings.Contains(dead[0].LastError, "not an effect") {
+			t.Fatalf("dead letters %+v, %v", dead, err)
+		}
+		if d, err := q.Depths(); err != nil || d.Pending != 0 {
+			t.Errorf("depths %+v, %v: a foreign task must not run", d, err)
+		}
+	})
 }
