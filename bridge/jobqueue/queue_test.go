@@ -197,6 +197,7 @@ func TestTemporaryFailuresEndInOneDelivery(t *testing.T) {
 		waitFor(t, "escalation successful", func() bool {
 			return escalationOf(t, h.svc, "42").Status == bridge.EscalationSuccessful
 		})
+		// Comments made after the escalation follow, threaded.
 		if _, err := h.svc.Apply(context.Background(), bridge.Event{ID: "cm1", Type: bridge.EventTicketCommented,
 			TicketID: "42", Comment: &bridge.Comment{ID: "c1", Author: bridge.Person{ID: "u1"}, Body: "précision"}}); err != nil {
 			t.Fatal(err)
@@ -241,6 +242,7 @@ func TestPermanentFailureFailsEscalation(t *testing.T) {
 			dead, _ := h.queue.Dead()
 			return len(dead) == 1 && dead[0].TicketID == "43"
 		})
+		// A retry after failure is allowed and sends a new mail.
 		if _, err := h.svc.Apply(context.Background(), bridge.Event{ID: "e2", Type: bridge.EventEscalationRequested,
 			TicketID: "43", Actor: bridge.Person{ID: "u-ref"}}); err != nil {
 			t.Fatal(err)
